@@ -1,0 +1,1 @@
+//! Flywheel grader SDK.

@@ -1,0 +1,1 @@
+//! graders (to be written).

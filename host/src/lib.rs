@@ -1,0 +1,20 @@
+//! Flywheel: versions the prompts of LLM agents, serves the right version to each task, records
+//! what happened, grades it in sandboxed WebAssembly components and proves improvements with
+//! A/B tests.
+//!
+//! # Layout
+//! - [`config`]: settings from flags and environment, validated once into typed values.
+//! - [`store`]: the one storage interface and its SQLite and PostgreSQL backends; no HTTP here.
+//! - [`prompts`]: the prompt registry: templates, immutable versions, deploy, rollback, resolve.
+//! - [`graders`]: the WebAssembly grader runtime, the graders directory and grader definitions.
+//! - [`api`]: the HTTP surface (axum): routes, auth, errors, OpenAPI, metrics; thin handlers.
+//! - [`cli`]: the `flywheel` command line.
+//! - [`server`]: builds the application state and serves it with graceful shutdown.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod graders;
+pub mod prompts;
+pub mod server;
+pub mod store;

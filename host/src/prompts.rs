@@ -1,0 +1,1 @@
+//! prompts (to be written).
