@@ -1,1 +1,0 @@
-//! graders (to be written).

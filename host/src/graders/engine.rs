@@ -1,0 +1,428 @@
+//! [`GraderRuntime`]: the one wasmtime `Engine` of the process, its epoch ticker, the one
+//! `Linker`, and the call paths (a fresh `Store` per row or per batch).
+//!
+//! Engine choices (reference/wasmtime-hosting.md §0): Cranelift (Winch had sandbox escapes and
+//! no epochs); epoch interruption with a 10 ms ticker, cheaper than fuel; the pooling allocator
+//! with batched decommits, sized to `max_concurrency` and guarded by a semaphore so the pool is
+//! never exhausted; copy-on-write memory images; no component-model concurrency (3x slower
+//! calls).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder,
+    Strategy, UpdateDeadline,
+};
+use wasmtime_wasi::WasiCtxBuilder;
+
+use crate::graders::bindings::{ModelGrader, ModelGraderPre, types};
+use crate::graders::host::HostState;
+use crate::graders::limits::Limits;
+use crate::graders::llm::{LlmBackend, NotConfigured};
+use crate::graders::log_pipe::LogPipe;
+use crate::graders::outcome::{Outcome, TrapKind, classify};
+
+/// How often the epoch advances; the wall-time deadline is checked at this granularity.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Calls (rows or batches) running at once when not configured: enough to keep 2–8 cores busy
+/// while keeping the pool's reserved address space small.
+pub const DEFAULT_MAX_CONCURRENCY: u32 = 16;
+/// The wasm stack a guest may use (wasmtime's default, stated so it is a decision).
+pub const MAX_WASM_STACK: usize = 512 << 10;
+/// Core instances a component may contain (a Rust component has 3–5; an interpreter more).
+const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+/// Memories and tables per component.
+const MAX_MEMORIES_PER_COMPONENT: u32 = 2;
+const MAX_TABLES_PER_COMPONENT: u32 = 8;
+
+/// How the runtime is built.
+#[derive(Clone)]
+pub struct RuntimeOptions {
+    /// Calls at once; sizes the instance pool.
+    pub max_concurrency: u32,
+    /// Limits of every call.
+    pub limits: Limits,
+    /// Who answers the `llm` import.
+    pub llm: Arc<dyn LlmBackend>,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            limits: Limits::default(),
+            llm: Arc::new(NotConfigured),
+        }
+    }
+}
+
+/// Why the runtime could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// wasmtime refused the engine configuration or the linker.
+    #[error("cannot build the wasmtime engine: {0}")]
+    Engine(String),
+}
+
+/// The engine, linker and limits shared by every grader call of the process.
+pub struct GraderRuntime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    permits: Arc<Semaphore>,
+    limits: Limits,
+    llm: Arc<dyn LlmBackend>,
+}
+
+impl GraderRuntime {
+    /// Builds the engine (and starts its epoch ticker) and the linker.
+    pub fn new(options: RuntimeOptions) -> Result<Arc<Self>, RuntimeError> {
+        let engine = build_engine(&options).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let linker = build_linker(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        start_epoch_ticker(&engine);
+        Ok(Arc::new(GraderRuntime {
+            engine,
+            linker,
+            permits: Arc::new(Semaphore::new(options.max_concurrency.max(1) as usize)),
+            limits: options.limits,
+            llm: options.llm,
+        }))
+    }
+
+    /// The process-wide engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<HostState> {
+        &self.linker
+    }
+
+    /// The limits applied to every call.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// A fresh store with every limit set, and the log pipe its stdout/stderr write to.
+    fn new_store(&self) -> (Store<HostState>, LogPipe) {
+        let log = LogPipe::new(self.limits.log_bytes);
+        // Grants nothing: no preopens, no env, no args, no network, stdin empty; stdout and
+        // stderr go to one bounded pipe.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(log.clone())
+            .stderr(log.clone())
+            .max_random_size(self.limits.max_random_bytes)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.memory_bytes)
+            .instances(MAX_CORE_INSTANCES_PER_COMPONENT as usize)
+            .memories(MAX_MEMORIES_PER_COMPONENT as usize)
+            .tables(MAX_TABLES_PER_COMPONENT as usize)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut table = wasmtime::component::ResourceTable::new();
+        table.set_max_capacity(self.limits.max_handles);
+        let state = HostState {
+            wasi,
+            table,
+            limits,
+            llm: self.llm.clone(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_hostcall_fuel(self.limits.hostcall_fuel);
+        store.set_max_component_handles(self.limits.max_handles);
+        let deadline = Instant::now() + self.limits.timeout;
+        store.set_epoch_deadline(1);
+        // Yield to the executor every tick (so the outer timeout and other tasks run) and
+        // interrupt once the wall-time budget is spent.
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        (store, log)
+    }
+
+    async fn permit(&self) -> Option<OwnedSemaphorePermit> {
+        self.permits.clone().acquire_owned().await.ok()
+    }
+
+    /// Total input bytes of one row, checked against the input cap.
+    fn check_input(&self, config: &str, sample: &str, item: &str) -> Result<(), Outcome> {
+        let size = config.len() + sample.len() + item.len();
+        if size > self.limits.max_input_bytes {
+            return Err(Outcome::refused(format!(
+                "the row's config, sample and item are {size} bytes; the limit is {} bytes",
+                self.limits.max_input_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Grades one row in a fresh store. Never panics and never re-enters a trapped instance:
+    /// the store is dropped after the call whatever happened.
+    pub async fn grade(
+        &self,
+        pre: &ModelGraderPre<HostState>,
+        config: &str,
+        sample: &str,
+        item: &str,
+    ) -> Outcome {
+        if let Err(refused) = self.check_input(config, sample, item) {
+            return refused;
+        }
+        let Some(_permit) = self.permit().await else {
+            return Outcome::refused("the grader runtime is shutting down");
+        };
+        let (mut store, log) = self.new_store();
+        let call = async {
+            let grader = pre.instantiate_async(&mut store).await?;
+            grader
+                .flywheel_grader_grading()
+                .call_grade(&mut store, config, sample, item)
+                .await
+        };
+        let result = tokio::time::timeout(self.limits.timeout, call).await;
+        drop(store);
+        match result {
+            Err(_) => Outcome::trap(
+                TrapKind::Timeout,
+                "the call ran past its wall-time limit",
+                log.tail(),
+            ),
+            Ok(Err(error)) => trap_outcome(&error, &log),
+            Ok(Ok(returned)) => Outcome::from_guest(returned, &self.limits),
+        }
+    }
+
+    /// Grades several rows with one config in one fresh store (`grade-batch`). Rows over the
+    /// input cap are refused without being sent. If the batch traps, every row is graded again
+    /// on its own, so one hostile row does not take the others down with it.
+    pub async fn grade_batch(
+        &self,
+        pre: &ModelGraderPre<HostState>,
+        config: &str,
+        rows: &[(String, String)],
+    ) -> Vec<Outcome> {
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(rows.len());
+        let mut sent = Vec::new();
+        let mut sent_index = Vec::new();
+        for (i, (sample, item)) in rows.iter().enumerate() {
+            match self.check_input(config, sample, item) {
+                Err(refused) => outcomes.push(Some(refused)),
+                Ok(()) => {
+                    outcomes.push(None);
+                    sent.push(types::Row {
+                        sample: sample.clone(),
+                        item: item.clone(),
+                    });
+                    sent_index.push(i);
+                }
+            }
+        }
+        if sent.is_empty() {
+            return outcomes.into_iter().flatten().collect();
+        }
+        let batch = {
+            let Some(_permit) = self.permit().await else {
+                return rows
+                    .iter()
+                    .map(|_| Outcome::refused("the grader runtime is shutting down"))
+                    .collect();
+            };
+            let (mut store, _log) = self.new_store();
+            let call = async {
+                let grader = pre.instantiate_async(&mut store).await?;
+                grader
+                    .flywheel_grader_grading()
+                    .call_grade_batch(&mut store, config, &sent)
+                    .await
+            };
+            let result = tokio::time::timeout(self.limits.timeout, call).await;
+            drop(store);
+            result
+        };
+        match batch {
+            Ok(Ok(results)) if results.len() == sent.len() => {
+                for (index, returned) in sent_index.iter().zip(results) {
+                    outcomes[*index] = Some(Outcome::from_guest(returned, &self.limits));
+                }
+            }
+            Ok(Ok(results)) => {
+                let message = format!(
+                    "grade-batch returned {} results for {} rows",
+                    results.len(),
+                    sent.len()
+                );
+                for index in &sent_index {
+                    outcomes[*index] = Some(Outcome::GraderError {
+                        kind: crate::graders::outcome::GraderErrorKind::Failed,
+                        message: message.clone(),
+                    });
+                }
+            }
+            _ => {
+                for index in &sent_index {
+                    let (sample, item) = &rows[*index];
+                    outcomes[*index] = Some(self.grade(pre, config, sample, item).await);
+                }
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Outcome::refused("row was not graded")))
+            .collect()
+    }
+
+    /// Runs the component's `validate-config`: `Ok(Ok(()))` when valid, `Ok(Err(message))` when
+    /// the grader refuses it, `Err(outcome)` when the call itself failed (trap, refusal).
+    pub async fn validate_config(
+        &self,
+        pre: &ModelGraderPre<HostState>,
+        config: &str,
+    ) -> Result<Result<(), String>, Outcome> {
+        self.check_input(config, "", "")?;
+        let Some(_permit) = self.permit().await else {
+            return Err(Outcome::refused("the grader runtime is shutting down"));
+        };
+        let (mut store, log) = self.new_store();
+        let call = async {
+            let grader = pre.instantiate_async(&mut store).await?;
+            grader
+                .flywheel_grader_grading()
+                .call_validate_config(&mut store, config)
+                .await
+        };
+        let result = tokio::time::timeout(self.limits.timeout, call).await;
+        drop(store);
+        match result {
+            Err(_) => Err(Outcome::trap(
+                TrapKind::Timeout,
+                "validate-config ran past its wall-time limit",
+                log.tail(),
+            )),
+            Ok(Err(error)) => Err(trap_outcome(&error, &log)),
+            Ok(Ok(answer)) => Ok(answer
+                .map_err(|m| crate::graders::outcome::cut(m, self.limits.max_reasoning_bytes))),
+        }
+    }
+
+    /// Calls `info()` (once, at load).
+    pub(crate) async fn info(
+        &self,
+        pre: &ModelGraderPre<HostState>,
+    ) -> Result<types::GraderInfo, Outcome> {
+        let Some(_permit) = self.permit().await else {
+            return Err(Outcome::refused("the grader runtime is shutting down"));
+        };
+        let (mut store, log) = self.new_store();
+        let call = async {
+            let grader: ModelGrader = pre.instantiate_async(&mut store).await?;
+            grader.flywheel_grader_grading().call_info(&mut store).await
+        };
+        let result = tokio::time::timeout(self.limits.timeout, call).await;
+        drop(store);
+        match result {
+            Err(_) => Err(Outcome::trap(
+                TrapKind::Timeout,
+                "info() ran past its wall-time limit",
+                log.tail(),
+            )),
+            Ok(Err(error)) => Err(trap_outcome(&error, &log)),
+            Ok(Ok(info)) => Ok(types::GraderInfo {
+                sdk_version: crate::graders::outcome::cut(
+                    info.sdk_version,
+                    self.limits.max_label_bytes,
+                ),
+                description: crate::graders::outcome::cut(
+                    info.description,
+                    self.limits.max_reasoning_bytes,
+                ),
+            }),
+        }
+    }
+}
+
+fn trap_outcome(error: &wasmtime::Error, log: &LogPipe) -> Outcome {
+    let tail = log.tail();
+    let kind = classify(error, &tail);
+    let message = match error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        Some(exit) => format!("the grader exited with code {}", exit.0),
+        None => format!("{error:#}"),
+    };
+    Outcome::trap(kind, message, tail)
+}
+
+fn build_engine(options: &RuntimeOptions) -> wasmtime::Result<Engine> {
+    let concurrency = options.max_concurrency.max(1);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.decommit_batch_size(64)
+        .total_component_instances(concurrency)
+        .total_core_instances(concurrency * MAX_CORE_INSTANCES_PER_COMPONENT)
+        .total_memories(concurrency * MAX_MEMORIES_PER_COMPONENT)
+        .total_tables(concurrency * MAX_TABLES_PER_COMPONENT)
+        .total_stacks(concurrency)
+        .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
+        .max_memory_size(options.limits.memory_bytes);
+    let mut config = Config::new();
+    config
+        .strategy(Strategy::Cranelift)
+        .epoch_interruption(true)
+        .max_wasm_stack(MAX_WASM_STACK)
+        .concurrency_support(false)
+        .memory_init_cow(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config)
+}
+
+/// Links only what a Rust `std` guest needs: WASI io, clocks, random, and the cli environment,
+/// exit, stdio and terminal interfaces (all harmless: the context grants no env, no args, empty
+/// stdin); plus the contract's `types` and `llm`. No filesystem, no sockets: a component
+/// importing them fails to link (and is refused earlier, by name, in `component`).
+fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+    use wasmtime_wasi::p2::bindings::cli;
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_proxy_interfaces_async(&mut linker)?;
+    let l = &mut linker;
+    cli::environment::add_to_linker::<HostState, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::exit::add_to_linker::<HostState, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::terminal_input::add_to_linker::<HostState, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::terminal_output::add_to_linker::<HostState, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::terminal_stdin::add_to_linker::<HostState, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::terminal_stdout::add_to_linker::<HostState, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::terminal_stderr::add_to_linker::<HostState, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    ModelGrader::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
+    Ok(linker)
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a thread of its own, which ends once the
+/// engine is gone (it holds only a weak reference).
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("grader-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        });
+    if let Err(error) = spawned {
+        // Without the ticker deadlines never fire; the outer tokio timeout still bounds calls.
+        tracing::error!(%error, "cannot start the grader epoch ticker thread");
+    }
+}

@@ -1,0 +1,265 @@
+//! Grading a JSONL file of OpenAI eval rows (`{"item":…,"sample":…}` per line) with one
+//! resolved definition: per-row results and a summary. Used by `flywheel grade`.
+//!
+//! A line that is not a valid row becomes an `invalid_row` result carrying its line number; it
+//! never aborts the run. Rows are sent in batches (one sandbox per batch) when the definition
+//! is a single component.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::graders::definition::Resolved;
+use crate::graders::engine::GraderRuntime;
+use crate::graders::outcome::Outcome;
+
+/// Rows sent to one `grade-batch` call.
+pub const BATCH_ROWS: usize = 100;
+
+/// One graded row.
+#[derive(Debug, Clone, Serialize)]
+pub struct RowReport {
+    /// 1-based line number in the input.
+    pub line: usize,
+    /// What grading it gave.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// Totals of a grading run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Rows read (blank lines are not rows).
+    pub rows: usize,
+    /// Rows that got a grade.
+    pub graded: usize,
+    /// Mean score over graded rows.
+    pub mean_score: Option<f64>,
+    /// Passing rows over all rows, when the grader decides passing.
+    pub pass_rate: Option<f64>,
+    /// Rows per outcome kind other than `graded` (`invalid_input`, `timeout`, `invalid_row`…).
+    pub errors: BTreeMap<String, usize>,
+}
+
+impl Summary {
+    /// Builds the totals from per-row reports.
+    pub fn of(reports: &[RowReport]) -> Summary {
+        let mut summary = Summary {
+            rows: reports.len(),
+            ..Summary::default()
+        };
+        let mut total = 0.0;
+        let mut passed = 0usize;
+        let mut decided = false;
+        for report in reports {
+            match &report.outcome {
+                Outcome::Graded { grade } => {
+                    summary.graded += 1;
+                    total += grade.score;
+                    if let Some(p) = grade.passed {
+                        decided = true;
+                        passed += usize::from(p);
+                    }
+                }
+                other => {
+                    *summary
+                        .errors
+                        .entry(other.kind_name().to_string())
+                        .or_default() += 1
+                }
+            }
+        }
+        if summary.graded > 0 {
+            summary.mean_score = Some(total / summary.graded as f64);
+        }
+        if decided && summary.rows > 0 {
+            summary.pass_rate = Some(passed as f64 / summary.rows as f64);
+        }
+        summary
+    }
+
+    /// One line for a terminal: `rows 10, mean score 0.750, pass rate 60.0%, errors: timeout 1`.
+    pub fn line(&self) -> String {
+        let mean = self
+            .mean_score
+            .map(|m| format!("{m:.3}"))
+            .unwrap_or_else(|| "n/a".into());
+        let pass = self
+            .pass_rate
+            .map(|p| format!("{:.1}%", p * 100.0))
+            .unwrap_or_else(|| "n/a".into());
+        let errors = if self.errors.is_empty() {
+            "none".to_string()
+        } else {
+            self.errors
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "rows {}, graded {}, mean score {mean}, pass rate {pass}, errors: {errors}",
+            self.rows, self.graded
+        )
+    }
+}
+
+/// Reads one JSONL line into the (sample, item) JSON texts a grader receives. A string sample
+/// is OpenAI's `model_sample`: it becomes `{"output_text": s}`, plus `output_json` when the
+/// string is JSON.
+pub fn parse_row(line: &str) -> Result<(String, String), String> {
+    let value: Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
+    let Value::Object(mut row) = value else {
+        return Err("a row must be a JSON object with `item` and `sample`".into());
+    };
+    let item = row.remove("item").ok_or("the row has no `item`")?;
+    let sample = row.remove("sample").ok_or("the row has no `sample`")?;
+    let sample = match sample {
+        Value::String(text) => {
+            let mut object = serde_json::Map::new();
+            if let Ok(json) = serde_json::from_str::<Value>(&text) {
+                object.insert("output_json".into(), json);
+            }
+            object.insert("output_text".into(), Value::String(text));
+            Value::Object(object)
+        }
+        Value::Object(_) => sample,
+        _ => return Err("`sample` must be an object or a string".into()),
+    };
+    Ok((sample.to_string(), item.to_string()))
+}
+
+/// Grades every line; `progress` is called with the number of rows done so far.
+pub async fn grade_rows<I>(
+    definition: &Resolved,
+    runtime: &GraderRuntime,
+    lines: I,
+    progress: &mut dyn FnMut(usize),
+) -> (Vec<RowReport>, Summary)
+where
+    I: IntoIterator<Item = std::io::Result<String>>,
+{
+    let mut reports = Vec::new();
+    let mut pending: Vec<(usize, (String, String))> = Vec::new();
+    for (index, line) in lines.into_iter().enumerate() {
+        let number = index + 1;
+        let line = match line {
+            Ok(line) => line,
+            Err(error) => {
+                reports.push(RowReport {
+                    line: number,
+                    outcome: Outcome::InvalidRow {
+                        message: format!("line {number}: cannot read: {error}"),
+                    },
+                });
+                progress(reports.len() + pending.len());
+                continue;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_row(&line) {
+            Ok(row) => pending.push((number, row)),
+            Err(message) => reports.push(RowReport {
+                line: number,
+                outcome: Outcome::InvalidRow {
+                    message: format!("line {number}: {message}"),
+                },
+            }),
+        }
+        if pending.len() >= BATCH_ROWS {
+            flush(definition, runtime, &mut pending, &mut reports).await;
+        }
+        progress(reports.len() + pending.len());
+    }
+    flush(definition, runtime, &mut pending, &mut reports).await;
+    progress(reports.len());
+    reports.sort_by_key(|r| r.line);
+    let summary = Summary::of(&reports);
+    (reports, summary)
+}
+
+async fn flush(
+    definition: &Resolved,
+    runtime: &GraderRuntime,
+    pending: &mut Vec<(usize, (String, String))>,
+    reports: &mut Vec<RowReport>,
+) {
+    if pending.is_empty() {
+        return;
+    }
+    let rows: Vec<(String, String)> = pending.iter().map(|(_, row)| row.clone()).collect();
+    let outcomes = definition.grade_batch(runtime, &rows).await;
+    for ((line, _), outcome) in pending.drain(..).zip(outcomes) {
+        reports.push(RowReport { line, outcome });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graders::outcome::{GradeResult, TrapKind};
+
+    #[test]
+    fn rows_accept_object_and_string_samples() {
+        let (sample, item) =
+            parse_row(r#"{"item":{"label":"a"},"sample":{"output_text":"a"}}"#).expect("valid");
+        assert_eq!(item, r#"{"label":"a"}"#);
+        assert_eq!(sample, r#"{"output_text":"a"}"#);
+        let (sample, _) = parse_row(r#"{"item":{},"sample":"{\"x\":1}"}"#).expect("valid");
+        let sample: Value = serde_json::from_str(&sample).expect("json");
+        assert_eq!(sample["output_json"]["x"], 1);
+        assert_eq!(sample["output_text"], "{\"x\":1}");
+        assert!(parse_row("{").unwrap_err().contains("not valid JSON"));
+        assert!(parse_row(r#"{"item":{}}"#).unwrap_err().contains("sample"));
+        assert!(parse_row("[]").is_err());
+        assert!(parse_row(r#"{"item":{},"sample":3}"#).is_err());
+    }
+
+    #[test]
+    fn the_summary_counts_scores_passes_and_errors_by_kind() {
+        let graded = |score, passed| Outcome::Graded {
+            grade: GradeResult {
+                score,
+                passed,
+                label: None,
+                reasoning: None,
+                metrics: vec![],
+            },
+        };
+        let reports = vec![
+            RowReport {
+                line: 1,
+                outcome: graded(1.0, Some(true)),
+            },
+            RowReport {
+                line: 2,
+                outcome: graded(0.0, Some(false)),
+            },
+            RowReport {
+                line: 3,
+                outcome: Outcome::trap(TrapKind::Timeout, "t", String::new()),
+            },
+            RowReport {
+                line: 4,
+                outcome: Outcome::InvalidRow {
+                    message: "bad".into(),
+                },
+            },
+        ];
+        let summary = Summary::of(&reports);
+        assert_eq!(summary.rows, 4);
+        assert_eq!(summary.graded, 2);
+        assert_eq!(summary.mean_score, Some(0.5));
+        assert_eq!(summary.pass_rate, Some(0.25));
+        assert_eq!(summary.errors.get("timeout"), Some(&1));
+        assert_eq!(summary.errors.get("invalid_row"), Some(&1));
+        assert!(
+            summary.line().contains("mean score 0.500"),
+            "{}",
+            summary.line()
+        );
+    }
+}

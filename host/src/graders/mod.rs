@@ -1,0 +1,46 @@
+//! The WebAssembly grader runtime: every grader is a component run by wasmtime in a sandbox.
+//!
+//! # Layout
+//! - [`bindings`]: the one place wasmtime's bindgen reads `wit/grader.wit`.
+//! - [`limits`]: the per-call limits (wall time, memory, input, output, log) and their defaults.
+//! - [`engine`]: [`GraderRuntime`]: the process-wide `Engine`, its epoch ticker, the `Linker`
+//!   that grants nothing beyond what a Rust `std` guest needs, and the call paths.
+//! - [`host`]: the per-`Store` state: WASI context, resource table, store limits, log pipe.
+//! - [`log_pipe`]: a bounded stdout/stderr sink that keeps the tail and never traps the guest.
+//! - [`llm`]: the `llm` import behind the [`llm::LlmBackend`] trait (not configured here).
+//! - [`outcome`]: what grading one row gives: a grade, an error the grader returned, a trap
+//!   (kept apart), or a refusal by the host.
+//! - [`component`]: loading one component: size cap, core module vs component, contract
+//!   version, world, imports allowed, pre-instantiation, `info()`.
+//! - [`cache`]: compiled artifacts on disk, keyed by content hash and engine.
+//! - [`registry`]: built-ins plus the watched graders directory, swapped atomically.
+//! - [`definition`] and [`formula`]: OpenAI grader JSON and `calculate_output`.
+//! - [`grading`]: grading a JSONL file of OpenAI eval rows, with a summary.
+//!
+//! Not here: HTTP routes and CLI commands (they call [`registry::Registry::list`] and
+//! [`grading::grade_rows`]).
+
+pub mod bindings;
+pub mod cache;
+pub mod component;
+pub mod definition;
+pub mod engine;
+pub mod formula;
+pub mod grading;
+pub mod host;
+pub mod limits;
+pub mod llm;
+pub mod log_pipe;
+pub mod outcome;
+pub mod registry;
+
+pub use component::{LoadError, LoadedGrader, World};
+pub use definition::{Definition, DefinitionError};
+pub use engine::{GraderRuntime, RuntimeError, RuntimeOptions};
+pub use limits::Limits;
+pub use outcome::{GradeResult, GraderErrorKind, Outcome, TrapKind};
+pub use registry::{GraderListing, Registry, RegistryOptions};
+
+/// The contract version this host implements: `flywheel:grader@0.1.0`. Components built for
+/// any `0.1.x` are accepted.
+pub const CONTRACT_VERSION: &str = "0.1.0";
