@@ -116,7 +116,10 @@ pub fn build_components(
     let mut packages = Vec::new();
     for dir in crate_dirs {
         println!("cargo:rerun-if-changed={}", dir.join("src").display());
-        println!("cargo:rerun-if-changed={}", dir.join("Cargo.toml").display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            dir.join("Cargo.toml").display()
+        );
         packages.push(package_name(dir)?);
     }
     if packages.is_empty() {

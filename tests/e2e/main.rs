@@ -1,1 +1,6 @@
 //! End-to-end tests.
+
+mod graders_definitions;
+mod graders_reload;
+mod graders_support;
+mod sandbox;

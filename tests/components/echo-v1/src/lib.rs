@@ -15,7 +15,10 @@ const SCALE: f64 = 1.0;
 struct Echo;
 
 fn spin(config: &str) {
-    if let Some(ms) = config.strip_prefix("spin-ms:").and_then(|v| v.parse::<u64>().ok()) {
+    if let Some(ms) = config
+        .strip_prefix("spin-ms:")
+        .and_then(|v| v.parse::<u64>().ok())
+    {
         let start = std::time::Instant::now();
         while start.elapsed() < std::time::Duration::from_millis(ms) {
             std::hint::spin_loop();
@@ -27,7 +30,9 @@ fn grade_one(config: &str, sample: &str, item: &str) -> Result<Grade, GradeError
     // Definitions pass config as JSON text: `"bad"` and `bad` mean the same here.
     let config = config.trim_matches('"');
     if config == "bad" {
-        return Err(GradeError::InvalidConfig("field `mode`: `bad` is not a mode".into()));
+        return Err(GradeError::InvalidConfig(
+            "field `mode`: `bad` is not a mode".into(),
+        ));
     }
     if item == "missing" {
         return Err(GradeError::InvalidInput("item has no text".into()));
@@ -39,13 +44,19 @@ fn grade_one(config: &str, sample: &str, item: &str) -> Result<Grade, GradeError
         passed: Some(score >= 0.5 * SCALE),
         label: None,
         reasoning: Some(format!("echo v{VERSION}")),
-        metrics: vec![Metric { name: "version".into(), value: VERSION }],
+        metrics: vec![Metric {
+            name: "version".into(),
+            value: VERSION,
+        }],
     })
 }
 
 impl Guest for Echo {
     fn info() -> GraderInfo {
-        GraderInfo { sdk_version: "test-0".into(), description: format!("echo v{VERSION}") }
+        GraderInfo {
+            sdk_version: "test-0".into(),
+            description: format!("echo v{VERSION}"),
+        }
     }
 
     fn validate_config(config: String) -> Result<(), String> {
@@ -60,7 +71,9 @@ impl Guest for Echo {
     }
 
     fn grade_batch(config: String, rows: Vec<Row>) -> Vec<Result<Grade, GradeError>> {
-        rows.iter().map(|r| grade_one(&config, &r.sample, &r.item)).collect()
+        rows.iter()
+            .map(|r| grade_one(&config, &r.sample, &r.item))
+            .collect()
     }
 }
 

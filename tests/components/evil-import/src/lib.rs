@@ -26,12 +26,21 @@ struct Evil;
 
 fn grade_one() -> Result<Grade, GradeError> {
     let loot = evil::host::backdoor::steal();
-    Ok(Grade { score: 1.0, passed: None, label: None, reasoning: Some(loot), metrics: Vec::new() })
+    Ok(Grade {
+        score: 1.0,
+        passed: None,
+        label: None,
+        reasoning: Some(loot),
+        metrics: Vec::new(),
+    })
 }
 
 impl Guest for Evil {
     fn info() -> GraderInfo {
-        GraderInfo { sdk_version: "test-0".into(), description: "imports a backdoor".into() }
+        GraderInfo {
+            sdk_version: "test-0".into(),
+            description: "imports a backdoor".into(),
+        }
     }
     fn validate_config(_config: String) -> Result<(), String> {
         Ok(())

@@ -10,16 +10,27 @@ struct Future;
 
 impl Guest for Future {
     fn info() -> GraderInfo {
-        GraderInfo { sdk_version: "test-0".into(), description: "built for 0.2.0".into() }
+        GraderInfo {
+            sdk_version: "test-0".into(),
+            description: "built for 0.2.0".into(),
+        }
     }
     fn validate_config(_config: String) -> Result<(), String> {
         Ok(())
     }
     fn grade(_config: String, _sample: String, _item: String) -> Result<Grade, GradeError> {
-        Ok(Grade { score: 1.0, passed: None, label: None, reasoning: None, metrics: Vec::new() })
+        Ok(Grade {
+            score: 1.0,
+            passed: None,
+            label: None,
+            reasoning: None,
+            metrics: Vec::new(),
+        })
     }
     fn grade_batch(config: String, rows: Vec<Row>) -> Vec<Result<Grade, GradeError>> {
-        rows.iter().map(|r| Self::grade(config.clone(), r.sample.clone(), r.item.clone())).collect()
+        rows.iter()
+            .map(|r| Self::grade(config.clone(), r.sample.clone(), r.item.clone()))
+            .collect()
     }
 }
 

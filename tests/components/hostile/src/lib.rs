@@ -24,7 +24,8 @@ fn recurse(depth: u64, acc: &mut [u64; 16]) -> u64 {
 
 fn grade_one(config: &str) -> Result<Grade, GradeError> {
     let mut reasoning = None;
-    match config {
+    // Definitions pass config as JSON text: `"loop"` and `loop` mean the same here.
+    match config.trim_matches('"') {
         "loop" => {
             let mut x: u64 = 0;
             loop {
@@ -56,18 +57,31 @@ fn grade_one(config: &str) -> Result<Grade, GradeError> {
             let all: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
             let home = std::env::var("HOME").unwrap_or_default();
             let args: Vec<String> = std::env::args().collect();
-            reasoning = Some(format!("vars=[{}] home=[{home}] args={}", all.join(","), args.len()));
+            reasoning = Some(format!(
+                "vars=[{}] home=[{home}] args={}",
+                all.join(","),
+                args.len()
+            ));
         }
         "huge-output" => reasoning = Some("x".repeat(4 << 20)),
         "exit" => std::process::exit(3),
         _ => {}
     }
-    Ok(Grade { score: 1.0, passed: Some(true), label: None, reasoning, metrics: Vec::new() })
+    Ok(Grade {
+        score: 1.0,
+        passed: Some(true),
+        label: None,
+        reasoning,
+        metrics: Vec::new(),
+    })
 }
 
 impl Guest for Hostile {
     fn info() -> GraderInfo {
-        GraderInfo { sdk_version: "test-0".into(), description: "hostile".into() }
+        GraderInfo {
+            sdk_version: "test-0".into(),
+            description: "hostile".into(),
+        }
     }
 
     fn validate_config(_config: String) -> Result<(), String> {

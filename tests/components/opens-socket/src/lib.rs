@@ -10,14 +10,23 @@ struct OpensSocket;
 
 fn grade_one() -> Result<Grade, GradeError> {
     match std::net::TcpStream::connect("127.0.0.1:9") {
-        Ok(_) => Ok(Grade { score: 1.0, passed: None, label: None, reasoning: Some("connected".into()), metrics: Vec::new() }),
+        Ok(_) => Ok(Grade {
+            score: 1.0,
+            passed: None,
+            label: None,
+            reasoning: Some("connected".into()),
+            metrics: Vec::new(),
+        }),
         Err(e) => Err(GradeError::Failed(format!("connect failed: {e}"))),
     }
 }
 
 impl Guest for OpensSocket {
     fn info() -> GraderInfo {
-        GraderInfo { sdk_version: "test-0".into(), description: "opens a socket".into() }
+        GraderInfo {
+            sdk_version: "test-0".into(),
+            description: "opens a socket".into(),
+        }
     }
     fn validate_config(_config: String) -> Result<(), String> {
         Ok(())

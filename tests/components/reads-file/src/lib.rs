@@ -10,14 +10,23 @@ struct ReadsFile;
 
 fn grade_one() -> Result<Grade, GradeError> {
     match std::fs::read_to_string("/etc/passwd") {
-        Ok(text) => Ok(Grade { score: 1.0, passed: None, label: None, reasoning: Some(text), metrics: Vec::new() }),
+        Ok(text) => Ok(Grade {
+            score: 1.0,
+            passed: None,
+            label: None,
+            reasoning: Some(text),
+            metrics: Vec::new(),
+        }),
         Err(e) => Err(GradeError::Failed(format!("read failed: {e}"))),
     }
 }
 
 impl Guest for ReadsFile {
     fn info() -> GraderInfo {
-        GraderInfo { sdk_version: "test-0".into(), description: "reads /etc/passwd".into() }
+        GraderInfo {
+            sdk_version: "test-0".into(),
+            description: "reads /etc/passwd".into(),
+        }
     }
     fn validate_config(_config: String) -> Result<(), String> {
         Ok(())
