@@ -1,0 +1,1 @@
+//! The store conformance suite: the same cases against SQLite and PostgreSQL.
