@@ -120,7 +120,11 @@ impl PromptRegistry {
     }
 
     /// One version of a prompt.
-    pub async fn version(&self, prompt_id: &str, version: i64) -> Result<PromptVersion, PromptError> {
+    pub async fn version(
+        &self,
+        prompt_id: &str,
+        version: i64,
+    ) -> Result<PromptVersion, PromptError> {
         Ok(self.store.get_version(prompt_id, version).await?)
     }
 
@@ -203,7 +207,11 @@ impl PromptRegistry {
     }
 
     /// Re-activates the version that was active before the current one.
-    pub async fn rollback(&self, prompt_id: &str, actor: &str) -> Result<DeployRecord, PromptError> {
+    pub async fn rollback(
+        &self,
+        prompt_id: &str,
+        actor: &str,
+    ) -> Result<DeployRecord, PromptError> {
         let result = self.store.rollback(prompt_id, actor).await;
         self.invalidate(prompt_id);
         Ok(result?)
@@ -221,7 +229,11 @@ impl PromptRegistry {
 
     /// The version `task_id` must use and its template. A/B arms come later; today every task
     /// gets the active version.
-    pub async fn resolve(&self, prompt_id: &str, task_id: &str) -> Result<ResolvedPrompt, PromptError> {
+    pub async fn resolve(
+        &self,
+        prompt_id: &str,
+        task_id: &str,
+    ) -> Result<ResolvedPrompt, PromptError> {
         if task_id.trim().is_empty() {
             return Err(PromptError::Invalid("task_id must not be empty".to_owned()));
         }

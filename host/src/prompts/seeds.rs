@@ -163,10 +163,22 @@ pub fn default_seeds() -> Vec<PromptSeed> {
             "Turns a task into a plan: files to touch, steps, acceptance criteria (JSON).",
             PLANNER,
             &[
-                ("wrong_files", "The plan names files that are not where the change belongs, or misses files that must change."),
-                ("missing_acceptance_criteria", "The plan has no acceptance criteria, or only ones that cannot be checked from the diff and the test run."),
-                ("wrong_complexity", "The complexity estimate is off: a large change planned as small, or a trivial one split into many steps."),
-                ("incomplete_plan", "The plan leaves out part of the task, the tests, or steps the Coder needs."),
+                (
+                    "wrong_files",
+                    "The plan names files that are not where the change belongs, or misses files that must change.",
+                ),
+                (
+                    "missing_acceptance_criteria",
+                    "The plan has no acceptance criteria, or only ones that cannot be checked from the diff and the test run.",
+                ),
+                (
+                    "wrong_complexity",
+                    "The complexity estimate is off: a large change planned as small, or a trivial one split into many steps.",
+                ),
+                (
+                    "incomplete_plan",
+                    "The plan leaves out part of the task, the tests, or steps the Coder needs.",
+                ),
             ],
         ),
         seed(
@@ -174,10 +186,22 @@ pub fn default_seeds() -> Vec<PromptSeed> {
             "Implements a plan as a unified diff that applies with git apply.",
             CODER,
             &[
-                ("syntax_error", "The patched code does not parse or compile."),
-                ("incomplete_diff", "The diff omits part of the plan, leaves placeholders, or does not apply cleanly."),
-                ("wrong_approach", "The change solves a different problem or takes an approach the plan or codebase rules out."),
-                ("missing_imports", "The code uses symbols, modules or dependencies it does not import or declare."),
+                (
+                    "syntax_error",
+                    "The patched code does not parse or compile.",
+                ),
+                (
+                    "incomplete_diff",
+                    "The diff omits part of the plan, leaves placeholders, or does not apply cleanly.",
+                ),
+                (
+                    "wrong_approach",
+                    "The change solves a different problem or takes an approach the plan or codebase rules out.",
+                ),
+                (
+                    "missing_imports",
+                    "The code uses symbols, modules or dependencies it does not import or declare.",
+                ),
             ],
         ),
         seed(
@@ -185,9 +209,18 @@ pub fn default_seeds() -> Vec<PromptSeed> {
             "Fixes a failing build or test run with a minimal follow-up diff.",
             FIXER,
             &[
-                ("same_error_repeated", "After the fix the same error (same failure signature) occurs again."),
-                ("introduced_new_bug", "The fix makes the original error go away but breaks something that passed before."),
-                ("wrong_fix_location", "The fix changes code where the error surfaces instead of where it originates, or edits the test instead of the bug."),
+                (
+                    "same_error_repeated",
+                    "After the fix the same error (same failure signature) occurs again.",
+                ),
+                (
+                    "introduced_new_bug",
+                    "The fix makes the original error go away but breaks something that passed before.",
+                ),
+                (
+                    "wrong_fix_location",
+                    "The fix changes code where the error surfaces instead of where it originates, or edits the test instead of the bug.",
+                ),
             ],
         ),
         seed(
@@ -195,9 +228,18 @@ pub fn default_seeds() -> Vec<PromptSeed> {
             "Reviews a diff against its task and test run and gives a merge verdict (JSON).",
             REVIEWER,
             &[
-                ("false_positive", "The reviewer blocked or flagged a change that was correct (later merged without that change)."),
-                ("false_negative", "The reviewer approved a change that was broken (tests failed or it was reverted)."),
-                ("unclear_feedback", "The feedback does not say where the problem is or what to change."),
+                (
+                    "false_positive",
+                    "The reviewer blocked or flagged a change that was correct (later merged without that change).",
+                ),
+                (
+                    "false_negative",
+                    "The reviewer approved a change that was broken (tests failed or it was reverted).",
+                ),
+                (
+                    "unclear_feedback",
+                    "The feedback does not say where the problem is or what to change.",
+                ),
             ],
         ),
     ]
@@ -220,15 +262,29 @@ mod tests {
         };
         assert_eq!(
             codes("planner"),
-            ["wrong_files", "missing_acceptance_criteria", "wrong_complexity", "incomplete_plan"]
+            [
+                "wrong_files",
+                "missing_acceptance_criteria",
+                "wrong_complexity",
+                "incomplete_plan"
+            ]
         );
         assert_eq!(
             codes("coder"),
-            ["syntax_error", "incomplete_diff", "wrong_approach", "missing_imports"]
+            [
+                "syntax_error",
+                "incomplete_diff",
+                "wrong_approach",
+                "missing_imports"
+            ]
         );
         assert_eq!(
             codes("fixer"),
-            ["same_error_repeated", "introduced_new_bug", "wrong_fix_location"]
+            [
+                "same_error_repeated",
+                "introduced_new_bug",
+                "wrong_fix_location"
+            ]
         );
         assert_eq!(
             codes("reviewer"),
@@ -237,7 +293,11 @@ mod tests {
         for seed in &seeds {
             for mode in &seed.failure_modes {
                 assert_eq!(mode.prompt_id, seed.prompt.id);
-                assert!(mode.description.len() > 20, "{} needs a description", mode.code);
+                assert!(
+                    mode.description.len() > 20,
+                    "{} needs a description",
+                    mode.code
+                );
             }
         }
     }
@@ -245,15 +305,34 @@ mod tests {
     #[test]
     fn each_seed_uses_the_variables_its_job_needs() {
         let expected: HashMap<&str, &[&str]> = HashMap::from([
-            ("planner", &["task_title", "task_description", "repository_files"][..]),
+            (
+                "planner",
+                &["task_title", "task_description", "repository_files"][..],
+            ),
             (
                 "coder",
-                &["task_title", "task_description", "plan", "repository_files", "previous_attempt"][..],
+                &[
+                    "task_title",
+                    "task_description",
+                    "plan",
+                    "repository_files",
+                    "previous_attempt",
+                ][..],
             ),
-            ("fixer", &["task_title", "plan", "diff", "test_log", "previous_attempt"][..]),
+            (
+                "fixer",
+                &["task_title", "plan", "diff", "test_log", "previous_attempt"][..],
+            ),
             (
                 "reviewer",
-                &["review_target", "task_title", "task_description", "plan", "diff", "test_log"][..],
+                &[
+                    "review_target",
+                    "task_title",
+                    "task_description",
+                    "plan",
+                    "diff",
+                    "test_log",
+                ][..],
             ),
         ]);
         for seed in default_seeds() {
@@ -279,7 +358,11 @@ mod tests {
                 .collect();
             let out = template.render(&values).unwrap();
             for v in template.variables() {
-                assert!(out.contains(&format!("<{v}>")), "{} lost {v}", seed.prompt.id);
+                assert!(
+                    out.contains(&format!("<{v}>")),
+                    "{} lost {v}",
+                    seed.prompt.id
+                );
             }
             assert!(!out.contains("{{"), "{} left a placeholder", seed.prompt.id);
         }

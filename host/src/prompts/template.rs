@@ -152,7 +152,11 @@ fn parse_name(source: &str, start: usize, end: usize) -> Result<&str, TemplateEr
     let name = inner.trim_matches([' ', '\t']);
     let name_offset = start + leading;
     if name.is_empty() {
-        return Err(error_at(source, start - 2, "empty placeholder `{{}}`: expected a variable name"));
+        return Err(error_at(
+            source,
+            start - 2,
+            "empty placeholder `{{}}`: expected a variable name",
+        ));
     }
     let mut segment_start = true;
     for (i, c) in name.char_indices() {
@@ -236,7 +240,10 @@ mod tests {
     fn escaped_double_braces_are_literal() {
         let t = Template::parse(r"literal \{{x\}} and {{y}}").unwrap();
         assert_eq!(t.variables(), ["y"]);
-        assert_eq!(t.render(&values(&[("y", "Y")])).unwrap(), "literal {{x}} and Y");
+        assert_eq!(
+            t.render(&values(&[("y", "Y")])).unwrap(),
+            "literal {{x}} and Y"
+        );
     }
 
     #[test]
@@ -288,7 +295,12 @@ mod tests {
             ("{{é}}", 3),
         ] {
             let err = Template::parse(src).unwrap_err();
-            assert_eq!((err.line, err.column), (1, column), "{src}: {}", err.message);
+            assert_eq!(
+                (err.line, err.column),
+                (1, column),
+                "{src}: {}",
+                err.message
+            );
             assert!(err.message.contains("invalid variable name"), "{src}");
         }
     }

@@ -118,7 +118,10 @@ async fn active_numbers(store: &dyn Store, prompt_id: &str) -> Vec<i64> {
 fn assert_not_found<T: std::fmt::Debug>(result: super::Result<T>, what: &str) {
     match result {
         Err(StoreError::NotFound(message)) => {
-            assert!(message.contains(what), "NotFound({message}) should name {what}")
+            assert!(
+                message.contains(what),
+                "NotFound({message}) should name {what}"
+            )
         }
         other => panic!("expected NotFound naming {what}, got {other:?}"),
     }
@@ -126,7 +129,10 @@ fn assert_not_found<T: std::fmt::Debug>(result: super::Result<T>, what: &str) {
 
 async fn seed_is_idempotent_and_never_touches_existing_prompts(b: &Backend) {
     let store = b.store.as_ref();
-    store.create_version(new_version("planner", "v2")).await.unwrap();
+    store
+        .create_version(new_version("planner", "v2"))
+        .await
+        .unwrap();
     store.deploy("planner", 2, "alice").await.unwrap();
     store.seed(&default_seeds()).await.unwrap();
     store.seed(&default_seeds()).await.unwrap();
@@ -134,8 +140,16 @@ async fn seed_is_idempotent_and_never_touches_existing_prompts(b: &Backend) {
     let listed = store.list_prompts().await.unwrap();
     assert_eq!(listed.len(), 4);
     let planner = listed.iter().find(|p| p.prompt.id == "planner").unwrap();
-    assert_eq!(planner.versions.len(), 2, "seeding again must not add versions");
-    assert_eq!(planner.active_version, Some(2), "seeding again must not redeploy");
+    assert_eq!(
+        planner.versions.len(),
+        2,
+        "seeding again must not add versions"
+    );
+    assert_eq!(
+        planner.active_version,
+        Some(2),
+        "seeding again must not redeploy"
+    );
     let coder = listed.iter().find(|p| p.prompt.id == "coder").unwrap();
     assert_eq!(coder.versions.len(), 1);
     assert_eq!(store.deploy_history("coder").await.unwrap().len(), 1);
@@ -148,7 +162,10 @@ async fn list_returns_every_seeded_prompt_with_its_active_version(b: &Backend) {
     assert_eq!(ids, ["coder", "fixer", "planner", "reviewer"]);
     let seeds = default_seeds();
     for entry in &listed {
-        let seed = seeds.iter().find(|s| s.prompt.id == entry.prompt.id).unwrap();
+        let seed = seeds
+            .iter()
+            .find(|s| s.prompt.id == entry.prompt.id)
+            .unwrap();
         assert_eq!(entry.active_version, Some(1));
         assert_eq!(entry.prompt.variables, seed.prompt.variables);
         assert_eq!(entry.prompt.description, seed.prompt.description);
@@ -161,7 +178,10 @@ async fn list_returns_every_seeded_prompt_with_its_active_version(b: &Backend) {
         assert_eq!(v1.content, seed.content);
         assert_eq!(v1.created_by.as_deref(), Some(SEED_ACTOR));
         assert_eq!(*v1, b.store.active_version(&entry.prompt.id).await.unwrap());
-        assert_eq!(entry.prompt, b.store.get_prompt(&entry.prompt.id).await.unwrap());
+        assert_eq!(
+            entry.prompt,
+            b.store.get_prompt(&entry.prompt.id).await.unwrap()
+        );
     }
 }
 
@@ -194,13 +214,23 @@ async fn versions_are_numbered_max_plus_one(b: &Backend) {
         .collect();
     assert_eq!(listed, [1, 2, 3, 4]);
     // Other prompts number independently.
-    assert_eq!(store.create_version(new_version("fixer", "x")).await.unwrap().version, 2);
+    assert_eq!(
+        store
+            .create_version(new_version("fixer", "x"))
+            .await
+            .unwrap()
+            .version,
+        2
+    );
     assert_eq!(active_numbers(store, "coder").await, [1]);
 }
 
 async fn versions_are_immutable_in_the_schema(b: &Backend) {
     let store = b.store.as_ref();
-    let v2 = store.create_version(new_version("planner", "original")).await.unwrap();
+    let v2 = store
+        .create_version(new_version("planner", "original"))
+        .await
+        .unwrap();
     let refused = execute_raw(
         &b.url,
         "UPDATE prompt_versions SET content = 'rewritten' WHERE prompt_id = 'planner' AND version = 2",
@@ -219,7 +249,14 @@ async fn versions_are_immutable_in_the_schema(b: &Backend) {
     )
     .await
     .expect("statistics are mutable");
-    assert_eq!(store.get_version("planner", 2).await.unwrap().tasks_executed, 3);
+    assert_eq!(
+        store
+            .get_version("planner", 2)
+            .await
+            .unwrap()
+            .tasks_executed,
+        3
+    );
 }
 
 async fn unknown_prompt_or_version_is_not_found(b: &Backend) {
@@ -227,32 +264,58 @@ async fn unknown_prompt_or_version_is_not_found(b: &Backend) {
     assert_not_found(store.get_prompt("nope").await, "prompt nope");
     assert_not_found(store.list_versions("nope").await, "prompt nope");
     assert_not_found(store.get_version("nope", 1).await, "prompt nope");
-    assert_not_found(store.get_version("planner", 99).await, "version 99 of prompt planner");
-    assert_not_found(store.get_version("planner", 0).await, "version 0 of prompt planner");
+    assert_not_found(
+        store.get_version("planner", 99).await,
+        "version 99 of prompt planner",
+    );
+    assert_not_found(
+        store.get_version("planner", 0).await,
+        "version 0 of prompt planner",
+    );
     assert_not_found(store.active_version("nope").await, "prompt nope");
     assert_not_found(store.deploy_history("nope").await, "prompt nope");
     assert_not_found(store.failure_modes("nope").await, "prompt nope");
-    assert_not_found(store.create_version(new_version("nope", "x")).await, "prompt nope");
+    assert_not_found(
+        store.create_version(new_version("nope", "x")).await,
+        "prompt nope",
+    );
     assert_not_found(store.deploy("nope", 1, "alice").await, "prompt nope");
     assert_not_found(store.rollback("nope", "alice").await, "prompt nope");
-    assert_eq!(store.list_prompts().await.unwrap().len(), 4, "nothing was created");
+    assert_eq!(
+        store.list_prompts().await.unwrap().len(),
+        4,
+        "nothing was created"
+    );
 }
 
 async fn unknown_parent_version_is_not_found_and_creates_nothing(b: &Backend) {
     let store = b.store.as_ref();
     let mut new = new_version("planner", "x");
     new.parent_version = Some(7);
-    assert_not_found(store.create_version(new).await, "version 7 of prompt planner");
+    assert_not_found(
+        store.create_version(new).await,
+        "version 7 of prompt planner",
+    );
     assert_eq!(store.list_versions("planner").await.unwrap().len(), 1);
 }
 
 async fn deploy_makes_exactly_that_version_active(b: &Backend) {
     let store = b.store.as_ref();
-    store.create_version(new_version("planner", "v2")).await.unwrap();
-    store.create_version(new_version("planner", "v3")).await.unwrap();
+    store
+        .create_version(new_version("planner", "v2"))
+        .await
+        .unwrap();
+    store
+        .create_version(new_version("planner", "v3"))
+        .await
+        .unwrap();
     let record = store.deploy("planner", 3, "alice").await.unwrap();
     assert_eq!(
-        (record.prompt_id.as_str(), record.from_version, record.to_version),
+        (
+            record.prompt_id.as_str(),
+            record.from_version,
+            record.to_version
+        ),
         ("planner", Some(1), 3)
     );
     assert_eq!(record.action, DeployAction::Deploy);
@@ -268,7 +331,10 @@ async fn deploy_makes_exactly_that_version_active(b: &Backend) {
 
 async fn deploying_the_active_version_is_a_no_op(b: &Backend) {
     let store = b.store.as_ref();
-    store.create_version(new_version("planner", "v2")).await.unwrap();
+    store
+        .create_version(new_version("planner", "v2"))
+        .await
+        .unwrap();
     let first = store.deploy("planner", 2, "alice").await.unwrap();
     let again = store.deploy("planner", 2, "bob").await.unwrap();
     assert_eq!(again, first, "answers with the record that made it active");
@@ -294,8 +360,14 @@ async fn deploy_of_unknown_version_is_not_found_and_changes_nothing(b: &Backend)
 
 async fn rollback_walks_back_through_deploys(b: &Backend) {
     let store = b.store.as_ref();
-    store.create_version(new_version("fixer", "v2")).await.unwrap();
-    store.create_version(new_version("fixer", "v3")).await.unwrap();
+    store
+        .create_version(new_version("fixer", "v2"))
+        .await
+        .unwrap();
+    store
+        .create_version(new_version("fixer", "v3"))
+        .await
+        .unwrap();
     store.deploy("fixer", 2, "alice").await.unwrap();
     store.deploy("fixer", 3, "alice").await.unwrap();
 
@@ -323,7 +395,10 @@ async fn rollback_walks_back_through_deploys(b: &Backend) {
 
 async fn rollback_without_history_is_invalid_state_and_changes_nothing(b: &Backend) {
     let store = b.store.as_ref();
-    store.create_version(new_version("reviewer", "v2")).await.unwrap();
+    store
+        .create_version(new_version("reviewer", "v2"))
+        .await
+        .unwrap();
     match store.rollback("reviewer", "alice").await {
         Err(StoreError::InvalidState(message)) => {
             assert!(message.contains("reviewer"), "{message}")
@@ -336,7 +411,10 @@ async fn rollback_without_history_is_invalid_state_and_changes_nothing(b: &Backe
 
 async fn history_records_from_to_actor_and_time(b: &Backend) {
     let store = b.store.as_ref();
-    store.create_version(new_version("coder", "v2")).await.unwrap();
+    store
+        .create_version(new_version("coder", "v2"))
+        .await
+        .unwrap();
     let deployed = store.deploy("coder", 2, "token-alice").await.unwrap();
     let rolled = store.rollback("coder", "token-bob").await.unwrap();
     let history = store.deploy_history("coder").await.unwrap();
@@ -354,15 +432,21 @@ async fn history_records_from_to_actor_and_time(b: &Backend) {
     );
     assert_eq!(history[1], deployed);
     assert_eq!(history[2], rolled);
-    assert!(history.windows(2).all(|w| w[0].created_at <= w[1].created_at));
+    assert!(
+        history
+            .windows(2)
+            .all(|w| w[0].created_at <= w[1].created_at)
+    );
     assert!(history.iter().all(|h| h.prompt_id == "coder"));
 }
 
 async fn failure_modes_are_seeded(b: &Backend) {
     for seed in default_seeds() {
         let stored = b.store.failure_modes(&seed.prompt.id).await.unwrap();
-        let stored: BTreeSet<(String, String)> =
-            stored.into_iter().map(|m| (m.code, m.description)).collect();
+        let stored: BTreeSet<(String, String)> = stored
+            .into_iter()
+            .map(|m| (m.code, m.description))
+            .collect();
         let expected: BTreeSet<(String, String)> = seed
             .failure_modes
             .into_iter()
@@ -387,16 +471,26 @@ async fn concurrent_deploys_leave_exactly_one_active_version(b: &Backend) {
         })
         .collect();
     for task in tasks {
-        task.await.expect("deploy task").expect("every deploy succeeds");
+        task.await
+            .expect("deploy task")
+            .expect("every deploy succeeds");
     }
     let active = active_numbers(b.store.as_ref(), "planner").await;
-    assert_eq!(active.len(), 1, "exactly one active version, got {active:?}");
+    assert_eq!(
+        active.len(),
+        1,
+        "exactly one active version, got {active:?}"
+    );
     // The history is a serial chain: each change starts where the previous one ended, and the
     // last one ends at the active version.
     let history = b.store.deploy_history("planner").await.unwrap();
     assert_eq!(history.len() as i64, 1 + DEPLOYS);
     for pair in history.windows(2) {
-        assert_eq!(pair[1].from_version, Some(pair[0].to_version), "{history:?}");
+        assert_eq!(
+            pair[1].from_version,
+            Some(pair[0].to_version),
+            "{history:?}"
+        );
     }
     assert_eq!(history.last().map(|h| h.to_version), Some(active[0]));
     let deployed: BTreeSet<i64> = history[1..].iter().map(|h| h.to_version).collect();
@@ -408,22 +502,35 @@ async fn concurrent_create_version_numbers_are_distinct_and_consecutive(b: &Back
     let tasks: Vec<_> = (0..CREATES)
         .map(|i| {
             let store = b.store.clone();
-            tokio::spawn(
-                async move { store.create_version(new_version("coder", &format!("c{i}"))).await },
-            )
+            tokio::spawn(async move {
+                store
+                    .create_version(new_version("coder", &format!("c{i}")))
+                    .await
+            })
         })
         .collect();
     let mut numbers = Vec::new();
     for task in tasks {
-        numbers.push(task.await.expect("create task").expect("every create succeeds").version);
+        numbers.push(
+            task.await
+                .expect("create task")
+                .expect("every create succeeds")
+                .version,
+        );
     }
     numbers.sort_unstable();
     assert_eq!(numbers, (2..2 + CREATES as i64).collect::<Vec<_>>());
-    assert_eq!(b.store.list_versions("coder").await.unwrap().len(), CREATES + 1);
+    assert_eq!(
+        b.store.list_versions("coder").await.unwrap().len(),
+        CREATES + 1
+    );
 }
 
 async fn schema_refuses_two_active_versions(b: &Backend) {
-    b.store.create_version(new_version("planner", "v2")).await.unwrap();
+    b.store
+        .create_version(new_version("planner", "v2"))
+        .await
+        .unwrap();
     let statements = [
         "UPDATE prompt_versions SET is_active = TRUE WHERE prompt_id = 'planner' AND version = 2",
         "INSERT INTO prompt_versions (id, prompt_id, version, content, is_active, source) \

@@ -34,8 +34,7 @@ const CREATE_VERSION_ATTEMPTS: usize = 5;
 
 const VERSION_COLUMNS: &str = "id, prompt_id, version, content, created_at, is_active, source, \
      parent_version, notes, created_by, tasks_executed, success_rate, avg_tokens";
-const HISTORY_COLUMNS: &str =
-    "id, prompt_id, from_version, to_version, action, actor, created_at";
+const HISTORY_COLUMNS: &str = "id, prompt_id, from_version, to_version, action, actor, created_at";
 
 /// A [`Store`] on a PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -153,12 +152,14 @@ async fn active_number(
     tx: &mut Transaction<'static, Postgres>,
     prompt_id: &str,
 ) -> Result<Option<i64>> {
-    Ok(sqlx::query_scalar(
-        "SELECT version FROM prompt_versions WHERE prompt_id = $1 AND is_active",
+    Ok(
+        sqlx::query_scalar(
+            "SELECT version FROM prompt_versions WHERE prompt_id = $1 AND is_active",
+        )
+        .bind(prompt_id)
+        .fetch_optional(&mut **tx)
+        .await?,
     )
-    .bind(prompt_id)
-    .fetch_optional(&mut **tx)
-    .await?)
 }
 
 /// Moves the active flag to `to` and records the change; the caller holds the prompt's lock.
@@ -177,12 +178,14 @@ async fn switch_active(
         .execute(&mut **tx)
         .await
         .map_err(map_error)?;
-    sqlx::query("UPDATE prompt_versions SET is_active = true WHERE prompt_id = $1 AND version = $2")
-        .bind(prompt_id)
-        .bind(to)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_error)?;
+    sqlx::query(
+        "UPDATE prompt_versions SET is_active = true WHERE prompt_id = $1 AND version = $2",
+    )
+    .bind(prompt_id)
+    .bind(to)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_error)?;
     insert_history(tx, prompt_id, from, to, action, actor).await
 }
 
@@ -224,7 +227,9 @@ async fn insert_history(
 impl Store for PgStore {
     async fn migrate(&self) -> Result<()> {
         // sqlx takes an advisory lock, so instances starting together migrate once.
-        sqlx::migrate!("../migrations/postgres").run(&self.pool).await?;
+        sqlx::migrate!("../migrations/postgres")
+            .run(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -279,8 +284,15 @@ impl Store for PgStore {
                 .await
                 .map_err(map_error)?;
             }
-            insert_history(&mut tx, &seed.prompt.id, None, 1, DeployAction::Deploy, SEED_ACTOR)
-                .await?;
+            insert_history(
+                &mut tx,
+                &seed.prompt.id,
+                None,
+                1,
+                DeployAction::Deploy,
+                SEED_ACTOR,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -292,11 +304,10 @@ impl Store for PgStore {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .execute(&mut *tx)
             .await?;
-        let prompts = sqlx::query(
-            "SELECT id, description, variables, created_at FROM prompts ORDER BY id",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
+        let prompts =
+            sqlx::query("SELECT id, description, variables, created_at FROM prompts ORDER BY id")
+                .fetch_all(&mut *tx)
+                .await?;
         let versions = sqlx::query(&format!(
             "SELECT {VERSION_COLUMNS} FROM prompt_versions ORDER BY prompt_id, version"
         ))
@@ -327,13 +338,12 @@ impl Store for PgStore {
     }
 
     async fn get_prompt(&self, prompt_id: &str) -> Result<Prompt> {
-        let row = sqlx::query(
-            "SELECT id, description, variables, created_at FROM prompts WHERE id = $1",
-        )
-        .bind(prompt_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| prompt_not_found(prompt_id))?;
+        let row =
+            sqlx::query("SELECT id, description, variables, created_at FROM prompts WHERE id = $1")
+                .bind(prompt_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| prompt_not_found(prompt_id))?;
         prompt_from_row(&row)
     }
 

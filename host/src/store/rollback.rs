@@ -42,7 +42,10 @@ mod tests {
 
     #[test]
     fn rollback_returns_to_the_version_active_before_the_last_deploy() {
-        assert_eq!(rollback_target([(None, Deploy), (Some(1), Deploy)]), Some(1));
+        assert_eq!(
+            rollback_target([(None, Deploy), (Some(1), Deploy)]),
+            Some(1)
+        );
         assert_eq!(
             rollback_target([(None, Deploy), (Some(1), Deploy), (Some(2), Deploy)]),
             Some(2)

@@ -40,8 +40,7 @@ const CREATE_VERSION_ATTEMPTS: usize = 5;
 
 const VERSION_COLUMNS: &str = "id, prompt_id, version, content, created_at, is_active, source, \
      parent_version, notes, created_by, tasks_executed, success_rate, avg_tokens";
-const HISTORY_COLUMNS: &str =
-    "id, prompt_id, from_version, to_version, action, actor, created_at";
+const HISTORY_COLUMNS: &str = "id, prompt_id, from_version, to_version, action, actor, created_at";
 
 /// A [`Store`] on a SQLite file.
 #[derive(Debug, Clone)]
@@ -108,7 +107,9 @@ fn conflict_on(constraint: &'static str) -> impl FnOnce(sqlx::Error) -> StoreErr
         sqlx::Error::Database(db)
             if matches!(
                 db.kind(),
-                ErrorKind::UniqueViolation | ErrorKind::ForeignKeyViolation | ErrorKind::CheckViolation
+                ErrorKind::UniqueViolation
+                    | ErrorKind::ForeignKeyViolation
+                    | ErrorKind::CheckViolation
             ) =>
         {
             StoreError::Conflict {
@@ -184,13 +185,16 @@ async fn ensure_prompt(tx: &mut Transaction<'static, Sqlite>, prompt_id: &str) -
         .ok_or_else(|| prompt_not_found(prompt_id))
 }
 
-async fn active_number(tx: &mut Transaction<'static, Sqlite>, prompt_id: &str) -> Result<Option<i64>> {
-    Ok(
-        sqlx::query_scalar("SELECT version FROM prompt_versions WHERE prompt_id = ?1 AND is_active = 1")
-            .bind(prompt_id)
-            .fetch_optional(&mut **tx)
-            .await?,
+async fn active_number(
+    tx: &mut Transaction<'static, Sqlite>,
+    prompt_id: &str,
+) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT version FROM prompt_versions WHERE prompt_id = ?1 AND is_active = 1",
     )
+    .bind(prompt_id)
+    .fetch_optional(&mut **tx)
+    .await?)
 }
 
 /// Moves the active flag to `to` and records the change; the caller holds the write lock.
@@ -254,7 +258,9 @@ async fn insert_history(
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("../migrations/sqlite").run(&self.pool).await?;
+        sqlx::migrate!("../migrations/sqlite")
+            .run(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -307,17 +313,25 @@ impl Store for SqliteStore {
                 .await
                 .map_err(conflict_on("failure_modes_pkey"))?;
             }
-            insert_history(&mut tx, &seed.prompt.id, None, 1, DeployAction::Deploy, SEED_ACTOR)
-                .await?;
+            insert_history(
+                &mut tx,
+                &seed.prompt.id,
+                None,
+                1,
+                DeployAction::Deploy,
+                SEED_ACTOR,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
     async fn list_prompts(&self) -> Result<Vec<PromptWithVersions>> {
-        let prompts = sqlx::query("SELECT id, description, variables, created_at FROM prompts ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let prompts =
+            sqlx::query("SELECT id, description, variables, created_at FROM prompts ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
         let versions = sqlx::query(&format!(
             "SELECT {VERSION_COLUMNS} FROM prompt_versions ORDER BY prompt_id, version"
         ))
@@ -326,7 +340,10 @@ impl Store for SqliteStore {
         let mut by_prompt: HashMap<String, Vec<PromptVersion>> = HashMap::new();
         for row in &versions {
             let version = version_from_row(row)?;
-            by_prompt.entry(version.prompt_id.clone()).or_default().push(version);
+            by_prompt
+                .entry(version.prompt_id.clone())
+                .or_default()
+                .push(version);
         }
         prompts
             .iter()
@@ -344,11 +361,12 @@ impl Store for SqliteStore {
     }
 
     async fn get_prompt(&self, prompt_id: &str) -> Result<Prompt> {
-        let row = sqlx::query("SELECT id, description, variables, created_at FROM prompts WHERE id = ?1")
-            .bind(prompt_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| prompt_not_found(prompt_id))?;
+        let row =
+            sqlx::query("SELECT id, description, variables, created_at FROM prompts WHERE id = ?1")
+                .bind(prompt_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| prompt_not_found(prompt_id))?;
         prompt_from_row(&row)
     }
 
@@ -394,7 +412,9 @@ impl Store for SqliteStore {
             Some(row) => version_from_row(&row),
             None => {
                 self.get_prompt(prompt_id).await?;
-                Err(StoreError::NotFound(format!("active version of prompt {prompt_id}")))
+                Err(StoreError::NotFound(format!(
+                    "active version of prompt {prompt_id}"
+                )))
             }
         }
     }
@@ -491,8 +511,15 @@ impl Store for SqliteStore {
                 ))),
             };
         }
-        let record =
-            switch_active(&mut tx, prompt_id, current, version, DeployAction::Deploy, actor).await?;
+        let record = switch_active(
+            &mut tx,
+            prompt_id,
+            current,
+            version,
+            DeployAction::Deploy,
+            actor,
+        )
+        .await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -501,7 +528,9 @@ impl Store for SqliteStore {
         let mut tx = self.begin_write().await?;
         ensure_prompt(&mut tx, prompt_id).await?;
         let current = active_number(&mut tx, prompt_id).await?.ok_or_else(|| {
-            StoreError::InvalidState(format!("prompt {prompt_id} has no active version to roll back"))
+            StoreError::InvalidState(format!(
+                "prompt {prompt_id} has no active version to roll back"
+            ))
         })?;
         let history = sqlx::query(
             "SELECT from_version, action FROM deploy_history WHERE prompt_id = ?1 ORDER BY seq",
@@ -513,8 +542,9 @@ impl Store for SqliteStore {
             .iter()
             .map(|row| {
                 let action: String = row.try_get("action")?;
-                let action = DeployAction::parse(&action)
-                    .ok_or_else(|| StoreError::decode(format!("unknown deploy action {action:?}")))?;
+                let action = DeployAction::parse(&action).ok_or_else(|| {
+                    StoreError::decode(format!("unknown deploy action {action:?}"))
+                })?;
                 Ok((row.try_get("from_version")?, action))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -525,9 +555,15 @@ impl Store for SqliteStore {
                     "prompt {prompt_id} has no earlier deployed version to roll back to"
                 ))
             })?;
-        let record =
-            switch_active(&mut tx, prompt_id, Some(current), target, DeployAction::Rollback, actor)
-                .await?;
+        let record = switch_active(
+            &mut tx,
+            prompt_id,
+            Some(current),
+            target,
+            DeployAction::Rollback,
+            actor,
+        )
+        .await?;
         tx.commit().await?;
         Ok(record)
     }
