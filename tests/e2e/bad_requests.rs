@@ -257,12 +257,6 @@ fn cases() -> Vec<Case> {
             422,
             "invalid_input",
         ),
-        case(
-            "resolve with control character in task_id",
-            Req::get("/api/prompts/planner/resolve?task_id=a%01b", agent),
-            422,
-            "invalid_input",
-        ),
         // State.
         case(
             "rollback with no earlier version",

@@ -81,9 +81,15 @@ async fn every_non_public_route_refuses_missing_tokens_and_low_roles() {
                     assert_eq!(answer.error_code(), Some("forbidden"));
                 }
                 for enough in Role::ALL.into_iter().filter(|r| *r >= needed) {
+                    // Admitted: whatever the route then answers (a rollback with nothing to roll
+                    // back to is a 409), it is not an auth refusal and not a server error.
                     let answer = app.send(&request(Some(token_of(enough)))).await;
+                    let refused = matches!(
+                        answer.status,
+                        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                    );
                     assert!(
-                        answer.status.is_success(),
+                        !refused && !answer.status.is_server_error(),
                         "{} {} with role {enough}: {} {}",
                         spec.method,
                         path,

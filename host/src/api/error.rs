@@ -219,12 +219,14 @@ impl From<StoreError> for ApiError {
 /// the database's message text, which differs between backends and versions).
 fn conflict_message(constraint: &str) -> String {
     match constraint {
-        c if c.contains("one_active") || c.contains("active") => {
-            "another deploy of this prompt happened at the same time; retry".to_owned()
+        "one_active_version_per_prompt" => {
+            "another change of this prompt's active version happened at the same time; retry"
+                .to_owned()
         }
-        c if c.contains("version") => {
+        "prompt_versions_prompt_id_version_key" => {
             "another version of this prompt was created at the same time; retry".to_owned()
         }
+        "prompts_pkey" => "a prompt with this id already exists".to_owned(),
         other => format!("the change conflicts with existing data ({other})"),
     }
 }
@@ -239,7 +241,7 @@ impl From<PromptError> for ApiError {
             },
             PromptError::NotFound(what) => ApiError::NotFound(what),
             PromptError::InvalidState(message) => ApiError::InvalidState(message),
-            PromptError::Conflict(message) => ApiError::Conflict(message),
+            PromptError::Conflict(constraint) => ApiError::Conflict(conflict_message(&constraint)),
             PromptError::Invalid(message) => ApiError::InvalidInput(message),
             PromptError::Store(store) => store.into(),
         }

@@ -1,4 +1,4 @@
-//! Prometheus metrics: request counts and latency by route and status, and resolve cache hits.
+//! Prometheus metrics: request counts and latency by route and status.
 //!
 //! Labels use the route *pattern* (`/api/prompts/{id}/resolve`), never the raw path, so the
 //! number of series stays bounded whatever clients send.
@@ -34,18 +34,11 @@ struct RouteLabels {
     route: String,
 }
 
-/// Whether resolve was answered from the in-memory cache.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CacheLabels {
-    outcome: &'static str,
-}
-
 /// The process's metrics.
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
-    resolve_cache: Family<CacheLabels, Counter>,
 }
 
 /// Route label of requests that matched no route.
@@ -76,26 +69,11 @@ impl Metrics {
             "HTTP request latency by method and route pattern",
             latency.clone(),
         );
-        let resolve_cache = Family::<CacheLabels, Counter>::default();
-        registry.register(
-            "resolve_cache",
-            "Resolve lookups answered from memory (hit) or from the database (miss)",
-            resolve_cache.clone(),
-        );
         Metrics {
             registry,
             requests,
             latency,
-            resolve_cache,
         }
-    }
-
-    /// Counts one resolve lookup.
-    pub fn record_resolve_cache(&self, hit: bool) {
-        let outcome = if hit { "hit" } else { "miss" };
-        self.resolve_cache
-            .get_or_create(&CacheLabels { outcome })
-            .inc();
     }
 
     /// Counts one request and its latency.
@@ -169,20 +147,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exposition_contains_recorded_requests_and_cache_outcomes() {
+    fn exposition_contains_recorded_requests() {
         let metrics = Metrics::new();
         metrics.record_request("GET", "/api/prompts", 200, 0.002);
         metrics.record_request("GET", "/api/prompts", 200, 0.003);
-        metrics.record_resolve_cache(true);
         let text = metrics.encode().expect("encodes");
         assert!(
             text.contains(
                 r#"flywheel_http_requests_total{method="GET",route="/api/prompts",status="200"} 2"#
             ),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"flywheel_resolve_cache_total{outcome="hit"} 1"#),
             "{text}"
         );
         assert!(

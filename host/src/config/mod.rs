@@ -25,10 +25,6 @@ pub const DEFAULT_SQLITE_FILE: &str = "flywheel.db";
 pub const DEFAULT_AB_TEST_TRAFFIC_SPLIT: f64 = 0.5;
 /// The requirements' default: annotated rows needed before export or optimization.
 pub const DEFAULT_MIN_SAMPLES_FOR_OPTIMIZATION: u32 = 50;
-/// How long a resolved active version may be served from memory. Several instances share one
-/// database and a deploy through one must be served by the others within 1 s, so this stays
-/// well under a second.
-pub const DEFAULT_RESOLVE_CACHE_TTL: Duration = Duration::from_millis(250);
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -409,7 +405,7 @@ impl Settings {
             openai_base_url,
             openai_api_key,
             log_format,
-            resolve_cache_ttl: DEFAULT_RESOLVE_CACHE_TTL,
+            resolve_cache_ttl: crate::prompts::DEFAULT_RESOLVE_CACHE_TTL,
         })
     }
 
