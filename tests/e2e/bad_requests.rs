@@ -96,6 +96,18 @@ fn cases() -> Vec<Case> {
             "invalid_body",
         ),
         case(
+            "empty content",
+            Req::post(create, admin).json(r#"{"content":""}"#),
+            422,
+            "invalid_input",
+        ),
+        case(
+            "unknown parent version",
+            Req::post(create, admin).json(r#"{"content":"a","parentVersion":999}"#),
+            422,
+            "invalid_input",
+        ),
+        case(
             "no content type",
             Req::post(create, admin).body(None, r#"{"content":"a"}"#),
             415,
