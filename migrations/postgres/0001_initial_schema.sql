@@ -139,7 +139,8 @@ CREATE TABLE ab_tests (
         decision IS NULL OR decision IN ('ship_b', 'rollback', 'keep_running', 'inconclusive_keep_a')
     ),
     CONSTRAINT ab_tests_min_samples_nonnegative CHECK (min_samples >= 0),
-    CONSTRAINT ab_tests_config_json CHECK (jsonb_typeof(config) = 'object')
+    CONSTRAINT ab_tests_config_json CHECK (jsonb_typeof(config) = 'object'),
+    CONSTRAINT ab_tests_result_json CHECK (result IS NULL OR jsonb_typeof(result) = 'object')
 );
 -- A task must get one answer to "which version": only one running test per prompt.
 CREATE UNIQUE INDEX one_running_ab_test_per_prompt ON ab_tests (prompt_id) WHERE status = 'running';
@@ -211,6 +212,9 @@ CREATE TABLE prompt_optimization_data (
     CONSTRAINT prompt_optimization_data_input_variables_json CHECK (jsonb_typeof(input_variables) = 'object'),
     CONSTRAINT prompt_optimization_data_expected_files_json CHECK (
         expected_files IS NULL OR jsonb_typeof(expected_files) = 'array'
+    ),
+    CONSTRAINT prompt_optimization_data_grader_results_json CHECK (
+        grader_results IS NULL OR jsonb_typeof(grader_results) = 'object'
     )
 );
 CREATE INDEX prompt_optimization_data_prompt_version ON prompt_optimization_data (prompt_id, version, created_at);

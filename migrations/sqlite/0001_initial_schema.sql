@@ -2,8 +2,9 @@
 -- extends columns rather than reshaping tables. Kept in step with migrations/postgres: same
 -- tables, columns and constraint names, so both backends map violations by the same names.
 --
--- SQLite notes: timestamps are RFC 3339 TEXT in UTC, UUIDs hyphenated TEXT, JSON TEXT, booleans
--- INTEGER 0/1 (checked). Foreign keys are enforced because the connection turns them on.
+-- SQLite notes: timestamps are RFC 3339 TEXT in UTC, UUIDs hyphenated TEXT, JSON TEXT (checked
+-- valid), booleans INTEGER 0/1 (checked by `*_bool` constraints, the only ones PostgreSQL's types
+-- make unnecessary). Foreign keys are enforced because the connection turns them on.
 
 CREATE TABLE prompts (
     id          TEXT NOT NULL,
@@ -143,8 +144,8 @@ CREATE TABLE ab_tests (
         decision IS NULL OR decision IN ('ship_b', 'rollback', 'keep_running', 'inconclusive_keep_a')
     ),
     CONSTRAINT ab_tests_min_samples_nonnegative CHECK (min_samples >= 0),
-    CONSTRAINT ab_tests_config_json CHECK (json_valid(config)),
-    CONSTRAINT ab_tests_result_json CHECK (result IS NULL OR json_valid(result))
+    CONSTRAINT ab_tests_config_json CHECK (json_valid(config) AND json_type(config) = 'object'),
+    CONSTRAINT ab_tests_result_json CHECK (result IS NULL OR (json_valid(result) AND json_type(result) = 'object'))
 );
 -- A task must get one answer to "which version": only one running test per prompt.
 CREATE UNIQUE INDEX one_running_ab_test_per_prompt ON ab_tests (prompt_id) WHERE status = 'running';
@@ -222,7 +223,7 @@ CREATE TABLE prompt_optimization_data (
         expected_files IS NULL OR (json_valid(expected_files) AND json_type(expected_files) = 'array')
     ),
     CONSTRAINT prompt_optimization_data_grader_results_json CHECK (
-        grader_results IS NULL OR json_valid(grader_results)
+        grader_results IS NULL OR (json_valid(grader_results) AND json_type(grader_results) = 'object')
     )
 );
 CREATE INDEX prompt_optimization_data_prompt_version ON prompt_optimization_data (prompt_id, version, created_at);

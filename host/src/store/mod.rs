@@ -315,3 +315,51 @@ pub trait Store: Send + Sync + 'static {
     /// The failure-mode taxonomy of a prompt.
     async fn failure_modes(&self, prompt_id: &str) -> Result<Vec<FailureMode>>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn open_store_refuses_an_unknown_scheme_without_echoing_the_url() {
+        match open_store("mysql://user:secret@host/db").await {
+            Err(StoreError::UnsupportedUrl(shown)) => {
+                assert_eq!(shown, "mysql:…");
+            }
+            Err(other) => panic!("expected UnsupportedUrl, got {other}"),
+            Ok(_) => panic!("expected UnsupportedUrl, got a store"),
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_in_memory_keeps_one_database_across_calls() {
+        let store = open_store("sqlite::memory:").await.unwrap();
+        store
+            .seed(&crate::prompts::seeds::default_seeds())
+            .await
+            .unwrap();
+        assert_eq!(store.list_prompts().await.unwrap().len(), 4);
+        store.ping().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn sqlite_file_and_missing_directories_are_created() {
+        let dir = testing::TempDirGuard::new().unwrap();
+        let path = dir.path().join("nested/deeper/flywheel.db");
+        let store = open_store(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        store.ping().await.unwrap();
+        assert!(path.exists());
+        // Opening again applies no migration twice and keeps the data.
+        store
+            .seed(&crate::prompts::seeds::default_seeds())
+            .await
+            .unwrap();
+        drop(store);
+        let again = open_store(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        assert_eq!(again.list_prompts().await.unwrap().len(), 4);
+    }
+}

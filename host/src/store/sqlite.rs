@@ -602,3 +602,48 @@ impl Store for SqliteStore {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::sqlite_temp;
+
+    #[tokio::test]
+    async fn file_databases_use_wal_foreign_keys_and_a_busy_timeout() {
+        let (_dir, url) = sqlite_temp();
+        let store = SqliteStore::connect(&url).await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(foreign_keys, 1);
+        let timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(timeout, BUSY_TIMEOUT.as_millis() as i64);
+    }
+
+    #[tokio::test]
+    async fn a_foreign_key_violation_maps_to_a_conflict_on_the_named_constraint() {
+        let (_dir, url) = sqlite_temp();
+        let store = SqliteStore::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let error = sqlx::query(
+            "INSERT INTO failure_modes (prompt_id, code, description) VALUES ('ghost', 'x', 'y')",
+        )
+        .execute(store.pool())
+        .await
+        .map_err(conflict_on("failure_modes_prompt_id_fkey"))
+        .unwrap_err();
+        assert!(
+            matches!(&error, StoreError::Conflict { constraint } if constraint == "failure_modes_prompt_id_fkey"),
+            "{error:?}"
+        );
+    }
+}
