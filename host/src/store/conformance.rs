@@ -91,6 +91,7 @@ conformance!(
     concurrent_deploys_leave_exactly_one_active_version,
     concurrent_create_version_numbers_are_distinct_and_consecutive,
     schema_refuses_two_active_versions,
+    concurrent_seeding_writes_each_prompt_once,
 );
 
 fn new_version(prompt_id: &str, content: &str) -> NewVersion {
@@ -547,6 +548,43 @@ async fn schema_refuses_two_active_versions(b: &Backend) {
         }
     }
     assert_eq!(active_numbers(b.store.as_ref(), "planner").await, [1]);
+}
+
+async fn concurrent_seeding_writes_each_prompt_once(b: &Backend) {
+    // Instances starting together all seed; each new prompt must be written exactly once.
+    let extra: Vec<_> = default_seeds()
+        .into_iter()
+        .map(|mut seed| {
+            seed.prompt.id = format!("extra-{}", seed.prompt.id);
+            for mode in &mut seed.failure_modes {
+                mode.prompt_id = seed.prompt.id.clone();
+            }
+            seed
+        })
+        .collect();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = b.store.clone();
+            let seeds = extra.clone();
+            tokio::spawn(async move { store.seed(&seeds).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await
+            .expect("seed task")
+            .expect("every seeding succeeds");
+    }
+    let listed = b.store.list_prompts().await.unwrap();
+    assert_eq!(listed.len(), 8);
+    for seed in &extra {
+        let id = seed.prompt.id.as_str();
+        assert_eq!(b.store.list_versions(id).await.unwrap().len(), 1, "{id}");
+        assert_eq!(b.store.deploy_history(id).await.unwrap().len(), 1, "{id}");
+        assert_eq!(
+            b.store.failure_modes(id).await.unwrap().len(),
+            seed.failure_modes.len()
+        );
+    }
 }
 
 /// Names of every table column, constraint, index and trigger of a migrated database, so the two
