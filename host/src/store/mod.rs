@@ -1,11 +1,20 @@
 //! The storage interface: one trait, two backends ([`sqlite`], [`postgres`]).
 //!
 //! Invariants live in the schema (see `migrations/`): one active version per prompt (partial
-//! unique index), unique `(prompt_id, version)`, foreign keys. Backends translate constraint
-//! violations into [`StoreError::Conflict`] by constraint name, never by message text.
-//! Nothing here knows about HTTP.
+//! unique index `one_active_version_per_prompt`), unique `(prompt_id, version)`, immutable
+//! versions (trigger `prompt_versions_immutable`), foreign keys, idempotent run ingestion
+//! (`prompt_optimization_data_run_key`). Backends translate constraint violations into
+//! [`StoreError::Conflict`] by constraint name, never by message text. Nothing here knows about
+//! HTTP.
 //!
 //! [`open_store`] picks the backend from the URL scheme and applies the migrations.
+//! `NotFound` carries the subject only (`prompt planner`, `version 7 of prompt planner`), so
+//! callers can phrase the message.
+//!
+//! Extending the schema: add a migration with the same number and name to both
+//! `migrations/sqlite` and `migrations/postgres` (never edit an applied one), name every
+//! constraint, and add the behaviour as a case of the conformance suite (`conformance.rs`), which
+//! also checks that both migration sets define the same columns and named constraints.
 
 pub mod postgres;
 mod rollback;
