@@ -6,7 +6,7 @@
 //! statement sees everything committed before the lock was granted.
 //!
 //! PostgreSQL names the violated constraint, so violations map to [`StoreError::Conflict`] by that
-//! name (see [`map_error`]).
+//! name (see `map_error`).
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! change underneath, so "max + 1" and "deactivate, then activate" need no further locking.
 //!
 //! SQLite does not report which constraint failed, so violations are mapped by error kind plus
-//! the statement being run (see [`conflict_on`]).
+//! the statement being run (see `conflict_on`).
 
 use std::collections::HashMap;
 use std::path::Path;
