@@ -30,7 +30,10 @@ pub trait Grader {
     /// Grades several rows with one config, already parsed and validated once for the batch.
     /// Returns one result per row, in order. The default calls [`Grader::grade`] per row;
     /// override it only to share work across rows.
-    fn grade_batch(config: &Self::Config, rows: &[(Sample, Item)]) -> Vec<Result<Grade, GradeError>> {
+    fn grade_batch(
+        config: &Self::Config,
+        rows: &[(Sample, Item)],
+    ) -> Vec<Result<Grade, GradeError>> {
         rows.iter()
             .map(|(sample, item)| Self::grade(config, sample, item))
             .collect()

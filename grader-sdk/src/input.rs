@@ -194,10 +194,22 @@ mod tests {
 
     #[test]
     fn bad_rows_are_invalid_input() {
-        assert!(matches!(Sample::parse("{"), Err(GradeError::InvalidInput(_))));
-        assert!(matches!(Sample::parse("3"), Err(GradeError::InvalidInput(_))));
-        assert!(matches!(Item::parse("[1]"), Err(GradeError::InvalidInput(_))));
-        assert!(matches!(Item::parse("nope"), Err(GradeError::InvalidInput(_))));
+        assert!(matches!(
+            Sample::parse("{"),
+            Err(GradeError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            Sample::parse("3"),
+            Err(GradeError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            Item::parse("[1]"),
+            Err(GradeError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            Item::parse("nope"),
+            Err(GradeError::InvalidInput(_))
+        ));
         let s = Sample::parse(r#"{"output_text": 5}"#).unwrap();
         assert!(s.require_output_text().is_err());
     }

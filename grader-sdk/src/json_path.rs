@@ -69,10 +69,12 @@ pub fn parse(path: &str) -> Result<Vec<Segment>, PathError> {
 /// Follows parsed segments from `root`; `None` when a key or index is absent or the value on
 /// the way has the wrong shape.
 pub fn follow<'a>(root: &'a Value, segments: &[Segment]) -> Option<&'a Value> {
-    segments.iter().try_fold(root, |value, segment| match segment {
-        Segment::Key(key) => value.as_object()?.get(key),
-        Segment::Index(index) => value.as_array()?.get(*index),
-    })
+    segments
+        .iter()
+        .try_fold(root, |value, segment| match segment {
+            Segment::Key(key) => value.as_object()?.get(key),
+            Segment::Index(index) => value.as_array()?.get(*index),
+        })
 }
 
 /// Looks `path` up in `root`: `Ok(None)` when absent, an error when the path is malformed.
@@ -110,7 +112,9 @@ mod tests {
 
     #[test]
     fn malformed_paths_are_errors() {
-        for bad in ["", "a..b", ".a", "a.", "a[", "a[x]", "a[-1]", "a]b", "a[0]b", "  "] {
+        for bad in [
+            "", "a..b", ".a", "a.", "a[", "a[x]", "a[-1]", "a]b", "a[0]b", "  ",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

@@ -102,11 +102,11 @@ macro_rules! export {
 pub mod __private {
     pub use crate::bindings;
     pub use crate::bindings::exports::flywheel::grader::grading::{
-    GradeResult as WitGrade, GradeError as WitGradeError, GraderInfo, Guest, Row,
+        GradeError as WitGradeError, GradeResult as WitGrade, GraderInfo, Guest, Row,
     };
-    pub use wit_bindgen::rt as wit_bindgen_rt;
     use crate::bindings::flywheel::grader::types::Metric as WitMetric;
     use crate::{Grade, GradeError, Grader};
+    pub use wit_bindgen::rt as wit_bindgen_rt;
 
     /// The `info` export in WIT types.
     pub fn info<G: Grader>() -> GraderInfo {
@@ -118,14 +118,21 @@ pub mod __private {
     }
 
     /// The `grade` export in WIT types.
-    pub fn grade<G: Grader>(config: &str, sample: &str, item: &str) -> Result<WitGrade, WitGradeError> {
+    pub fn grade<G: Grader>(
+        config: &str,
+        sample: &str,
+        item: &str,
+    ) -> Result<WitGrade, WitGradeError> {
         crate::run::grade::<G>(config, sample, item)
             .map(to_wit_grade)
             .map_err(to_wit_error)
     }
 
     /// The `grade-batch` export in WIT types.
-    pub fn grade_batch<G: Grader>(config: &str, rows: Vec<Row>) -> Vec<Result<WitGrade, WitGradeError>> {
+    pub fn grade_batch<G: Grader>(
+        config: &str,
+        rows: Vec<Row>,
+    ) -> Vec<Result<WitGrade, WitGradeError>> {
         let rows: Vec<(String, String)> = rows.into_iter().map(|r| (r.sample, r.item)).collect();
         crate::run::grade_batch::<G, String>(config, &rows)
             .into_iter()

@@ -76,7 +76,10 @@ pub fn grade<G: Grader>(config: &str, sample: &str, item: &str) -> Result<Grade,
 
 /// The `grade-batch` export: the config is parsed once; a row that does not parse gets its own
 /// error without stopping the others.
-pub fn grade_batch<G: Grader, S: AsRef<str>>(config: &str, rows: &[(S, S)]) -> Vec<Result<Grade, GradeError>> {
+pub fn grade_batch<G: Grader, S: AsRef<str>>(
+    config: &str,
+    rows: &[(S, S)],
+) -> Vec<Result<Grade, GradeError>> {
     let config = match parse_config::<G>(config) {
         Ok(config) => config,
         Err(e) => return rows.iter().map(|_| Err(e.clone())).collect(),
@@ -115,7 +118,10 @@ pub fn grade_batch<G: Grader, S: AsRef<str>>(config: &str, rows: &[(S, S)]) -> V
 /// A NaN or infinite score would poison means and thresholds downstream; refuse it here.
 fn check_score(grade: Grade) -> Result<Grade, GradeError> {
     if !grade.score.is_finite() {
-        return Err(GradeError::failed(format!("score is not a finite number ({})", grade.score)));
+        return Err(GradeError::failed(format!(
+            "score is not a finite number ({})",
+            grade.score
+        )));
     }
     if let Some(metric) = grade.metrics.iter().find(|m| !m.value.is_finite()) {
         return Err(GradeError::failed(format!(
@@ -166,7 +172,10 @@ mod tests {
             }
         }
         fn grade_batch(config: &Config, rows: &[(Sample, Item)]) -> Vec<Result<Grade, GradeError>> {
-            let mut out: Vec<_> = rows.iter().map(|(s, i)| Self::grade(config, s, i)).collect();
+            let mut out: Vec<_> = rows
+                .iter()
+                .map(|(s, i)| Self::grade(config, s, i))
+                .collect();
             if matches!(config.mode, Mode::Short) {
                 out.pop();
             }
@@ -185,7 +194,8 @@ mod tests {
     fn config_errors_name_the_field() {
         let err = validate_config::<LengthGrader>(r#"{"threshold": "high"}"#).unwrap_err();
         assert!(err.contains("`threshold`"), "{err}");
-        let err = validate_config::<LengthGrader>(r#"{"threshold": 1, "mode": "fast"}"#).unwrap_err();
+        let err =
+            validate_config::<LengthGrader>(r#"{"threshold": 1, "mode": "fast"}"#).unwrap_err();
         assert!(err.contains("`mode`") && err.contains("fast"), "{err}");
         let err = validate_config::<LengthGrader>(r#"{}"#).unwrap_err();
         assert!(err.contains("threshold"), "{err}");
@@ -195,17 +205,25 @@ mod tests {
         assert!(err.contains("must not be negative"), "{err}");
         assert!(validate_config::<LengthGrader>("not json").is_err());
         assert!(validate_config::<LengthGrader>(r#"{"threshold": 1} x"#).is_err());
-        assert_eq!(validate_config::<LengthGrader>(r#"{"threshold": 1}"#), Ok(()));
+        assert_eq!(
+            validate_config::<LengthGrader>(r#"{"threshold": 1}"#),
+            Ok(())
+        );
     }
 
     #[test]
     fn grade_parses_everything_and_checks_the_score() {
-        let g = grade::<LengthGrader>(r#"{"threshold": 3}"#, r#"{"output_text":"abcd"}"#, "{}").unwrap();
+        let g = grade::<LengthGrader>(r#"{"threshold": 3}"#, r#"{"output_text":"abcd"}"#, "{}")
+            .unwrap();
         assert_eq!((g.score, g.passed), (4.0, Some(true)));
         let err = grade::<LengthGrader>(r#"{"threshold": 3}"#, "{", "{}").unwrap_err();
         assert!(matches!(err, GradeError::InvalidInput(_)));
-        let err = grade::<LengthGrader>(r#"{"threshold": 3, "mode": "nan"}"#, r#""x""#, "{}").unwrap_err();
-        assert!(matches!(err, GradeError::Failed(ref m) if m.contains("finite")), "{err}");
+        let err = grade::<LengthGrader>(r#"{"threshold": 3, "mode": "nan"}"#, r#""x""#, "{}")
+            .unwrap_err();
+        assert!(
+            matches!(err, GradeError::Failed(ref m) if m.contains("finite")),
+            "{err}"
+        );
         let err = grade::<LengthGrader>(r#"{"threshold": "x"}"#, r#""x""#, "{}").unwrap_err();
         assert!(matches!(err, GradeError::InvalidConfig(_)));
     }
@@ -230,13 +248,18 @@ mod tests {
     fn batch_with_bad_config_fails_every_row() {
         let rows = [("\"a\"", "{}"), ("\"b\"", "{}")];
         let out = grade_batch::<LengthGrader, _>("{}", &rows);
-        assert!(out.iter().all(|r| matches!(r, Err(GradeError::InvalidConfig(_)))));
+        assert!(
+            out.iter()
+                .all(|r| matches!(r, Err(GradeError::InvalidConfig(_))))
+        );
     }
 
     #[test]
     fn batch_override_with_wrong_length_is_reported() {
         let rows = [("\"a\"", "{}"), ("\"b\"", "{}")];
         let out = grade_batch::<LengthGrader, _>(r#"{"threshold": 1, "mode": "short"}"#, &rows);
-        assert!(out.iter().all(|r| matches!(r, Err(GradeError::Failed(m)) if m.contains("1 results for 2 rows"))));
+        assert!(out.iter().all(
+            |r| matches!(r, Err(GradeError::Failed(m)) if m.contains("1 results for 2 rows"))
+        ));
     }
 }

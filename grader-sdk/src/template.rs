@@ -26,7 +26,9 @@ pub enum TemplateError {
         at: usize,
     },
     /// A namespace other than `item` or `sample`.
-    #[error("unknown namespace `{namespace}` in `{{{{{variable}}}}}`: only `item` and `sample` are supported")]
+    #[error(
+        "unknown namespace `{namespace}` in `{{{{{variable}}}}}`: only `item` and `sample` are supported"
+    )]
     UnknownNamespace {
         /// The namespace as written.
         namespace: String,
@@ -83,7 +85,9 @@ impl Template {
                 parts.push(Part::Text(rest[..open].to_owned()));
             }
             let after = &rest[open + 2..];
-            let close = after.find("}}").ok_or(TemplateError::Unclosed { at: offset + open })?;
+            let close = after
+                .find("}}")
+                .ok_or(TemplateError::Unclosed { at: offset + open })?;
             parts.push(parse_variable(after[..close].trim())?);
             let consumed = open + 2 + close + 2;
             rest = &rest[consumed..];
@@ -199,10 +203,19 @@ mod tests {
     #[test]
     fn sample_paths_reach_output_json_and_indexes() {
         let (s, i) = row();
-        assert_eq!(render("{{sample.output_json.name}}", &s, &i).unwrap(), "Ada");
-        assert_eq!(render("{{ sample.output_json.tags[1] }}", &s, &i).unwrap(), "2");
+        assert_eq!(
+            render("{{sample.output_json.name}}", &s, &i).unwrap(),
+            "Ada"
+        );
+        assert_eq!(
+            render("{{ sample.output_json.tags[1] }}", &s, &i).unwrap(),
+            "2"
+        );
         assert_eq!(render("{{sample.choices}}", &s, &i).unwrap(), "[]");
-        assert_eq!(render("{{  sample.output_text}}", &s, &i).unwrap(), s.output_text().unwrap());
+        assert_eq!(
+            render("{{  sample.output_text}}", &s, &i).unwrap(),
+            s.output_text().unwrap()
+        );
     }
 
     #[test]
@@ -217,24 +230,43 @@ mod tests {
     #[test]
     fn unknown_namespace_is_rejected_at_parse() {
         let err = Template::parse("{{ input.x }}").unwrap_err();
-        assert!(matches!(err, TemplateError::UnknownNamespace { ref namespace, .. } if namespace == "input"));
-        assert!(err.to_string().contains("only `item` and `sample`"), "{err}");
+        assert!(
+            matches!(err, TemplateError::UnknownNamespace { ref namespace, .. } if namespace == "input")
+        );
+        assert!(
+            err.to_string().contains("only `item` and `sample`"),
+            "{err}"
+        );
         assert!(Template::parse("{{}}").is_err());
         assert!(Template::parse("{{items.label}}").is_err());
     }
 
     #[test]
     fn malformed_variables_and_unclosed_braces_are_rejected() {
-        assert_eq!(Template::parse("ab {{item.x").unwrap_err(), TemplateError::Unclosed { at: 3 });
-        assert!(matches!(Template::parse("{{item.}}"), Err(TemplateError::InvalidVariable { .. })));
-        assert!(matches!(Template::parse("{{item.a[x]}}"), Err(TemplateError::InvalidVariable { .. })));
+        assert_eq!(
+            Template::parse("ab {{item.x").unwrap_err(),
+            TemplateError::Unclosed { at: 3 }
+        );
+        assert!(matches!(
+            Template::parse("{{item.}}"),
+            Err(TemplateError::InvalidVariable { .. })
+        ));
+        assert!(matches!(
+            Template::parse("{{item.a[x]}}"),
+            Err(TemplateError::InvalidVariable { .. })
+        ));
     }
 
     #[test]
     fn missing_paths_are_errors_naming_the_variable() {
         let (s, i) = row();
         let err = render("{{item.labl}}", &s, &i).unwrap_err();
-        assert_eq!(err, TemplateError::Missing { variable: "item.labl".into() });
+        assert_eq!(
+            err,
+            TemplateError::Missing {
+                variable: "item.labl".into()
+            }
+        );
         assert!(err.to_string().contains("item.labl"));
         assert!(render("{{item.expected_files[5]}}", &s, &i).is_err());
     }
