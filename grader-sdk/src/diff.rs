@@ -479,8 +479,8 @@ fn header_path(raw: &str, prefix: &str) -> Option<String> {
 
 /// `a/x b/y` (or quoted forms) → (`x`, `y`).
 fn split_git_header(rest: &str) -> Option<(String, String)> {
-    if rest.starts_with('"') {
-        let close = rest[1..].find('"')? + 1;
+    if let Some(inner) = rest.strip_prefix('"') {
+        let close = inner.find('"')? + 1;
         let old = unquote(&rest[..=close]);
         let new = unquote(rest[close + 1..].trim_start());
         return Some((

@@ -37,11 +37,10 @@ pub struct DiffValid;
 /// `diff`/`patch`/`udiff` (or untagged), else the whole text.
 pub fn extract(text: &str) -> (&str, usize) {
     let mut offset = 0;
-    let mut line_no = 0;
     let mut open: Option<(usize, usize)> = None;
     // Inside a fence of another language, whose closing ``` must not open a diff block.
     let mut skipping = false;
-    for line in text.split_inclusive('\n') {
+    for (line_no, line) in text.split_inclusive('\n').enumerate() {
         let trimmed = line.trim();
         match open {
             None if skipping => skipping = trimmed != "```",
@@ -62,7 +61,6 @@ pub fn extract(text: &str) -> (&str, usize) {
             }
         }
         offset += line.len();
-        line_no += 1;
     }
     match open {
         // An unclosed fence: take everything after it.
