@@ -128,6 +128,19 @@ HAND_PAIRS = [
     ("   leading and trailing spaces   ", "leading and trailing spaces"),
     ("punctuation, everywhere; really: yes!", "punctuation everywhere really yes"),
     ("…ellipsis — dashes – and “quotes”", "ellipsis dashes and quotes"),
+    ("e\u0301cole de\u0301compose\u0301e", "école décomposée"),
+    ("हिन्दी पाठ परीक्षण", "हिन्दी पाठ"),
+    ("نص عربي للاختبار", "نص عربي"),
+    ("ภาษาไทย ทดสอบ", "ภาษาไทย"),
+    ("info\x1fseparator\x1ctext", "info separator text"),
+    ("non\u00a0breaking\u2003spaces", "non breaking spaces"),
+    ("Ⅻ roman numeral ⅻ", "xii roman numeral"),
+    ("ΣΊΣΥΦΟΣ σίσυφος", "σίσυφοσ ΣΊΣΥΦΟΣ"),
+    ("The implementation of the configuration management subsystem was substantially reorganized during the last release cycle",
+     "configuration management"),
+    ("configuration management reorganized", "The implementation of the configuration management subsystem was substantially reorganized during the last release cycle and nobody noticed any regression whatsoever in production"),
+    ("x" * 100, "x" * 70 + "y" * 30),
+    ("abcdefghij" * 12, "jihgfedcba" * 7),
 ]
 
 VOCAB = (
