@@ -30,6 +30,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Token checks.
     pub auth: Arc<Authenticator>,
+    /// The grader components: built-ins plus the watched graders directory.
+    pub graders: Arc<crate::graders::Registry>,
 }
 
 /// Opens the configured database (which applies migrations) and seeds it. Creates the data directory
@@ -55,7 +57,9 @@ pub fn build_app_with_store(
     settings: Settings,
     store: Arc<dyn Store>,
 ) -> anyhow::Result<(Router, AppState)> {
+    let graders = start_graders(&settings)?;
     let state = AppState {
+        graders,
         registry: Arc::new(PromptRegistry::new(store, settings.resolve_cache_ttl)),
         metrics: Arc::new(Metrics::new()),
         auth: Arc::new(Authenticator::new(&settings.tokens)),
@@ -63,6 +67,21 @@ pub fn build_app_with_store(
     };
     let router = api::router(state.clone()).map_err(anyhow::Error::msg)?;
     Ok((router, state))
+}
+
+/// Starts the grader registry in the background: the built-ins embedded in the binary and every
+/// `*.wasm` of `FLYWHEEL_GRADERS_DIR` (created when missing), watched for changes; compiled
+/// components are cached in `<data-dir>/cache/components`. Must run inside a tokio runtime.
+pub fn start_graders(settings: &Settings) -> anyhow::Result<Arc<crate::graders::Registry>> {
+    let runtime =
+        crate::graders::GraderRuntime::process_wide().context("building the grader runtime")?;
+    let options = crate::graders::RegistryOptions {
+        graders_dir: Some(settings.graders_dir.clone()),
+        cache_dir: Some(settings.data_dir.join("cache").join("components")),
+        builtins: crate::graders::builtin::builtins(),
+        watch: true,
+    };
+    Ok(crate::graders::Registry::spawn(runtime, options))
 }
 
 /// Opens the database (migrations, seeds) and builds the state and router.

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod graders;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
@@ -97,6 +98,7 @@ pub const ROUTES: &[RouteSpec] = &[
         "/api/prompts/{id}/resolve",
         Access::Needs(Role::Agent),
     ),
+    route(Method::GET, "/api/graders", Access::Needs(Role::Read)),
     route(Method::GET, "/healthz", Access::Public),
     route(Method::GET, "/metrics", Access::Public),
     route(Method::GET, "/openapi.json", Access::Public),
@@ -122,6 +124,7 @@ fn handler_for(spec: &RouteSpec) -> Option<MethodRouter<AppState>> {
         (Method::GET, "/api/prompts/{id}/history") => h(filter, prompts::history),
         (Method::GET, "/api/prompts/{id}/failure-modes") => h(filter, prompts::failure_modes),
         (Method::GET, "/api/prompts/{id}/resolve") => h(filter, prompts::resolve),
+        (Method::GET, "/api/graders") => h(filter, graders::list),
         (Method::GET, "/healthz") => h(filter, health::healthz),
         (Method::GET, "/metrics") => h(filter, metrics::metrics),
         (Method::GET, "/openapi.json") => h(filter, openapi::openapi),

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, health, metrics, prompts};
+use super::{error, graders, health, metrics, prompts};
 
 /// The API description; every route of [`super::ROUTES`] appears here (a test checks it).
 #[derive(OpenApi)]
@@ -20,6 +20,7 @@ use super::{error, health, metrics, prompts};
         prompts::history,
         prompts::failure_modes,
         prompts::resolve,
+        graders::list,
         health::healthz,
         metrics::metrics,
         openapi,
@@ -28,6 +29,7 @@ use super::{error, health, metrics, prompts};
     modifiers(&BearerAuth),
     tags(
         (name = "prompts", description = "Prompt registry"),
+        (name = "graders", description = "Sandboxed WebAssembly graders"),
         (name = "operations", description = "Health, metrics, API description"),
     )
 )]

@@ -8,6 +8,7 @@
 //!   service over HTTP, so auth, history and every instance's cache see the change.
 
 pub mod client;
+pub mod graders;
 pub mod prompts;
 pub mod release;
 pub mod serve;
@@ -45,6 +46,10 @@ pub enum Command {
     Deploy(release::DeployArgs),
     /// Re-activate the version that was active before the current one.
     Rollback(release::RollbackArgs),
+    /// List grader components or scaffold a new grader crate.
+    Graders(graders::GradersArgs),
+    /// Grade a JSONL file of OpenAI eval rows with a grader definition or component.
+    Grade(graders::GradeArgs),
 }
 
 /// Runs a parsed command with validated settings.
@@ -54,6 +59,8 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Prompts(args) => prompts::run(args, settings).await,
         Command::Deploy(args) => release::deploy(args, settings).await,
         Command::Rollback(args) => release::rollback(args, settings).await,
+        Command::Graders(args) => graders::run(args, settings).await,
+        Command::Grade(args) => graders::grade(args, settings).await,
     }
 }
 
