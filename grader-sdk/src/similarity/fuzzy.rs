@@ -109,6 +109,10 @@ fn partial_ratio(a: &[char], b: &[char]) -> f64 {
     if a.is_empty() && b.is_empty() {
         return 100.0;
     }
+    // rapidfuzz's C++ scorer gives 0 here; its window loops would index before the start.
+    if a.is_empty() || b.is_empty() {
+        return 0.0;
+    }
     let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     let mut score = partial_impl(short, long);
     if score != 100.0 && a.len() == b.len() {
