@@ -4,11 +4,11 @@
 //! - in a fresh sandbox per row (fresh `Store` + instance from `InstancePre`);
 //! - in a fresh sandbox per batch of 100 rows (`grade-batch`);
 //! - by a `python3` process per row running the equivalent OpenAI python grader;
+//!
 //! plus the time to load 20 graders from the compile cache (restart of a registry).
 //!
 //! Run once, in release: `cargo bench -p flywheel --bench graders`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -232,10 +232,14 @@ fn benches(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3))
         .warm_up_time(Duration::from_millis(500));
     group.bench_function("20_graders_from_cache", |b| {
+        // A fresh engine each time, as after a restart: nothing is memoised in memory, every
+        // grader comes from its `.cwasm` (read, hash, deserialize, InstancePre, info()).
         b.to_async(&tokio).iter(|| {
-            let runtime: Arc<GraderRuntime> = runtime.clone();
             let options = options.clone();
-            async move { Registry::start(runtime, options).await }
+            async move {
+                let runtime = GraderRuntime::new(RuntimeOptions::default()).expect("engine");
+                Registry::start(runtime, options).await
+            }
         })
     });
     group.finish();

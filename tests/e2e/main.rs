@@ -8,6 +8,7 @@ mod happy_path;
 mod operations;
 mod route_auth;
 
+mod graders_api;
 mod graders_definitions;
 mod graders_reload;
 mod graders_support;

@@ -227,7 +227,15 @@ pub async fn load(
     }
     let sha256 = sha256_hex(&bytes);
     let component = match runtime.compiled(&sha256) {
-        Some(component) => component,
+        Some(component) => {
+            let cache = cache.clone();
+            let stored = component.clone();
+            let key = sha256.clone();
+            tokio::task::spawn_blocking(move || cache.ensure_stored(&stored, &key))
+                .await
+                .map_err(|e| LoadError::Task(e.to_string()))?;
+            component
+        }
         None => {
             let task_runtime = runtime.clone();
             let cache = cache.clone();

@@ -24,6 +24,9 @@ use crate::graders::engine::GraderRuntime;
 /// How long the watcher waits for a burst of file events to settle.
 pub const WATCH_DEBOUNCE: Duration = Duration::from_millis(200);
 
+/// A built-in component: (name, bytes).
+pub type BuiltinBytes = (String, Vec<u8>);
+
 /// What the registry loads.
 #[derive(Debug, Clone, Default)]
 pub struct RegistryOptions {
@@ -32,7 +35,7 @@ pub struct RegistryOptions {
     /// Where compiled components are cached (`<data-dir>/cache/components`).
     pub cache_dir: Option<PathBuf>,
     /// Built-in components: (name, bytes).
-    pub builtins: Vec<(String, Vec<u8>)>,
+    pub builtins: Vec<BuiltinBytes>,
     /// Watch the directory for changes (off for one-shot commands).
     pub watch: bool,
 }
@@ -157,7 +160,7 @@ impl Registry {
     fn empty(
         runtime: Arc<GraderRuntime>,
         options: RegistryOptions,
-    ) -> (Arc<Registry>, Vec<(String, Vec<u8>)>, bool) {
+    ) -> (Arc<Registry>, Vec<BuiltinBytes>, bool) {
         let cache = CompileCache::new(runtime.engine(), options.cache_dir.clone());
         let registry = Arc::new(Registry {
             runtime,
@@ -172,7 +175,7 @@ impl Registry {
         (registry, options.builtins, options.watch)
     }
 
-    async fn load(self: &Arc<Self>, builtins: Vec<(String, Vec<u8>)>, watch: bool) {
+    async fn load(self: &Arc<Self>, builtins: Vec<BuiltinBytes>, watch: bool) {
         let mut loaded = Builtins::default();
         for (name, bytes) in builtins {
             let sha256 = component::sha256_hex(&bytes);

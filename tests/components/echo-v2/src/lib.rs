@@ -39,7 +39,11 @@ fn grade_one(config: &str, sample: &str, item: &str) -> Result<Grade, GradeError
         return Err(GradeError::InvalidInput("item has no text".into()));
     }
     spin(config);
-    let raw = if config == "exact" { logic::exact(sample, item) } else { logic::token_f1(sample, item) };
+    let raw = if config == "exact" {
+        logic::exact(sample, item)
+    } else {
+        logic::token_f1(sample, item)
+    };
     let score = raw * SCALE;
     Ok(Grade {
         score,
