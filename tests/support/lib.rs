@@ -98,6 +98,8 @@ pub struct Answer {
     pub content_type: String,
     /// Raw body.
     pub text: String,
+    /// `www-authenticate` header, if any.
+    pub www_authenticate: Option<String>,
 }
 
 impl Answer {
@@ -212,6 +214,11 @@ impl TestApp {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
+        let www_authenticate = response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let text = response.text().await.context("body")?;
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
         Ok(Answer {
@@ -219,6 +226,7 @@ impl TestApp {
             json,
             content_type,
             text,
+            www_authenticate,
         })
     }
 

@@ -559,6 +559,49 @@ mod tests {
     }
 
     #[test]
+    fn tokens_from_the_variable_and_the_file_are_combined() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("tokens");
+        std::fs::write(
+            &file,
+            "# operators
+ops:admin:file-secret-1
+
+bot:agent:file-secret-2
+",
+        )
+        .expect("write tokens file");
+        let s = settings(|a| {
+            a.tokens = Some("reader:read:env-secret-1".into());
+            a.tokens_file = Some(file.clone());
+        })
+        .expect("valid");
+        let names: Vec<(&str, Role)> = s.tokens.iter().map(|t| (t.name.as_str(), t.role)).collect();
+        assert_eq!(
+            names,
+            vec![
+                ("reader", Role::Read),
+                ("ops", Role::Admin),
+                ("bot", Role::Agent)
+            ]
+        );
+        std::fs::write(
+            &file,
+            "ops:admin:file-secret-1
+broken line
+",
+        )
+        .expect("write");
+        let err = settings(|a| a.tokens_file = Some(file.clone()))
+            .expect_err("bad line")
+            .to_string();
+        assert!(
+            err.contains("FLYWHEEL_TOKENS_FILE") && err.contains("line 2"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn data_dir_moves_the_default_database_and_graders_dir() {
         let s = settings(|a| a.data_dir = Some("/srv/fw".into())).expect("valid");
         assert_eq!(s.database_url.expose(), "sqlite:///srv/fw/flywheel.db");
