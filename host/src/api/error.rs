@@ -20,7 +20,7 @@ pub enum ApiError {
     #[error("missing or invalid bearer token")]
     Unauthorized,
     /// The token is valid but its role is too low for this route.
-    #[error("this route needs the {needed} role; the token has {has}")]
+    #[error("this route needs the {needed} role; the caller has {has}")]
     Forbidden {
         /// The role the route needs.
         needed: crate::config::Role,
