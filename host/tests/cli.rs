@@ -307,27 +307,40 @@ fn server_mode_talks_to_a_running_service_which_exits_cleanly_on_sigterm() {
     assert!(!client_dir.path().join("flywheel.db").exists());
 
     // SIGTERM: graceful shutdown, exit status 0, within a bounded wait.
-    let pid = served.child.id().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = served.child.try_wait().expect("wait on server") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = stop(&mut served, "-TERM");
     assert!(status.success(), "exit after SIGTERM: {status:?}");
     let out = run(&mut remote(&["prompts", "list"], "cli-read-secret"));
     assert!(
         !out.status.success(),
         "the server still answers after SIGTERM"
     );
+}
+
+/// Sends a signal to the server and waits (bounded) for it to exit.
+fn stop(served: &mut Served, signal: &str) -> std::process::ExitStatus {
+    let pid = served.child.id().to_string();
+    let killed = Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = served.child.try_wait().expect("wait on server") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not exit after {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serve_exits_cleanly_on_sigint() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut served = serve(dir.path());
+    let status = stop(&mut served, "-INT");
+    assert!(status.success(), "exit after SIGINT: {status:?}");
 }
