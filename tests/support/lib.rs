@@ -67,10 +67,10 @@ impl TestDb {
     /// Settings for an app on this database, bound to 127.0.0.1:0, with [`TOKENS`].
     pub fn settings(&self) -> Settings {
         let args = ConfigArgs {
-            database_url: Some(self.url.clone()),
+            database_url: Some(self.url.as_str().into()),
             bind: Some("127.0.0.1:0".to_owned()),
             data_dir: Some(self.dir.path().display().to_string()),
-            tokens: Some(TOKENS.to_owned()),
+            tokens: Some(TOKENS.into()),
             ..ConfigArgs::default()
         };
         Settings::from_args(&args).expect("test settings are valid")
