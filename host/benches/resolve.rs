@@ -90,7 +90,7 @@ async fn bench() {
     let args = ConfigArgs {
         bind: Some("127.0.0.1:0".into()),
         data_dir: Some(dir.path().display().to_string()),
-        tokens: Some(format!("bench:agent:{AGENT_SECRET}")),
+        tokens: Some(format!("bench:agent:{AGENT_SECRET}").into()),
         ..ConfigArgs::default()
     };
     let settings = Settings::from_args(&args).expect("settings");

@@ -212,7 +212,12 @@ impl Drop for Served {
 /// Starts `flywheel serve` on a free port (bind port 0, JSON logs) and waits for its
 /// `listening` log line.
 fn serve(data_dir: &Path) -> Served {
-    let mut child = flywheel(data_dir)
+    serve_on(flywheel(data_dir))
+}
+
+/// Starts `flywheel serve` from a prepared command (environment set by the caller).
+fn serve_on(mut command: Command) -> Served {
+    let mut child = command
         .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json"])
         .env("FLYWHEEL_TOKENS", TOKENS)
         .stdout(Stdio::null())
@@ -307,27 +312,117 @@ fn server_mode_talks_to_a_running_service_which_exits_cleanly_on_sigterm() {
     assert!(!client_dir.path().join("flywheel.db").exists());
 
     // SIGTERM: graceful shutdown, exit status 0, within a bounded wait.
-    let pid = served.child.id().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = served.child.try_wait().expect("wait on server") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = stop(&mut served, "-TERM");
     assert!(status.success(), "exit after SIGTERM: {status:?}");
     let out = run(&mut remote(&["prompts", "list"], "cli-read-secret"));
     assert!(
         !out.status.success(),
         "the server still answers after SIGTERM"
     );
+}
+
+/// Sends a signal to the server and waits (bounded) for it to exit.
+fn stop(served: &mut Served, signal: &str) -> std::process::ExitStatus {
+    let pid = served.child.id().to_string();
+    let killed = Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = served.child.try_wait().expect("wait on server") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not exit after {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serve_exits_cleanly_on_sigint() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut served = serve(dir.path());
+    let status = stop(&mut served, "-INT");
+    assert!(status.success(), "exit after SIGINT: {status:?}");
+}
+
+/// The version `GET …/resolve` of a server answers, through the real HTTP client.
+async fn resolved_version(http: &reqwest::Client, base: &str, prompt: &str) -> i64 {
+    let answer: serde_json::Value = http
+        .get(format!(
+            "{base}/api/prompts/{prompt}/resolve?task_id=two-processes"
+        ))
+        .bearer_auth("cli-admin-secret")
+        .send()
+        .await
+        .expect("resolve reaches the server")
+        .error_for_status()
+        .expect("resolve succeeds")
+        .json()
+        .await
+        .expect("resolve answers JSON");
+    answer["version"].as_i64().expect("version number")
+}
+
+#[test]
+fn two_serve_processes_on_one_postgres_database_serve_a_deploy_within_one_second() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let db = runtime.block_on(flywheel::store::testing::postgres_fresh());
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("temp dir"),
+        tempfile::tempdir().expect("temp dir"),
+    );
+    let on_db = |dir: &Path| {
+        let mut cmd = flywheel(dir);
+        cmd.env("DATABASE_URL", db.url());
+        cmd
+    };
+    let mut a = serve_on(on_db(dir_a.path()));
+    let mut b = serve_on(on_db(dir_b.path()));
+    let http = reqwest::Client::new();
+
+    let template = dir_a.path().join("reviewer.txt");
+    std::fs::write(&template, "Review {{diff}} against {{review_target}}.").expect("write");
+    let template = template.display().to_string();
+    let admin = |url: &str, args: &[&str]| {
+        let mut cmd = flywheel(dir_a.path());
+        cmd.args(args)
+            .args(["--server", url])
+            .env("FLYWHEEL_TOKEN", "cli-admin-secret");
+        cmd
+    };
+    let created = ok(&mut admin(
+        &a.url,
+        &["prompts", "create-version", "reviewer", "--file", &template],
+    ));
+    assert!(created.contains("created reviewer v2"), "{created}");
+    // B serves (and caches) version 1.
+    assert_eq!(
+        runtime.block_on(resolved_version(&http, &b.url, "reviewer")),
+        1
+    );
+
+    ok(&mut admin(&a.url, &["deploy", "reviewer", "2"]));
+    let deployed_at = Instant::now();
+    let switched_after = runtime.block_on(async {
+        // Bounded: at most 150 polls, 20 ms apart.
+        for _ in 0..150 {
+            if resolved_version(&http, &b.url, "reviewer").await == 2 {
+                return Some(deployed_at.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    });
+    let switched_after = switched_after.expect("process B never served the deployed version");
+    assert!(
+        switched_after < Duration::from_secs(1),
+        "process B served the old version for {switched_after:?}"
+    );
+    assert!(stop(&mut a, "-TERM").success());
+    assert!(stop(&mut b, "-TERM").success());
 }

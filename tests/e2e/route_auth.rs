@@ -68,6 +68,7 @@ async fn every_non_public_route_refuses_missing_tokens_and_low_roles() {
                         path
                     );
                     assert_eq!(answer.error_code(), Some("unauthorized"));
+                    assert_eq!(answer.www_authenticate.as_deref(), Some("Bearer"));
                 }
                 for low in Role::ALL.into_iter().filter(|r| *r < needed) {
                     let answer = app.send(&request(Some(token_of(low)))).await;

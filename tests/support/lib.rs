@@ -67,10 +67,10 @@ impl TestDb {
     /// Settings for an app on this database, bound to 127.0.0.1:0, with [`TOKENS`].
     pub fn settings(&self) -> Settings {
         let args = ConfigArgs {
-            database_url: Some(self.url.clone()),
+            database_url: Some(self.url.as_str().into()),
             bind: Some("127.0.0.1:0".to_owned()),
             data_dir: Some(self.dir.path().display().to_string()),
-            tokens: Some(TOKENS.to_owned()),
+            tokens: Some(TOKENS.into()),
             ..ConfigArgs::default()
         };
         Settings::from_args(&args).expect("test settings are valid")
@@ -98,6 +98,8 @@ pub struct Answer {
     pub content_type: String,
     /// Raw body.
     pub text: String,
+    /// `www-authenticate` header, if any.
+    pub www_authenticate: Option<String>,
 }
 
 impl Answer {
@@ -212,6 +214,11 @@ impl TestApp {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
+        let www_authenticate = response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let text = response.text().await.context("body")?;
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
         Ok(Answer {
@@ -219,6 +226,7 @@ impl TestApp {
             json,
             content_type,
             text,
+            www_authenticate,
         })
     }
 

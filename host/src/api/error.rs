@@ -20,7 +20,7 @@ pub enum ApiError {
     #[error("missing or invalid bearer token")]
     Unauthorized,
     /// The token is valid but its role is too low for this route.
-    #[error("this route needs the {needed} role; the token has {has}")]
+    #[error("this route needs the {needed} role; the caller has {has}")]
     Forbidden {
         /// The role the route needs.
         needed: crate::config::Role,
@@ -197,7 +197,15 @@ impl IntoResponse for ApiError {
                 details,
             },
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if matches!(self, ApiError::Unauthorized) {
+            // RFC 6750: tell the client which scheme to use.
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }
 

@@ -81,7 +81,7 @@ pub async fn version(
     post, path = "/api/prompts/{id}/versions", tag = "prompts",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Prompt id")),
-    request_body(content = inline(CreateVersionBody), content_type = "application/json"),
+    request_body(content = CreateVersion, content_type = "application/json"),
     responses(
         (status = 201, description = "Created, numbered max + 1, inactive", body = PromptVersion),
         (status = 404, description = "Unknown prompt or parent version", body = ErrorBody),
@@ -100,20 +100,6 @@ pub async fn create_version(
         .create_version(&id, body, &caller.name)
         .await?;
     Ok((StatusCode::CREATED, Json(created)))
-}
-
-/// The body of `POST /api/prompts/{id}/versions`, as documented (the registry's
-/// `CreateVersion` is what is parsed).
-#[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only
-#[schema(rename_all = "camelCase")]
-struct CreateVersionBody {
-    /// The template text, with `{{variables}}`.
-    content: String,
-    /// Free-text notes.
-    notes: Option<String>,
-    /// The version this one derives from.
-    parent_version: Option<i64>,
 }
 
 /// Make a version the active one; the token's name is recorded as the actor.

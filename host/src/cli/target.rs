@@ -19,7 +19,7 @@ pub struct TargetArgs {
     pub server: Option<String>,
     /// Bearer token for --server (read for listing, admin for changes).
     #[arg(long, env = "FLYWHEEL_TOKEN", global = true, hide_env_values = true)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// Actor recorded for changes in database mode [default: cli:$USER]; in server mode the
     /// token's name is recorded.
     #[arg(long, global = true)]
@@ -46,8 +46,7 @@ impl Target {
     /// Opens the database or prepares the client.
     pub async fn open(args: &TargetArgs, settings: &Settings) -> anyhow::Result<Target> {
         if let Some(server) = &args.server {
-            let token = args.token.as_deref().map(Secret::new);
-            return Ok(Target::Server(ApiClient::new(server, token)?));
+            return Ok(Target::Server(ApiClient::new(server, args.token.clone())?));
         }
         let store = crate::server::open_database(settings).await?;
         let actor = args.actor.clone().unwrap_or_else(|| {

@@ -35,13 +35,15 @@ pub enum LogFormat {
     Json,
 }
 
-/// The configuration as read from flags and environment variables, before validation.
+/// The configuration as read from flags and environment variables, before validation. Values
+/// that may hold a secret (tokens, API key, a database password) are [`Secret`]s already, so
+/// even this raw form never prints them.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ConfigArgs {
     /// Database: `sqlite://PATH` (default: `sqlite://<data-dir>/flywheel.db`) or
     /// `postgres://USER@HOST:PORT/DB`.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
-    pub database_url: Option<String>,
+    pub database_url: Option<Secret>,
 
     /// Address the server listens on, IP:PORT [default: 127.0.0.1:8080]. A non-loopback address
     /// needs at least one token.
@@ -54,7 +56,7 @@ pub struct ConfigArgs {
 
     /// API tokens, comma-separated `name:role:secret` entries; roles: read, agent, admin.
     #[arg(long, env = "FLYWHEEL_TOKENS", global = true, hide_env_values = true)]
-    pub tokens: Option<String>,
+    pub tokens: Option<Secret>,
 
     /// File of API tokens, one `name:role:secret` per line, `#` starts a comment.
     #[arg(long, env = "FLYWHEEL_TOKENS_FILE", global = true)]
@@ -84,7 +86,7 @@ pub struct ConfigArgs {
 
     /// API key for the model endpoint (never printed or logged).
     #[arg(long, env = "OPENAI_API_KEY", global = true, hide_env_values = true)]
-    pub openai_api_key: Option<String>,
+    pub openai_api_key: Option<Secret>,
 
     /// Log format: text or json [default: text].
     #[arg(long, env = "FLYWHEEL_LOG_FORMAT", global = true)]
@@ -240,12 +242,20 @@ fn given(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
+/// [`given`] for a secret value.
+fn given_secret(value: &Option<Secret>) -> Option<&str> {
+    value
+        .as_ref()
+        .map(|v| v.expose().trim())
+        .filter(|v| !v.is_empty())
+}
+
 impl Settings {
     /// Validates raw arguments into settings. Reads the tokens file if one is named.
     pub fn from_args(args: &ConfigArgs) -> Result<Settings, ConfigError> {
         let data_dir = PathBuf::from(given(&args.data_dir).unwrap_or(DEFAULT_DATA_DIR));
 
-        let database_url = match given(&args.database_url) {
+        let database_url = match given_secret(&args.database_url) {
             None => DatabaseUrl::sqlite_file(&data_dir.join(DEFAULT_SQLITE_FILE)),
             // The value may hold a password, so it is not echoed.
             Some(url) => DatabaseUrl::parse(url).map_err(|problem| {
@@ -270,7 +280,7 @@ impl Settings {
             )
         })?;
 
-        let mut tokens = match given(&args.tokens) {
+        let mut tokens = match given_secret(&args.tokens) {
             None => Vec::new(),
             Some(list) => tokens::parse_token_list(list).map_err(|problem| {
                 ConfigError::new(
@@ -378,7 +388,7 @@ impl Settings {
                 ));
             }
         };
-        let openai_api_key = given(&args.openai_api_key).map(Secret::new);
+        let openai_api_key = given_secret(&args.openai_api_key).map(Secret::new);
 
         let log_format = match given(&args.log_format) {
             None => LogFormat::Text,
@@ -537,6 +547,19 @@ mod tests {
         for secret in ["abcdefgh", "sk-very-secret", "pgpass"] {
             assert!(!debug.contains(secret), "{secret} leaked: {debug}");
         }
+        let raw = ConfigArgs {
+            tokens: Some("ok:admin:abcdefgh".into()),
+            openai_api_key: Some("sk-very-secret".into()),
+            database_url: Some("postgres://u:pgpass@h/db".into()),
+            ..ConfigArgs::default()
+        };
+        let debug = format!("{raw:?}");
+        for secret in ["abcdefgh", "sk-very-secret", "pgpass"] {
+            assert!(
+                !debug.contains(secret),
+                "{secret} leaked from raw args: {debug}"
+            );
+        }
     }
 
     #[test]
@@ -556,6 +579,49 @@ mod tests {
         })
         .expect("parses");
         s.check_bind_is_safe().expect("tokens make it safe");
+    }
+
+    #[test]
+    fn tokens_from_the_variable_and_the_file_are_combined() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("tokens");
+        std::fs::write(
+            &file,
+            "# operators
+ops:admin:file-secret-1
+
+bot:agent:file-secret-2
+",
+        )
+        .expect("write tokens file");
+        let s = settings(|a| {
+            a.tokens = Some("reader:read:env-secret-1".into());
+            a.tokens_file = Some(file.clone());
+        })
+        .expect("valid");
+        let names: Vec<(&str, Role)> = s.tokens.iter().map(|t| (t.name.as_str(), t.role)).collect();
+        assert_eq!(
+            names,
+            vec![
+                ("reader", Role::Read),
+                ("ops", Role::Admin),
+                ("bot", Role::Agent)
+            ]
+        );
+        std::fs::write(
+            &file,
+            "ops:admin:file-secret-1
+broken line
+",
+        )
+        .expect("write");
+        let err = settings(|a| a.tokens_file = Some(file.clone()))
+            .expect_err("bad line")
+            .to_string();
+        assert!(
+            err.contains("FLYWHEEL_TOKENS_FILE") && err.contains("line 2"),
+            "{err}"
+        );
     }
 
     #[test]
