@@ -41,7 +41,8 @@ pub enum Metric {
     Gleu,
     /// nltk METEOR without WordNet synonyms.
     Meteor,
-    /// rouge-score ROUGE-N F-measure, N in 1..=5.
+    /// rouge-score ROUGE-N F-measure. OpenAI names N in 1..=5; [`Metric::score`] accepts any
+    /// N, but [`Metric::name`] reports every N above 4 as `rouge_5`.
     RougeN(usize),
     /// rouge-score ROUGE-L F-measure.
     RougeL,
