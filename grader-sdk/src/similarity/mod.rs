@@ -11,9 +11,13 @@
 //!
 //! Tokens for bleu, gleu and meteor are Python's `str.split()`: runs of Unicode whitespace
 //! (including U+001C–U+001F, which Python counts and Rust's `split_whitespace` does not).
-//! METEOR's third stage (WordNet synonyms) is omitted: WordNet is a 30 MB corpus that cannot
-//! live in a component, so scores can be lower than nltk's with WordNet when the texts use
-//! synonyms. Everything else (exact stage, stem stage, chunk penalty) is nltk's algorithm.
+//! METEOR's third stage (WordNet synonyms) is omitted. WordNet is a corpus of tens of MB that
+//! does not belong in every component, and it is not reachable here anyway: nltk downloads it
+//! from its own data server, and PyPI's `wn` package fetches its data from the web at run time
+//! too. So a score can be lower than nltk-with-WordNet's when the two texts use synonyms
+//! ("quick"/"fast"); on texts without synonym pairs it is identical. The reference values are
+//! computed by nltk with a WordNet stand-in that knows no synsets, i.e. the same algorithm.
+//! Everything else (exact stage, Porter-stem stage, chunk penalty) is nltk's.
 
 mod fuzzy;
 mod meteor;
@@ -37,7 +41,8 @@ pub enum Metric {
     Gleu,
     /// nltk METEOR without WordNet synonyms.
     Meteor,
-    /// rouge-score ROUGE-N F-measure, N in 1..=5.
+    /// rouge-score ROUGE-N F-measure. OpenAI names N in 1..=5; [`Metric::score`] accepts any
+    /// N, but [`Metric::name`] reports every N above 4 as `rouge_5`.
     RougeN(usize),
     /// rouge-score ROUGE-L F-measure.
     RougeL,

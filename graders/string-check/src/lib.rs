@@ -29,6 +29,10 @@ pub struct Config {
     /// The grader's display name; not used for grading.
     #[serde(default)]
     pub name: Option<String>,
+    /// The id OpenAI gives a stored testing criterion; accepted so exported definitions
+    /// import unchanged, not used for grading.
+    #[serde(default)]
+    pub id: Option<String>,
     /// Template for the text under test, usually `{{sample.output_text}}`.
     pub input: String,
     /// Template for the text to compare with, usually `{{item.<column>}}`.
@@ -191,6 +195,9 @@ mod tests {
         .unwrap_err();
         assert!(err.contains("pass_threshold"), "{err}");
         assert!(run::validate_config::<StringCheck>(&config("ilike")).is_ok());
+        // A criterion exported from OpenAI carries an id; it imports unchanged.
+        let exported = r#"{"id":"Match-c4fd","type":"string_check","name":"n","input":"{{ sample.output_text }}","reference":"{{ item.correct_label }}","operation":"eq"}"#;
+        assert_eq!(run::validate_config::<StringCheck>(exported), Ok(()));
     }
 
     #[test]

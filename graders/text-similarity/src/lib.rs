@@ -35,6 +35,10 @@ pub struct Config {
     /// Display name; not used for grading.
     #[serde(default)]
     pub name: Option<String>,
+    /// The id OpenAI gives a stored testing criterion; accepted so exported definitions
+    /// import unchanged, not used for grading.
+    #[serde(default)]
+    pub id: Option<String>,
     /// Template for the text under test.
     pub input: String,
     /// Template for the expected text.
