@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fake_model::{Behaviour, FakeModel, UsageMode, embedding_for, last_user_message};
+use flywheel::llm::session::{MAX_EMBED_INPUTS, MAX_REQUEST_TEXT_BYTES};
 use flywheel::llm::{
-    ChatMessage, ChatRequest, EmbedRequest, EndpointSettings, LlmClient, LlmError, LlmSettings,
-    RunBudget, Secret, Usage, drive_completions,
+    ChatMessage, ChatRequest, EmbedRequest, EndpointSettings, LlmClient, LlmError, LlmSession,
+    LlmSettings, RunBudget, Secret, Usage, drive_completions,
 };
 use serde_json::{Value, json};
 
@@ -821,4 +822,113 @@ async fn drive_completions_reaches_the_concurrency_ceiling() {
         "{}",
         report.calls_per_second()
     );
+}
+
+#[tokio::test]
+async fn a_session_uses_the_graders_endpoint_and_tallies_usage_per_row() {
+    let default = FakeModel::start().expect("fake server");
+    let graders = FakeModel::start().expect("fake server");
+    graders.set_usage(UsageMode::Fixed(5, 3));
+    let mut settings = settings_for(&default);
+    settings.endpoints.insert(
+        "grading".to_owned(),
+        EndpointSettings::new(&graders.base_url(), None).expect("valid"),
+    );
+    let client = LlmClient::new(settings).expect("valid settings");
+    let budget = RunBudget::with_limit(1000);
+    let mut session =
+        LlmSession::new(client, budget.clone()).with_endpoint(Some("grading".to_owned()));
+
+    session.complete(ask("row 1")).await.expect("answered");
+    assert_eq!(session.take_usage(), Usage::new(5, 3));
+    session.complete(ask("row 2")).await.expect("answered");
+    let vectors = session
+        .embed(None, vec!["text".to_owned()])
+        .await
+        .expect("embedded");
+
+    assert_eq!(vectors, vec![embedding_for("text")]);
+    assert_eq!(session.usage(), Usage::new(10, 3));
+    assert_eq!(session.calls(), 3);
+    assert_eq!(budget.used(), 21);
+    assert_eq!(default.calls(), 0);
+    assert_eq!(graders.calls(), 3);
+    assert!(
+        graders.requests().iter().all(|r| r.authorization.is_none()),
+        "an endpoint without a key gets no Authorization header"
+    );
+}
+
+#[tokio::test]
+async fn a_session_refuses_oversized_requests_and_answers_not_configured_without_a_client() {
+    let fake = FakeModel::start().expect("fake server");
+    let mut session = LlmSession::new(client_for(&fake), RunBudget::unlimited());
+
+    let error = session
+        .embed(None, vec!["x".to_owned(); MAX_EMBED_INPUTS + 1])
+        .await
+        .expect_err("too many inputs");
+    assert!(
+        matches!(&error, LlmError::Failed(m) if m.contains("limit")),
+        "{error:?}"
+    );
+    let error = session
+        .complete(ask(&"x".repeat(MAX_REQUEST_TEXT_BYTES + 1)))
+        .await
+        .expect_err("too much text");
+    assert!(
+        matches!(&error, LlmError::Failed(m) if m.contains("limit")),
+        "{error:?}"
+    );
+    assert_eq!(fake.calls(), 0);
+
+    let mut unconfigured = LlmSession::unconfigured();
+    let error = unconfigured
+        .complete(ask("x"))
+        .await
+        .expect_err("no client");
+    assert!(matches!(error, LlmError::NotConfigured(_)), "{error:?}");
+    let error = unconfigured
+        .embed(None, vec!["x".to_owned()])
+        .await
+        .expect_err("no client");
+    assert!(matches!(error, LlmError::NotConfigured(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn an_empty_or_huge_model_name_is_refused_before_any_call() {
+    let fake = FakeModel::start().expect("fake server");
+    let client = client_for(&fake);
+    for model in [String::new(), "m".repeat(10_000)] {
+        let error = client
+            .complete(
+                &ChatRequest {
+                    model: Some(model.clone()),
+                    ..ask("x")
+                },
+                &RunBudget::unlimited(),
+            )
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&error, LlmError::Failed(m) if m.contains("model name")),
+            "{error:?}"
+        );
+        let error = client
+            .embed(
+                &EmbedRequest {
+                    model: Some(model),
+                    endpoint: None,
+                    inputs: vec!["x".to_owned()],
+                },
+                &RunBudget::unlimited(),
+            )
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&error, LlmError::Failed(m) if m.contains("model name")),
+            "{error:?}"
+        );
+    }
+    assert_eq!(fake.calls(), 0);
 }

@@ -39,6 +39,10 @@ pub const DEFAULT_ENDPOINT_NAME: &str = "default";
 /// misbehaving endpoint cannot make the host buffer more.
 pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
 
+/// Model names are short (`gpt-4o-2024-08-06`); a longer one from a component is refused
+/// rather than sent and logged.
+pub const MAX_MODEL_NAME_BYTES: usize = 256;
+
 /// Connecting should take milliseconds; a longer wait is a dead endpoint, worth a retry.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -137,8 +141,9 @@ impl LlmClient {
             .as_deref()
             .or(endpoint.default_model.as_deref())
             .unwrap_or(&self.inner.settings.default_model);
-        let span = tracing::info_span!("llm_call", kind = "chat", endpoint = name, model);
+        let span = tracing::info_span!("llm_call", kind = "chat", endpoint = name, model = %loggable(model));
         async {
+            check_model_name(model)?;
             if request.messages.is_empty() {
                 return Err(LlmError::Failed("the request has no messages".to_owned()));
             }
@@ -183,8 +188,9 @@ impl LlmClient {
             .model
             .as_deref()
             .unwrap_or(&self.inner.settings.default_embedding_model);
-        let span = tracing::info_span!("llm_call", kind = "embed", endpoint = name, model);
+        let span = tracing::info_span!("llm_call", kind = "embed", endpoint = name, model = %loggable(model));
         async {
+            check_model_name(model)?;
             if request.inputs.is_empty() {
                 return Err(LlmError::Failed("the request has no inputs".to_owned()));
             }
@@ -429,6 +435,21 @@ fn error_chain(error: &reqwest::Error) -> String {
         depth += 1;
     }
     text
+}
+
+fn check_model_name(model: &str) -> Result<(), LlmError> {
+    if model.is_empty() || model.len() > MAX_MODEL_NAME_BYTES {
+        return Err(LlmError::Failed(format!(
+            "the model name must be 1 to {MAX_MODEL_NAME_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// The model name as logged: it may come from a component, so a long one is cut before it
+/// reaches a log line (the call itself is then refused by [`check_model_name`]).
+fn loggable(model: &str) -> String {
+    model.chars().take(64).collect()
 }
 
 /// About four characters per token: used only when an endpoint reports no usage.

@@ -27,8 +27,44 @@ pub enum LlmError {
 }
 
 impl LlmError {
-    /// Whether this error ends the grading run rather than just the row.
+    /// Whether this error ends the grading run rather than just the row: once the budget is
+    /// spent or the endpoint is missing, every later row would fail the same way.
     pub fn ends_run(&self) -> bool {
         matches!(self, LlmError::BudgetExhausted | LlmError::NotConfigured(_))
+    }
+
+    /// A stable snake_case name of the variant, for counting errors by kind in a run summary.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LlmError::NotConfigured(_) => "not_configured",
+            LlmError::BudgetExhausted => "budget_exhausted",
+            LlmError::Timeout(_) => "timeout",
+            LlmError::RateLimited(_) => "rate_limited",
+            LlmError::Failed(_) => "failed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_budget_and_configuration_errors_end_the_run() {
+        let cases = [
+            (
+                LlmError::NotConfigured("x".to_owned()),
+                true,
+                "not_configured",
+            ),
+            (LlmError::BudgetExhausted, true, "budget_exhausted"),
+            (LlmError::Timeout(Duration::from_secs(1)), false, "timeout"),
+            (LlmError::RateLimited("x".to_owned()), false, "rate_limited"),
+            (LlmError::Failed("x".to_owned()), false, "failed"),
+        ];
+        for (error, ends, kind) in cases {
+            assert_eq!(error.ends_run(), ends, "{error}");
+            assert_eq!(error.kind(), kind);
+        }
     }
 }

@@ -611,6 +611,87 @@ mod tests {
         assert!(embedding_for("").iter().all(|x| *x == 0.0));
     }
 
+    /// Sends a raw HTTP request and returns the stream, so a test can read or abandon it.
+    fn post(fake: &FakeModel, path: &str, body: &str) -> std::net::TcpStream {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(fake.addr()).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("write");
+        stream
+    }
+
+    fn read_all(mut stream: std::net::TcpStream) -> String {
+        use std::io::Read;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).expect("read");
+        text
+    }
+
+    #[test]
+    fn answers_scripted_behaviours_in_order_then_the_default() {
+        let fake = FakeModel::start().expect("start");
+        fake.push(Behaviour::rate_limited_secs(7))
+            .set_default(Behaviour::answer("fine"))
+            .set_usage(UsageMode::Fixed(2, 1));
+        let chat = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+        let first = read_all(post(&fake, "/v1/chat/completions", chat));
+        assert!(first.starts_with("HTTP/1.1 429"), "{first}");
+        assert!(first.to_lowercase().contains("retry-after: 7"), "{first}");
+        let second = read_all(post(&fake, "/v1/chat/completions", chat));
+        assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+        assert!(second.contains(r#""content":"fine""#), "{second}");
+        assert!(second.contains(r#""total_tokens":3"#), "{second}");
+        let bad = read_all(post(&fake, "/v1/chat/completions", r#"{"model":"m"}"#));
+        assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+        assert_eq!(fake.calls(), 3);
+        let requests = fake.requests();
+        assert_eq!(requests[0].authorization.as_deref(), Some("Bearer k"));
+        assert_eq!(
+            requests[1].json.as_ref().map(|j| j["model"].clone()),
+            Some(json!("m"))
+        );
+    }
+
+    #[test]
+    fn dropping_the_server_ends_stalled_calls_and_closes_the_port() {
+        let fake = FakeModel::start().expect("start");
+        fake.set_default(Behaviour::Stall);
+        let addr = fake.addr();
+        let stalled = post(
+            &fake,
+            "/v1/chat/completions",
+            r#"{"model":"m","messages":[]}"#,
+        );
+        // Wait (bounded) until the server has the call, so the drop really cancels one.
+        for _ in 0..200 {
+            if fake.calls() == 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(fake.calls(), 1);
+        let started = Instant::now();
+        drop(fake);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        let rest = read_all(stalled);
+        assert!(!rest.contains("200 OK"), "{rest}");
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "still listening"
+        );
+    }
+
     #[test]
     fn refuses_a_non_loopback_address() {
         let addr = SocketAddr::from(([0, 0, 0, 0], 0));
