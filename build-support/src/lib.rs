@@ -105,10 +105,50 @@ pub fn package_name(crate_dir: &Path) -> Result<String, BuildError> {
     Err(BuildError::BadCrate(crate_dir.to_path_buf()))
 }
 
+/// Whether the crate declares itself a model grader (`[package.metadata.flywheel]`
+/// `world = "model-grader"`): it enables grader-sdk's `model` feature, which switches the
+/// component's world, so it must not share a cargo invocation with pure graders (cargo unifies
+/// the features of one invocation and the pure graders would import `llm` too).
+pub fn is_model_grader(crate_dir: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(crate_dir.join("Cargo.toml")) else {
+        return false;
+    };
+    let mut in_metadata = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_metadata = line == "[package.metadata.flywheel]";
+            continue;
+        }
+        if in_metadata
+            && let Some(rest) = line.strip_prefix("world")
+            && rest.trim_start().strip_prefix('=').map(str::trim) == Some("\"model-grader\"")
+        {
+            return true;
+        }
+    }
+    false
+}
+
 /// Builds the crates in `crate_dirs` (members of the workspace at `workspace`) for
-/// `wasm32-wasip2` in one nested cargo run, and tells cargo to rerun the calling build script
-/// when their sources or the WIT contract change.
+/// `wasm32-wasip2`, and tells cargo to rerun the calling build script when their sources or the
+/// WIT contract change. Pure graders are built in one nested cargo run and model graders (see
+/// [`is_model_grader`]) in another, so features never leak from one group into the other.
 pub fn build_components(
+    workspace: &Path,
+    crate_dirs: &[PathBuf],
+) -> Result<Vec<BuiltComponent>, BuildError> {
+    let (model, pure): (Vec<PathBuf>, Vec<PathBuf>) = crate_dirs
+        .iter()
+        .cloned()
+        .partition(|dir| is_model_grader(dir));
+    let mut built = build_group(workspace, &pure)?;
+    built.extend(build_group(workspace, &model)?);
+    Ok(built)
+}
+
+/// Builds one group of crates in one nested cargo run.
+fn build_group(
     workspace: &Path,
     crate_dirs: &[PathBuf],
 ) -> Result<Vec<BuiltComponent>, BuildError> {
@@ -198,5 +238,28 @@ fn clean_env(cmd: &mut Command) {
         if drop {
             cmd.env_remove(key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_graders_are_told_apart_by_their_metadata() {
+        let workspace = workspace_root(Path::new(env!("CARGO_MANIFEST_DIR")));
+        let graders = workspace.join("graders");
+        for model in ["score-model", "label-model", "cosine-similarity"] {
+            assert!(is_model_grader(&graders.join(model)), "{model}");
+        }
+        for pure in [
+            "string-check",
+            "text-similarity",
+            "files-match",
+            "diff-valid",
+        ] {
+            assert!(!is_model_grader(&graders.join(pure)), "{pure}");
+        }
+        assert!(!is_model_grader(&graders.join("no-such-crate")));
     }
 }

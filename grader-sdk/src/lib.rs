@@ -29,6 +29,7 @@
 //! - [`diff`]: a unified-diff parser that reports the line of the first defect.
 //! - [`similarity`]: text-similarity metrics matching rapidfuzz, nltk and rouge-score.
 //! - `llm` (feature `model`): the host's model access, mockable in native tests.
+//! - `prompt` (feature `model`): OpenAI model-grader `input` messages and `sampling_params`.
 //!
 //! The wit-bindgen bindings are generated in one private module and never part of the API.
 
@@ -46,6 +47,8 @@ mod input;
 pub mod json_path;
 #[cfg(feature = "model")]
 pub mod llm;
+#[cfg(feature = "model")]
+pub mod prompt;
 pub mod run;
 pub mod similarity;
 pub mod template;

@@ -73,8 +73,7 @@ pub fn build_app_with_store(
 /// `*.wasm` of `FLYWHEEL_GRADERS_DIR` (created when missing), watched for changes; compiled
 /// components are cached in `<data-dir>/cache/components`. Must run inside a tokio runtime.
 pub fn start_graders(settings: &Settings) -> anyhow::Result<Arc<crate::graders::Registry>> {
-    let runtime =
-        crate::graders::GraderRuntime::process_wide().context("building the grader runtime")?;
+    let runtime = grader_runtime(settings)?;
     let options = crate::graders::RegistryOptions {
         graders_dir: Some(settings.graders_dir.clone()),
         cache_dir: Some(settings.data_dir.join("cache").join("components")),
@@ -82,6 +81,27 @@ pub fn start_graders(settings: &Settings) -> anyhow::Result<Arc<crate::graders::
         watch: true,
     };
     Ok(crate::graders::Registry::spawn(runtime, options))
+}
+
+/// The grader runtime for these settings. With a model endpoint (or a run token budget)
+/// configured, it gets a runtime of its own whose `llm` import calls the one model client built
+/// here from `settings.llm`; otherwise the process-wide runtime, whose model graders answer
+/// "not configured".
+pub fn grader_runtime(settings: &Settings) -> anyhow::Result<Arc<crate::graders::GraderRuntime>> {
+    let configured = settings.llm.default_endpoint.is_some() || !settings.llm.endpoints.is_empty();
+    if !configured && settings.llm_run_token_budget.is_none() {
+        return crate::graders::GraderRuntime::process_wide()
+            .context("building the grader runtime");
+    }
+    let client = crate::llm::LlmClient::new(settings.llm.clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("building the model client")?;
+    crate::graders::GraderRuntime::new(crate::graders::RuntimeOptions {
+        llm: Some(client),
+        run_token_budget: settings.llm_run_token_budget,
+        ..crate::graders::RuntimeOptions::default()
+    })
+    .context("building the grader runtime")
 }
 
 /// Opens the database (migrations, seeds) and builds the state and router.

@@ -88,6 +88,37 @@ pub struct ConfigArgs {
     #[arg(long, env = "OPENAI_API_KEY", global = true, hide_env_values = true)]
     pub openai_api_key: Option<Secret>,
 
+    /// Chat model model graders use when their definition names none [default: gpt-4.1-mini].
+    #[arg(long, env = "FLYWHEEL_LLM_MODEL", global = true)]
+    pub llm_model: Option<String>,
+
+    /// Embeddings model for text_similarity cosine [default: text-embedding-3-small].
+    #[arg(long, env = "FLYWHEEL_LLM_EMBEDDING_MODEL", global = true)]
+    pub llm_embedding_model: Option<String>,
+
+    /// Time limit of one model call, retries and waits included, 1-3600 seconds [default: 120].
+    #[arg(long, env = "FLYWHEEL_LLM_TIMEOUT_SECS", global = true)]
+    pub llm_timeout_secs: Option<String>,
+
+    /// Retries of a model call after 429, 5xx or a connection error, 0-10 [default: 3].
+    #[arg(long, env = "FLYWHEEL_LLM_MAX_RETRIES", global = true)]
+    pub llm_max_retries: Option<String>,
+
+    /// Model calls in flight at once, all endpoints together, 1-1024 [default: 8].
+    #[arg(long, env = "FLYWHEEL_LLM_MAX_CONCURRENCY", global = true)]
+    pub llm_max_concurrency: Option<String>,
+
+    /// Named model endpoints a grader definition may select with `"endpoint"`:
+    /// `name=URL,name=URL`; the key of endpoint `name` is read from
+    /// FLYWHEEL_LLM_ENDPOINT_<NAME>_API_KEY.
+    #[arg(long, env = "FLYWHEEL_LLM_ENDPOINTS", global = true)]
+    pub llm_endpoints: Option<String>,
+
+    /// Tokens (prompt + completion) one grading run may spend on model calls; unset means no
+    /// limit. When spent the run ends cleanly: remaining rows report budget_exhausted.
+    #[arg(long, env = "FLYWHEEL_LLM_RUN_TOKEN_BUDGET", global = true)]
+    pub llm_run_token_budget: Option<String>,
+
     /// Log format: text or json [default: text].
     #[arg(long, env = "FLYWHEEL_LOG_FORMAT", global = true)]
     pub log_format: Option<String>,
@@ -159,6 +190,11 @@ pub struct Settings {
     pub openai_base_url: Option<String>,
     /// Its API key, if configured.
     pub openai_api_key: Option<Secret>,
+    /// The model client's settings: the default endpoint (`OPENAI_BASE_URL`, `OPENAI_API_KEY`),
+    /// named endpoints and their keys, models, time limit, retries, concurrency.
+    pub llm: crate::llm::LlmSettings,
+    /// Tokens one grading run may spend on model calls (`None`: no limit).
+    pub llm_run_token_budget: Option<u64>,
     /// Log format.
     pub log_format: LogFormat,
     /// How long resolve may serve the active version from memory.
@@ -390,6 +426,20 @@ impl Settings {
         };
         let openai_api_key = given_secret(&args.openai_api_key).map(Secret::new);
 
+        let llm = llm_settings(args)?;
+        let llm_run_token_budget = match given(&args.llm_run_token_budget) {
+            None => None,
+            Some(v) => Some(v.parse::<u64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                ConfigError::new(
+                    "FLYWHEEL_LLM_RUN_TOKEN_BUDGET",
+                    "llm-run-token-budget",
+                    Some(v),
+                    "not a whole number of at least 1",
+                    "a whole number of tokens, such as 200000, or unset for no limit",
+                )
+            })?),
+        };
+
         let log_format = match given(&args.log_format) {
             None => LogFormat::Text,
             Some(v) => LogFormat::from_str(v, true).map_err(|_| {
@@ -414,6 +464,8 @@ impl Settings {
             graders_dir,
             openai_base_url,
             openai_api_key,
+            llm,
+            llm_run_token_budget,
             log_format,
             resolve_cache_ttl: crate::prompts::DEFAULT_RESOLVE_CACHE_TTL,
         })
@@ -433,6 +485,61 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// The model client's settings, validated by [`crate::llm::LlmSettings::from_lookup`] from the
+/// flags and variables above. The keys of named endpoints have variable names made from the
+/// endpoint names (`FLYWHEEL_LLM_ENDPOINT_<NAME>_API_KEY`), so they cannot be clap flags: they
+/// are read from the environment here, the only place that reads it.
+fn llm_settings(args: &ConfigArgs) -> Result<crate::llm::LlmSettings, ConfigError> {
+    let lookup = |name: &str| -> Option<String> {
+        let value = match name {
+            "OPENAI_BASE_URL" => args.openai_base_url.clone(),
+            "OPENAI_API_KEY" => args.openai_api_key.as_ref().map(|k| k.expose().to_owned()),
+            "FLYWHEEL_LLM_MODEL" => args.llm_model.clone(),
+            "FLYWHEEL_LLM_EMBEDDING_MODEL" => args.llm_embedding_model.clone(),
+            "FLYWHEEL_LLM_TIMEOUT_SECS" => args.llm_timeout_secs.clone(),
+            "FLYWHEEL_LLM_MAX_RETRIES" => args.llm_max_retries.clone(),
+            "FLYWHEEL_LLM_MAX_CONCURRENCY" => args.llm_max_concurrency.clone(),
+            "FLYWHEEL_LLM_ENDPOINTS" => args.llm_endpoints.clone(),
+            key if key.starts_with("FLYWHEEL_LLM_ENDPOINT_") && key.ends_with("_API_KEY") => {
+                std::env::var(key).ok()
+            }
+            _ => None,
+        };
+        value.map(|v| v.trim().to_owned())
+    };
+    crate::llm::LlmSettings::from_lookup(lookup).map_err(|error| {
+        let (variable, flag, accepted) = match error.name.as_str() {
+            "OPENAI_BASE_URL" => (
+                "OPENAI_BASE_URL",
+                "openai-base-url",
+                "http://HOST[:PORT]/PATH or https://…, without credentials",
+            ),
+            "FLYWHEEL_LLM_TIMEOUT_SECS" => (
+                "FLYWHEEL_LLM_TIMEOUT_SECS",
+                "llm-timeout-secs",
+                "a whole number of seconds from 1 to 3600",
+            ),
+            "FLYWHEEL_LLM_MAX_RETRIES" => (
+                "FLYWHEEL_LLM_MAX_RETRIES",
+                "llm-max-retries",
+                "a whole number from 0 to 10",
+            ),
+            "FLYWHEEL_LLM_MAX_CONCURRENCY" => (
+                "FLYWHEEL_LLM_MAX_CONCURRENCY",
+                "llm-max-concurrency",
+                "a whole number from 1 to 1024",
+            ),
+            _ => (
+                "FLYWHEEL_LLM_ENDPOINTS",
+                "llm-endpoints",
+                "comma-separated name=URL entries; names of 1-64 characters a-z, 0-9, -, _",
+            ),
+        };
+        // The reason may quote the value (never a key: keys are not parsed, only carried).
+        ConfigError::new(variable, flag, None, error.reason, accepted)
+    })
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -517,6 +624,31 @@ mod tests {
                 "FLYWHEEL_LOG_FORMAT",
                 Box::new(|a| a.log_format = Some("xml".into())),
                 "text, json",
+            ),
+            (
+                "FLYWHEEL_LLM_TIMEOUT_SECS",
+                Box::new(|a| a.llm_timeout_secs = Some("0".into())),
+                "1 to 3600",
+            ),
+            (
+                "FLYWHEEL_LLM_MAX_RETRIES",
+                Box::new(|a| a.llm_max_retries = Some("many".into())),
+                "0 to 10",
+            ),
+            (
+                "FLYWHEEL_LLM_MAX_CONCURRENCY",
+                Box::new(|a| a.llm_max_concurrency = Some("0".into())),
+                "1 to 1024",
+            ),
+            (
+                "FLYWHEEL_LLM_ENDPOINTS",
+                Box::new(|a| a.llm_endpoints = Some("Bad Name=http://x/v1".into())),
+                "name=URL",
+            ),
+            (
+                "FLYWHEEL_LLM_RUN_TOKEN_BUDGET",
+                Box::new(|a| a.llm_run_token_budget = Some("0".into())),
+                "whole number of tokens",
             ),
             (
                 "FLYWHEEL_TOKENS_FILE",

@@ -1,4 +1,5 @@
-//! The built-in graders (`graders/*`: string-check, text-similarity, files-match, diff-valid),
+//! The built-in graders (`graders/*`: string-check, text-similarity, files-match, diff-valid, and
+//! the model graders score-model, label-model, cosine-similarity),
 //! compiled to components by `host/build.rs` and embedded in the binary.
 
 include!(concat!(env!("OUT_DIR"), "/builtin_graders.rs"));

@@ -17,6 +17,7 @@ use crate::graders::bindings::ModelGraderPre;
 use crate::graders::cache::CompileCache;
 use crate::graders::engine::GraderRuntime;
 use crate::graders::host::HostState;
+use crate::graders::llm::LlmRun;
 use crate::graders::outcome::Outcome;
 
 /// The package of the contract, in export and import names.
@@ -113,14 +114,62 @@ impl LoadedGrader {
         runtime.grade(&self.pre, config, sample, item).await
     }
 
-    /// Grades rows with one config in one fresh sandbox (`grade-batch`).
+    /// Grades rows with one config, in a run of their own (see [`LoadedGrader::grade_batch_in`]).
     pub async fn grade_batch(
         &self,
         runtime: &GraderRuntime,
         config: &str,
         rows: &[(String, String)],
     ) -> Vec<Outcome> {
-        runtime.grade_batch(&self.pre, config, rows).await
+        self.grade_batch_in(runtime, &runtime.new_run(), config, rows)
+            .await
+    }
+
+    /// Grades one row as part of grading run `run`. A model grader gets a model session of its
+    /// own, on the endpoint its config names (`"endpoint"`), spending the run's budget; once the
+    /// budget is spent the row reports `budget_exhausted` without being started.
+    pub async fn grade_in(
+        &self,
+        runtime: &GraderRuntime,
+        run: &LlmRun,
+        config: &str,
+        sample: &str,
+        item: &str,
+    ) -> Outcome {
+        if self.world == World::ModelGrader && run.budget().is_exhausted() {
+            return Outcome::budget_exhausted();
+        }
+        let endpoint = match self.world {
+            World::ModelGrader => endpoint_of(config),
+            World::Grader => None,
+        };
+        runtime
+            .grade_with(&self.pre, run, endpoint, config, sample, item)
+            .await
+    }
+
+    /// Grades rows with one config as part of grading run `run`. A pure grader grades them in
+    /// one fresh sandbox (`grade-batch`); a model grader grades each row in a sandbox and model
+    /// session of its own, up to the runtime's concurrency at once (the model client's own limit
+    /// applies to the calls), so every row's usage is exact and model latency overlaps.
+    pub async fn grade_batch_in(
+        &self,
+        runtime: &GraderRuntime,
+        run: &LlmRun,
+        config: &str,
+        rows: &[(String, String)],
+    ) -> Vec<Outcome> {
+        match self.world {
+            World::Grader => runtime.grade_batch(&self.pre, config, rows).await,
+            World::ModelGrader => {
+                use futures::StreamExt;
+                futures::stream::iter(rows)
+                    .map(|(sample, item)| self.grade_in(runtime, run, config, sample, item))
+                    .buffered(runtime.max_concurrency())
+                    .collect()
+                    .await
+            }
+        }
     }
 
     /// Runs the component's own `validate-config`.
@@ -189,6 +238,15 @@ pub enum LoadError {
     /// The compile task was lost.
     #[error("the compile task failed: {0}")]
     Task(String),
+}
+
+/// The `endpoint` a model grader's config names, if any.
+fn endpoint_of(config: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(config)
+        .ok()?
+        .get("endpoint")?
+        .as_str()
+        .map(str::to_string)
 }
 
 /// The sha256 of `bytes`, hex.

@@ -4,8 +4,11 @@
 //!
 //! Validation has two layers: the JSON shape here (strict: unknown fields are refused, errors
 //! name the field by its path, such as `graders.name.operation`), then the component's own
-//! `validate-config`. `score_model`, `label_model` and `python` are recognised and refused with
-//! a clear message until the model-graders work lands.
+//! `validate-config`. `score_model` and `label_model` run on the built-in model graders
+//! `score-model` and `label-model`; `text_similarity` with `evaluation_metric: "cosine"` runs on
+//! the model grader `cosine-similarity` (it needs embeddings), every other metric on the pure
+//! `text-similarity`. Model-grader definitions may add `"endpoint": "<name>"`, a model endpoint
+//! configured on the host.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,7 +19,8 @@ use serde_json::Value;
 use crate::graders::component::LoadedGrader;
 use crate::graders::engine::GraderRuntime;
 use crate::graders::formula::{self, Expr};
-use crate::graders::outcome::{GradeResult, GraderErrorKind, Metric, Outcome};
+use crate::graders::llm::LlmRun;
+use crate::graders::outcome::{GradeResult, GraderErrorKind, Metric, Outcome, TokenUsage};
 use crate::graders::registry::Registry;
 
 /// Every definition `type` this host knows, and the built-in component that runs it.
@@ -105,6 +109,54 @@ struct TextSimilarity {
     evaluation_metric: EvaluationMetric,
     #[serde(default)]
     pass_threshold: Option<f64>,
+    /// Embeddings model, for `cosine` (Flywheel extension).
+    #[serde(default)]
+    model: Option<String>,
+    /// Named model endpoint, for `cosine` (Flywheel extension).
+    #[serde(default)]
+    endpoint: Option<String>,
+}
+
+/// OpenAI `score_model`; the component checks the fields' contents.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // as above
+struct ScoreModel {
+    #[serde(rename = "type")]
+    kind: String,
+    name: String,
+    #[serde(default)]
+    id: Option<String>,
+    model: String,
+    input: Vec<Value>,
+    #[serde(default)]
+    range: Option<[f64; 2]>,
+    #[serde(default)]
+    pass_threshold: Option<f64>,
+    #[serde(default)]
+    sampling_params: Option<Value>,
+    #[serde(default)]
+    endpoint: Option<String>,
+}
+
+/// OpenAI `label_model`; the component checks the fields' contents.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // as above
+struct LabelModel {
+    #[serde(rename = "type")]
+    kind: String,
+    name: String,
+    #[serde(default)]
+    id: Option<String>,
+    model: String,
+    input: Vec<Value>,
+    labels: Vec<String>,
+    passing_labels: Vec<String>,
+    #[serde(default)]
+    sampling_params: Option<Value>,
+    #[serde(default)]
+    endpoint: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -316,7 +368,9 @@ async fn validate_leaf(
 fn describe(outcome: &Outcome) -> String {
     match outcome {
         Outcome::Trap { kind, message, .. } => format!("{}: {message}", kind.name()),
-        Outcome::Refused { message } | Outcome::InvalidRow { message } => message.clone(),
+        Outcome::Refused { message }
+        | Outcome::InvalidRow { message }
+        | Outcome::BudgetExhausted { message } => message.clone(),
         Outcome::GraderError { message, .. } => message.clone(),
         Outcome::Graded { .. } => "graded".to_string(),
     }
@@ -347,10 +401,31 @@ fn parse_at(value: &Value, prefix: &str, top: bool) -> Result<Definition, Defini
             })
         }
         "text_similarity" => {
-            typed::<TextSimilarity>(value, prefix)?;
+            let parsed: TextSimilarity = typed(value, prefix)?;
+            let component = match parsed.evaluation_metric {
+                // Cosine needs embeddings, which only a model grader can ask the host for.
+                EvaluationMetric::Cosine => "cosine-similarity",
+                _ => "text-similarity",
+            };
             Ok(Definition::Component {
                 name,
-                component: "text-similarity".into(),
+                component: component.into(),
+                config: value.to_string(),
+            })
+        }
+        "score_model" => {
+            typed::<ScoreModel>(value, prefix)?;
+            Ok(Definition::Component {
+                name,
+                component: "score-model".into(),
+                config: value.to_string(),
+            })
+        }
+        "label_model" => {
+            typed::<LabelModel>(value, prefix)?;
+            Ok(Definition::Component {
+                name,
+                component: "label-model".into(),
                 config: value.to_string(),
             })
         }
@@ -402,7 +477,7 @@ fn parse_at(value: &Value, prefix: &str, top: bool) -> Result<Definition, Defini
                 formula,
             })
         }
-        "score_model" | "label_model" | "python" => Err(DefinitionError::at(
+        "python" => Err(DefinitionError::at(
             type_field,
             format!(
                 "`{kind}` graders need the model-graders work, which this host does not have yet"
@@ -438,17 +513,35 @@ pub enum Resolved {
 }
 
 impl Resolved {
-    /// Grades one row.
+    /// Grades one row, in a grading run of its own.
     pub async fn grade(&self, runtime: &GraderRuntime, sample: &str, item: &str) -> Outcome {
+        self.grade_in(runtime, &runtime.new_run(), sample, item)
+            .await
+    }
+
+    /// Grades one row as part of grading run `run` (model graders spend its token budget).
+    pub async fn grade_in(
+        &self,
+        runtime: &GraderRuntime,
+        run: &LlmRun,
+        sample: &str,
+        item: &str,
+    ) -> Outcome {
         match self {
             Resolved::Component { grader, config } => {
-                grader.grade(runtime, config, sample, item).await
+                grader.grade_in(runtime, run, config, sample, item).await
             }
             Resolved::Multi { parts, formula } => {
                 let mut values = HashMap::new();
                 let mut metrics = Vec::new();
+                let mut usage: Option<TokenUsage> = None;
                 for (key, grader, config) in parts {
-                    let outcome = grader.grade(runtime, config, sample, item).await;
+                    let outcome = grader.grade_in(runtime, run, config, sample, item).await;
+                    if let Outcome::Graded { grade } = &outcome
+                        && let Some(used) = grade.usage
+                    {
+                        usage = Some(usage.unwrap_or_default() + used);
+                    }
                     match outcome.score() {
                         Some(score) => {
                             values.insert(key.clone(), score);
@@ -475,28 +568,41 @@ impl Resolved {
                         label: None,
                         reasoning: None,
                         metrics,
+                        usage,
                     },
                 }
             }
         }
     }
 
-    /// Grades rows; one sandbox per batch when the definition is a single component.
+    /// Grades rows, in a grading run of their own.
     pub async fn grade_batch(
         &self,
         runtime: &GraderRuntime,
         rows: &[(String, String)],
     ) -> Vec<Outcome> {
+        self.grade_batch_in(runtime, &runtime.new_run(), rows).await
+    }
+
+    /// Grades rows as part of grading run `run`: one sandbox per batch for a single pure
+    /// component, one sandbox per row (several at once) for model graders and multi graders.
+    pub async fn grade_batch_in(
+        &self,
+        runtime: &GraderRuntime,
+        run: &LlmRun,
+        rows: &[(String, String)],
+    ) -> Vec<Outcome> {
         match self {
             Resolved::Component { grader, config } => {
-                grader.grade_batch(runtime, config, rows).await
+                grader.grade_batch_in(runtime, run, config, rows).await
             }
             Resolved::Multi { .. } => {
-                let mut out = Vec::with_capacity(rows.len());
-                for (sample, item) in rows {
-                    out.push(self.grade(runtime, sample, item).await);
-                }
-                out
+                use futures::StreamExt;
+                futures::stream::iter(rows)
+                    .map(|(sample, item)| self.grade_in(runtime, run, sample, item))
+                    .buffered(runtime.max_concurrency())
+                    .collect()
+                    .await
             }
         }
     }
@@ -567,13 +673,61 @@ mod tests {
         assert!(e.message.contains("cannot contain another multi"));
     }
 
-    #[test]
-    fn model_and_python_graders_are_recognised_but_not_yet_run() {
-        for kind in ["score_model", "label_model", "python"] {
-            let e = err(json!({"type": kind, "name": "x"}));
-            assert_eq!(e.field, "type");
-            assert!(e.message.contains("model-graders work"), "{e}");
+    fn component_of(value: Value) -> String {
+        match Definition::parse(&value).expect("valid") {
+            Definition::Component { component, .. } => component,
+            Definition::Multi { .. } => panic!("not a component"),
         }
+    }
+
+    #[test]
+    fn model_graders_map_onto_their_components() {
+        let input = json!([{"role":"user","content":"{{sample.output_text}}"}]);
+        assert_eq!(
+            component_of(
+                json!({"type":"score_model","name":"s","model":"m","input":input,"range":[1,5],"pass_threshold":3.5,"endpoint":"local"})
+            ),
+            "score-model"
+        );
+        assert_eq!(
+            component_of(
+                json!({"type":"label_model","name":"l","model":"m","input":input,"labels":["a","b"],"passing_labels":["a"]})
+            ),
+            "label-model"
+        );
+        assert_eq!(
+            component_of(
+                json!({"type":"text_similarity","name":"c","input":"a","reference":"b","evaluation_metric":"cosine"})
+            ),
+            "cosine-similarity"
+        );
+        assert_eq!(
+            component_of(
+                json!({"type":"text_similarity","name":"c","input":"a","reference":"b","evaluation_metric":"bleu"})
+            ),
+            "text-similarity"
+        );
+        let multi = Definition::parse(&json!({"type":"multi","name":"m","graders":{
+            "q": {"type":"label_model","name":"l","model":"m","input":input,"labels":["a"],"passing_labels":["a"]},
+            "s": {"type":"string_check","name":"s","input":"a","reference":"a","operation":"eq"}},
+            "calculate_output":"q + s"}))
+        .expect("multi may hold model graders");
+        assert_eq!(multi.components(), vec!["label-model", "string-check"]);
+    }
+
+    #[test]
+    fn model_grader_shapes_are_checked_by_path() {
+        let e = err(json!({"type":"score_model","name":"s","input":[]}));
+        assert!(e.message.contains("model"), "{e}");
+        let e = err(
+            json!({"type":"label_model","name":"l","model":"m","input":[],"labels":["a"],"passing_labels":"a"}),
+        );
+        assert_eq!(e.field, "passing_labels");
+        let e =
+            err(json!({"type":"score_model","name":"s","model":"m","input":[],"range":[0,1,2]}));
+        assert_eq!(e.field, "range");
+        let e = err(json!({"type":"python","name":"p","source":"x"}));
+        assert_eq!(e.field, "type");
     }
 
     #[test]

@@ -21,9 +21,10 @@ use wasmtime_wasi::WasiCtxBuilder;
 use crate::graders::bindings::{ModelGrader, ModelGraderPre, types};
 use crate::graders::host::HostState;
 use crate::graders::limits::Limits;
-use crate::graders::llm::{LlmBackend, NotConfigured};
+use crate::graders::llm::{LlmRun, RowLlm};
 use crate::graders::log_pipe::LogPipe;
 use crate::graders::outcome::{Outcome, TrapKind, classify};
+use crate::llm::LlmClient;
 
 /// How often the epoch advances; the wall-time deadline is checked at this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -45,8 +46,10 @@ pub struct RuntimeOptions {
     pub max_concurrency: u32,
     /// Limits of every call.
     pub limits: Limits,
-    /// Who answers the `llm` import.
-    pub llm: Arc<dyn LlmBackend>,
+    /// The model client behind the `llm` import; `None` answers every call `not-configured`.
+    pub llm: Option<LlmClient>,
+    /// Tokens one grading run may spend on model calls; `None` for no limit.
+    pub run_token_budget: Option<u64>,
 }
 
 impl Default for RuntimeOptions {
@@ -54,7 +57,8 @@ impl Default for RuntimeOptions {
         RuntimeOptions {
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             limits: Limits::default(),
-            llm: Arc::new(NotConfigured),
+            llm: None,
+            run_token_budget: None,
         }
     }
 }
@@ -76,7 +80,9 @@ pub struct GraderRuntime {
     linker: Linker<HostState>,
     permits: Arc<Semaphore>,
     limits: Limits,
-    llm: Arc<dyn LlmBackend>,
+    max_concurrency: usize,
+    llm: Option<LlmClient>,
+    run_token_budget: Option<u64>,
 }
 
 impl GraderRuntime {
@@ -91,7 +97,9 @@ impl GraderRuntime {
             linker,
             permits: Arc::new(Semaphore::new(options.max_concurrency.max(1) as usize)),
             limits: options.limits,
+            max_concurrency: options.max_concurrency.max(1) as usize,
             llm: options.llm,
+            run_token_budget: options.run_token_budget,
         }))
     }
 
@@ -139,8 +147,23 @@ impl GraderRuntime {
         &self.limits
     }
 
+    /// Calls that may run at once.
+    pub fn max_concurrency(&self) -> usize {
+        self.max_concurrency
+    }
+
+    /// The model client behind the `llm` import, when one is configured.
+    pub fn llm_client(&self) -> Option<&LlmClient> {
+        self.llm.as_ref()
+    }
+
+    /// A new grading run: its own token budget, of the configured size.
+    pub fn new_run(&self) -> LlmRun {
+        LlmRun::new(self.run_token_budget)
+    }
+
     /// A fresh store with every limit set, and the log pipe its stdout/stderr write to.
-    fn new_store(&self) -> (Store<HostState>, LogPipe) {
+    fn new_store(&self, llm: RowLlm) -> (Store<HostState>, LogPipe) {
         let log = LogPipe::new(self.limits.log_bytes);
         // Grants nothing: no preopens, no env, no args, no network, stdin empty; stdout and
         // stderr go to one bounded pipe.
@@ -165,7 +188,7 @@ impl GraderRuntime {
             wasi,
             table,
             limits,
-            llm: self.llm.clone(),
+            llm,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -201,11 +224,27 @@ impl GraderRuntime {
         Ok(())
     }
 
-    /// Grades one row in a fresh store. Never panics and never re-enters a trapped instance:
-    /// the store is dropped after the call whatever happened.
+    /// Grades one row in a fresh store, in a run of its own. Never panics and never re-enters a
+    /// trapped instance: the store is dropped after the call whatever happened.
     pub async fn grade(
         &self,
         pre: &ModelGraderPre<HostState>,
+        config: &str,
+        sample: &str,
+        item: &str,
+    ) -> Outcome {
+        self.grade_with(pre, &self.new_run(), None, config, sample, item)
+            .await
+    }
+
+    /// Grades one row in a fresh store whose `llm` import spends `run`'s budget through a session
+    /// of its own (on `endpoint` unless a request names one). The row's token usage is recorded
+    /// in its grade; a row whose model call found the budget spent reports `budget_exhausted`.
+    pub async fn grade_with(
+        &self,
+        pre: &ModelGraderPre<HostState>,
+        run: &LlmRun,
+        endpoint: Option<String>,
         config: &str,
         sample: &str,
         item: &str,
@@ -216,7 +255,7 @@ impl GraderRuntime {
         let Some(_permit) = self.permit().await else {
             return Outcome::refused("the grader runtime is shutting down");
         };
-        let (mut store, log) = self.new_store();
+        let (mut store, log) = self.new_store(RowLlm::new(self.llm.as_ref(), run, endpoint));
         let call = async {
             let grader = pre.instantiate_async(&mut store).await?;
             grader
@@ -225,8 +264,10 @@ impl GraderRuntime {
                 .await
         };
         let result = tokio::time::timeout(self.limits.timeout, call).await;
+        let usage = store.data().llm.usage().map(Into::into);
+        let budget_hit = store.data().llm.budget_hit();
         drop(store);
-        match result {
+        let outcome = match result {
             Err(_) => Outcome::trap(
                 TrapKind::Timeout,
                 "the call ran past its wall-time limit",
@@ -234,6 +275,11 @@ impl GraderRuntime {
             ),
             Ok(Err(error)) => trap_outcome(&error, &log),
             Ok(Ok(returned)) => Outcome::from_guest(returned, &self.limits),
+        };
+        match outcome {
+            // The grader saw `budget-exhausted` and gave up: the row was not judged.
+            Outcome::GraderError { .. } if budget_hit => Outcome::budget_exhausted(),
+            outcome => outcome.with_usage(usage),
         }
     }
 
@@ -272,7 +318,10 @@ impl GraderRuntime {
                     .map(|_| Outcome::refused("the grader runtime is shutting down"))
                     .collect();
             };
-            let (mut store, _log) = self.new_store();
+            // Model graders are graded row by row (see `LoadedGrader::grade_batch_in`); a batch
+            // that does call the model runs in a run of its own.
+            let llm = RowLlm::new(self.llm.as_ref(), &self.new_run(), None);
+            let (mut store, _log) = self.new_store(llm);
             let call = async {
                 let grader = pre.instantiate_async(&mut store).await?;
                 grader
@@ -327,7 +376,7 @@ impl GraderRuntime {
         let Some(_permit) = self.permit().await else {
             return Err(Outcome::refused("the grader runtime is shutting down"));
         };
-        let (mut store, log) = self.new_store();
+        let (mut store, log) = self.new_store(RowLlm::new(None, &LlmRun::unlimited(), None));
         let call = async {
             let grader = pre.instantiate_async(&mut store).await?;
             grader
@@ -357,7 +406,7 @@ impl GraderRuntime {
         let Some(_permit) = self.permit().await else {
             return Err(Outcome::refused("the grader runtime is shutting down"));
         };
-        let (mut store, log) = self.new_store();
+        let (mut store, log) = self.new_store(RowLlm::new(None, &LlmRun::unlimited(), None));
         let call = async {
             let grader: ModelGrader = pre.instantiate_async(&mut store).await?;
             grader.flywheel_grader_grading().call_info(&mut store).await

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::graders::definition::Resolved;
 use crate::graders::engine::GraderRuntime;
+use crate::graders::llm::LlmRun;
 use crate::graders::outcome::Outcome;
 
 /// Rows sent to one `grade-batch` call.
@@ -40,6 +41,10 @@ pub struct Summary {
     pub pass_rate: Option<f64>,
     /// Rows per outcome kind other than `graded` (`invalid_input`, `timeout`, `invalid_row`…).
     pub errors: BTreeMap<String, usize>,
+    /// Prompt tokens model graders used over the run.
+    pub prompt_tokens: u64,
+    /// Completion tokens model graders used over the run.
+    pub completion_tokens: u64,
 }
 
 impl Summary {
@@ -57,6 +62,10 @@ impl Summary {
                 Outcome::Graded { grade } => {
                     summary.graded += 1;
                     total += grade.score;
+                    if let Some(usage) = grade.usage {
+                        summary.prompt_tokens += u64::from(usage.prompt_tokens);
+                        summary.completion_tokens += u64::from(usage.completion_tokens);
+                    }
                     if let Some(p) = grade.passed {
                         decided = true;
                         passed += usize::from(p);
@@ -98,8 +107,16 @@ impl Summary {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let tokens = if self.prompt_tokens + self.completion_tokens > 0 {
+            format!(
+                ", tokens {} prompt + {} completion",
+                self.prompt_tokens, self.completion_tokens
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "rows {}, graded {}, mean score {mean}, pass rate {pass}, errors: {errors}",
+            "rows {}, graded {}, mean score {mean}, pass rate {pass}, errors: {errors}{tokens}",
             self.rows, self.graded
         )
     }
@@ -130,10 +147,27 @@ pub fn parse_row(line: &str) -> Result<(String, String), String> {
     Ok((sample.to_string(), item.to_string()))
 }
 
-/// Grades every line; `progress` is called with the number of rows done so far.
+/// Grades every line as one grading run (one token budget, of the runtime's configured size);
+/// `progress` is called with the number of rows done so far.
 pub async fn grade_rows<I>(
     definition: &Resolved,
     runtime: &GraderRuntime,
+    lines: I,
+    progress: &mut dyn FnMut(usize),
+) -> (Vec<RowReport>, Summary)
+where
+    I: IntoIterator<Item = std::io::Result<String>>,
+{
+    grade_rows_in(definition, runtime, &runtime.new_run(), lines, progress).await
+}
+
+/// [`grade_rows`] within a given run, whose token budget model graders spend. Once it is spent
+/// the run ends cleanly: every row still to grade reports `budget_exhausted` and no further
+/// model call is made.
+pub async fn grade_rows_in<I>(
+    definition: &Resolved,
+    runtime: &GraderRuntime,
+    run: &LlmRun,
     lines: I,
     progress: &mut dyn FnMut(usize),
 ) -> (Vec<RowReport>, Summary)
@@ -170,11 +204,11 @@ where
             }),
         }
         if pending.len() >= BATCH_ROWS {
-            flush(definition, runtime, &mut pending, &mut reports).await;
+            flush(definition, runtime, run, &mut pending, &mut reports).await;
         }
         progress(reports.len() + pending.len());
     }
-    flush(definition, runtime, &mut pending, &mut reports).await;
+    flush(definition, runtime, run, &mut pending, &mut reports).await;
     progress(reports.len());
     reports.sort_by_key(|r| r.line);
     let summary = Summary::of(&reports);
@@ -184,6 +218,7 @@ where
 async fn flush(
     definition: &Resolved,
     runtime: &GraderRuntime,
+    run: &LlmRun,
     pending: &mut Vec<(usize, (String, String))>,
     reports: &mut Vec<RowReport>,
 ) {
@@ -191,7 +226,7 @@ async fn flush(
         return;
     }
     let rows: Vec<(String, String)> = pending.iter().map(|(_, row)| row.clone()).collect();
-    let outcomes = definition.grade_batch(runtime, &rows).await;
+    let outcomes = definition.grade_batch_in(runtime, run, &rows).await;
     for ((line, _), outcome) in pending.drain(..).zip(outcomes) {
         reports.push(RowReport { line, outcome });
     }
@@ -227,6 +262,7 @@ mod tests {
                 label: None,
                 reasoning: None,
                 metrics: vec![],
+                usage: None,
             },
         };
         let reports = vec![

@@ -1,21 +1,19 @@
 //! The state of one `Store`: what a grader instance can reach, which is nothing beyond its own
 //! log pipe, a clock, a small random source and (for model graders) the `llm` import.
 
-use std::sync::Arc;
-
 use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::graders::bindings::{llm, types};
-use crate::graders::llm::LlmBackend;
+use crate::graders::llm::RowLlm;
 
 /// Per-`Store` data; one per row (or per batch), dropped after the call.
 pub struct HostState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) limits: StoreLimits,
-    pub(crate) llm: Arc<dyn LlmBackend>,
+    pub(crate) llm: RowLlm,
 }
 
 impl WasiView for HostState {

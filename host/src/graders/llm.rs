@@ -1,44 +1,131 @@
-//! The host side of the `llm` import offered to `model-grader` components.
+//! The host side of the `llm` import offered to `model-grader` components, over the model
+//! client of [`crate::llm`].
 //!
-//! The implementation sits behind [`LlmBackend`] so the model-graders work can swap in an
-//! OpenAI-compatible client (endpoint, key, retries, budget) without touching the runtime. Until
-//! then [`NotConfigured`] answers every call with `llm-error::not-configured`.
+//! - [`LlmRun`]: what one grading run shares: its token budget. Every row of the run spends it;
+//!   once spent, rows still to grade report `budget_exhausted` without calling the model.
+//! - [`RowLlm`]: what one row's store holds: an [`LlmSession`] of its own (so the row's usage is
+//!   exact) and whether a call hit the spent budget. It converts the WIT records to and from the
+//!   client's types one to one; the API key stays in the client and never crosses to the guest.
 
-use crate::graders::bindings::llm::{ChatRequest, ChatResponse, LlmError};
+use crate::graders::bindings::llm as wit;
+use crate::llm::{ChatMessage, ChatRequest, LlmClient, LlmError, LlmSession, RunBudget, Usage};
 
-/// What answers a component's `llm` calls. Implementations keep the API key: nothing here ever
-/// hands it to the component.
-#[async_trait::async_trait]
-pub trait LlmBackend: Send + Sync + 'static {
-    /// One chat completion.
-    async fn complete(&self, request: ChatRequest) -> Result<ChatResponse, LlmError>;
-    /// One embedding vector per input, in order.
-    async fn embed(
-        &self,
-        model: Option<String>,
-        inputs: Vec<String>,
-    ) -> Result<Vec<Vec<f32>>, LlmError>;
+/// One grading run's share of model access: its token budget (cloning shares it).
+#[derive(Clone, Debug)]
+pub struct LlmRun {
+    budget: RunBudget,
 }
 
-/// The backend used while no model endpoint is configured.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NotConfigured;
-
-#[async_trait::async_trait]
-impl LlmBackend for NotConfigured {
-    async fn complete(&self, _request: ChatRequest) -> Result<ChatResponse, LlmError> {
-        Err(LlmError::NotConfigured(
-            "no model endpoint is configured on this host".to_string(),
-        ))
+impl LlmRun {
+    /// A run limited to `tokens` (prompt and completion together), or unlimited.
+    pub fn new(tokens: Option<u64>) -> Self {
+        Self {
+            budget: RunBudget::new(tokens),
+        }
     }
 
-    async fn embed(
-        &self,
-        _model: Option<String>,
-        _inputs: Vec<String>,
-    ) -> Result<Vec<Vec<f32>>, LlmError> {
-        Err(LlmError::NotConfigured(
-            "no embeddings endpoint is configured on this host".to_string(),
-        ))
+    /// A run with no token limit (usage is still counted).
+    pub fn unlimited() -> Self {
+        Self::new(None)
+    }
+
+    /// The run's budget.
+    pub fn budget(&self) -> &RunBudget {
+        &self.budget
+    }
+}
+
+impl Default for LlmRun {
+    fn default() -> Self {
+        Self::unlimited()
+    }
+}
+
+/// The model access of one row's store.
+pub struct RowLlm {
+    session: LlmSession,
+    budget_hit: bool,
+}
+
+impl RowLlm {
+    /// A row's access on `client` (not configured when `None`), spending `run`'s budget, using
+    /// `endpoint` (named in the grader definition) unless a request names its own.
+    pub fn new(client: Option<&LlmClient>, run: &LlmRun, endpoint: Option<String>) -> Self {
+        let session = match client {
+            Some(client) => {
+                LlmSession::new(client.clone(), run.budget.clone()).with_endpoint(endpoint)
+            }
+            None => LlmSession::unconfigured(),
+        };
+        Self {
+            session,
+            budget_hit: false,
+        }
+    }
+
+    /// Tokens the row used, when it made any model call.
+    pub fn usage(&self) -> Option<Usage> {
+        (self.session.calls() > 0).then(|| self.session.usage())
+    }
+
+    /// Whether a call of this row was refused because the run's budget was spent.
+    pub fn budget_hit(&self) -> bool {
+        self.budget_hit
+    }
+
+    pub(crate) async fn complete(
+        &mut self,
+        request: wit::ChatRequest,
+    ) -> Result<wit::ChatResponse, wit::LlmError> {
+        let request = ChatRequest {
+            model: request.model,
+            endpoint: request.endpoint,
+            messages: request
+                .messages
+                .into_iter()
+                .map(|m| ChatMessage::new(m.role, m.content))
+                .collect(),
+            json_schema: request.json_schema,
+            temperature: request.temperature,
+            top_p: request.top_p,
+            seed: request.seed,
+            max_completion_tokens: request.max_completion_tokens,
+            reasoning_effort: request.reasoning_effort,
+        };
+        match self.session.complete(request).await {
+            Ok(answer) => Ok(wit::ChatResponse {
+                content: answer.content,
+                model: answer.model,
+                usage: wit::Usage {
+                    prompt_tokens: answer.usage.prompt_tokens,
+                    completion_tokens: answer.usage.completion_tokens,
+                },
+            }),
+            Err(error) => Err(self.to_wit(error)),
+        }
+    }
+
+    pub(crate) async fn embed(
+        &mut self,
+        model: Option<String>,
+        inputs: Vec<String>,
+    ) -> Result<Vec<Vec<f32>>, wit::LlmError> {
+        match self.session.embed(model, inputs).await {
+            Ok(vectors) => Ok(vectors),
+            Err(error) => Err(self.to_wit(error)),
+        }
+    }
+
+    fn to_wit(&mut self, error: LlmError) -> wit::LlmError {
+        match error {
+            LlmError::NotConfigured(m) => wit::LlmError::NotConfigured(m),
+            LlmError::BudgetExhausted => {
+                self.budget_hit = true;
+                wit::LlmError::BudgetExhausted
+            }
+            LlmError::Timeout(_) => wit::LlmError::Timeout,
+            LlmError::RateLimited(m) => wit::LlmError::RateLimited(m),
+            LlmError::Failed(m) => wit::LlmError::Failed(m),
+        }
     }
 }

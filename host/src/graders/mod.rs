@@ -8,7 +8,8 @@
 //!   that grants nothing beyond what a Rust `std` guest needs, and the call paths.
 //! - [`host`]: the per-`Store` state: WASI context, resource table, store limits, log pipe.
 //! - [`log_pipe`]: a bounded stdout/stderr sink that keeps the tail and never traps the guest.
-//! - [`llm`]: the `llm` import behind the [`llm::LlmBackend`] trait (not configured here).
+//! - [`llm`]: the `llm` import over [`crate::llm`]: a run's token budget ([`llm::LlmRun`]) and
+//!   each row's own model session ([`llm::RowLlm`]), so usage per row is exact.
 //! - [`outcome`]: what grading one row gives: a grade, an error the grader returned, a trap
 //!   (kept apart), or a refusal by the host.
 //! - [`component`]: loading one component: size cap, core module vs component, contract
@@ -17,6 +18,7 @@
 //! - [`registry`]: built-ins plus the watched graders directory, swapped atomically.
 //! - [`definition`] and [`formula`]: OpenAI grader JSON and `calculate_output`.
 //! - [`grading`]: grading a JSONL file of OpenAI eval rows, with a summary.
+//! - [`seeds`]: the seeded grader definitions (JSON files in `seeds/`).
 //!
 //! Not here: HTTP routes and CLI commands (they call [`registry::Registry::list`] and
 //! [`grading::grade_rows`]).
@@ -35,12 +37,14 @@ pub mod llm;
 pub mod log_pipe;
 pub mod outcome;
 pub mod registry;
+pub mod seeds;
 
 pub use component::{LoadError, LoadedGrader, World};
 pub use definition::{Definition, DefinitionError};
 pub use engine::{GraderRuntime, RuntimeError, RuntimeOptions};
 pub use limits::Limits;
-pub use outcome::{GradeResult, GraderErrorKind, Outcome, TrapKind};
+pub use llm::LlmRun;
+pub use outcome::{GradeResult, GraderErrorKind, Outcome, TokenUsage, TrapKind};
 pub use registry::{GraderListing, Registry, RegistryOptions};
 
 /// The contract version this host implements: `flywheel:grader@0.1.0`. Components built for

@@ -41,6 +41,12 @@ pub enum Outcome {
         /// Why.
         message: String,
     },
+    /// The grading run's token budget was spent before (or while) this row asked the model:
+    /// the run ends cleanly and every row still to grade reports this instead of calling it.
+    BudgetExhausted {
+        /// Why, for people.
+        message: String,
+    },
 }
 
 impl Outcome {
@@ -54,7 +60,7 @@ impl Outcome {
 
     /// A stable name for the outcome's kind, used to count errors: `graded`,
     /// `invalid_config`, `invalid_input`, `failed`, `timeout`, `out_of_memory`,
-    /// `stack_overflow`, `panic`, `other_trap`, `refused`, `invalid_row`.
+    /// `stack_overflow`, `panic`, `other_trap`, `refused`, `invalid_row`, `budget_exhausted`.
     pub fn kind_name(&self) -> &'static str {
         match self {
             Outcome::Graded { .. } => "graded",
@@ -62,6 +68,7 @@ impl Outcome {
             Outcome::Trap { kind, .. } => kind.name(),
             Outcome::Refused { .. } => "refused",
             Outcome::InvalidRow { .. } => "invalid_row",
+            Outcome::BudgetExhausted { .. } => "budget_exhausted",
         }
     }
 
@@ -71,6 +78,21 @@ impl Outcome {
             message: message.into(),
             log_tail,
         }
+    }
+
+    /// The outcome of a row the spent budget stopped.
+    pub(crate) fn budget_exhausted() -> Self {
+        Outcome::BudgetExhausted {
+            message: "the grading run's token budget is spent; this row was not graded".into(),
+        }
+    }
+
+    /// Records the tokens a model grader used on a graded row.
+    pub(crate) fn with_usage(mut self, usage: Option<TokenUsage>) -> Self {
+        if let Outcome::Graded { grade } = &mut self {
+            grade.usage = usage;
+        }
+        self
     }
 
     pub(crate) fn refused(message: impl Into<String>) -> Self {
@@ -113,6 +135,7 @@ impl Outcome {
                         label: grade.label.map(|l| cut(l, limits.max_label_bytes)),
                         reasoning: grade.reasoning.map(|r| cut(r, limits.max_reasoning_bytes)),
                         metrics,
+                        usage: None,
                     },
                 }
             }
@@ -163,6 +186,40 @@ pub struct GradeResult {
     /// Named sub-scores.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub metrics: Vec<Metric>,
+    /// Tokens the row's model calls used (model graders only; one session per row, so exact).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<TokenUsage>,
+}
+
+/// Tokens used by a row's model calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TokenUsage {
+    /// Tokens in the prompts.
+    pub prompt_tokens: u32,
+    /// Tokens in the answers.
+    pub completion_tokens: u32,
+}
+
+impl From<crate::llm::Usage> for TokenUsage {
+    fn from(usage: crate::llm::Usage) -> Self {
+        TokenUsage {
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+        }
+    }
+}
+
+impl std::ops::Add for TokenUsage {
+    type Output = TokenUsage;
+
+    fn add(self, other: TokenUsage) -> TokenUsage {
+        TokenUsage {
+            prompt_tokens: self.prompt_tokens.saturating_add(other.prompt_tokens),
+            completion_tokens: self
+                .completion_tokens
+                .saturating_add(other.completion_tokens),
+        }
+    }
 }
 
 /// One named sub-score.
