@@ -12,4 +12,5 @@ mod graders_api;
 mod graders_definitions;
 mod graders_reload;
 mod graders_support;
+mod model_graders;
 mod sandbox;

@@ -5,7 +5,8 @@
 //!   once spent, rows still to grade report `budget_exhausted` without calling the model.
 //! - [`RowLlm`]: what one row's store holds: an [`LlmSession`] of its own (so the row's usage is
 //!   exact) and whether a call hit the spent budget. It converts the WIT records to and from the
-//!   client's types one to one; the API key stays in the client and never crosses to the guest.
+//!   client's types one to one; the API key stays in the client and never crosses to the guest
+//!   (answers are scrubbed of it too, in case the endpoint echoes it).
 
 use crate::graders::bindings::llm as wit;
 use crate::llm::{ChatMessage, ChatRequest, LlmClient, LlmError, LlmSession, RunBudget, Usage};
@@ -44,6 +45,8 @@ impl Default for LlmRun {
 /// The model access of one row's store.
 pub struct RowLlm {
     session: LlmSession,
+    /// The client, to scrub keys from answers before they cross into the guest.
+    client: Option<LlmClient>,
     budget_hit: bool,
 }
 
@@ -59,6 +62,7 @@ impl RowLlm {
         };
         Self {
             session,
+            client: client.cloned(),
             budget_hit: false,
         }
     }
@@ -93,8 +97,13 @@ impl RowLlm {
             reasoning_effort: request.reasoning_effort,
         };
         match self.session.complete(request).await {
+            // An endpoint (or a proxy) may echo the key in the answer itself; the guest would
+            // then hold it and could put it in its reasoning. Scrub it at the border.
             Ok(answer) => Ok(wit::ChatResponse {
-                content: answer.content,
+                content: match &self.client {
+                    Some(client) => client.redact(&answer.content),
+                    None => answer.content,
+                },
                 model: answer.model,
                 usage: wit::Usage {
                     prompt_tokens: answer.usage.prompt_tokens,
