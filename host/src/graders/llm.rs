@@ -110,7 +110,7 @@ impl RowLlm {
                     completion_tokens: answer.usage.completion_tokens,
                 },
             }),
-            Err(error) => Err(self.to_wit(error)),
+            Err(error) => Err(self.record_error(error)),
         }
     }
 
@@ -121,11 +121,11 @@ impl RowLlm {
     ) -> Result<Vec<Vec<f32>>, wit::LlmError> {
         match self.session.embed(model, inputs).await {
             Ok(vectors) => Ok(vectors),
-            Err(error) => Err(self.to_wit(error)),
+            Err(error) => Err(self.record_error(error)),
         }
     }
 
-    fn to_wit(&mut self, error: LlmError) -> wit::LlmError {
+    fn record_error(&mut self, error: LlmError) -> wit::LlmError {
         match error {
             LlmError::NotConfigured(m) => wit::LlmError::NotConfigured(m),
             LlmError::BudgetExhausted => {
