@@ -85,7 +85,10 @@ async fn run(rows: usize, rounds: usize) {
         .expect("the definition resolves");
     let lines: Vec<String> = (0..rows)
         .map(|i| {
-            format!(r#"{{"item":{{"question":"what is {i} + {i}?"}},"sample":"{}"}}"#, 2 * i)
+            format!(
+                r#"{{"item":{{"question":"what is {i} + {i}?"}},"sample":"{}"}}"#,
+                2 * i
+            )
         })
         .collect();
     let ceiling = CONCURRENCY as f64 / LATENCY.as_secs_f64();
