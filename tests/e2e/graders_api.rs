@@ -27,7 +27,7 @@ async fn the_graders_listing_shows_builtins_and_directory_components_to_readers(
         let ok = listing["components"]
             .as_array()
             .map(|c| c.iter().filter(|c| c["loadError"].is_null()).count());
-        if ok == Some(4) {
+        if ok == Some(7) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -41,8 +41,11 @@ async fn the_graders_listing_shows_builtins_and_directory_components_to_readers(
     assert_eq!(
         names,
         [
+            "cosine-similarity",
             "diff-valid",
             "files-match",
+            "label-model",
+            "score-model",
             "string-check",
             "text-similarity"
         ],
@@ -50,7 +53,13 @@ async fn the_graders_listing_shows_builtins_and_directory_components_to_readers(
     );
     for component in listing["components"].as_array().expect("components") {
         assert_eq!(component["contractVersion"], "0.1.0");
-        assert_eq!(component["world"], "grader");
+        let model = ["cosine-similarity", "label-model", "score-model"]
+            .contains(&component["name"].as_str().unwrap_or_default());
+        assert_eq!(
+            component["world"],
+            if model { "model-grader" } else { "grader" },
+            "{component}"
+        );
         assert_eq!(component["source"], "builtin");
         assert!(component["loadError"].is_null(), "{component}");
     }

@@ -81,6 +81,9 @@ impl RowLlm {
         &mut self,
         request: wit::ChatRequest,
     ) -> Result<wit::ChatResponse, wit::LlmError> {
+        if self.client.is_none() {
+            return Err(not_configured());
+        }
         let request = ChatRequest {
             model: request.model,
             endpoint: request.endpoint,
@@ -119,6 +122,9 @@ impl RowLlm {
         model: Option<String>,
         inputs: Vec<String>,
     ) -> Result<Vec<Vec<f32>>, wit::LlmError> {
+        if self.client.is_none() {
+            return Err(not_configured());
+        }
         match self.session.embed(model, inputs).await {
             Ok(vectors) => Ok(vectors),
             Err(error) => Err(self.record_error(error)),
@@ -137,4 +143,12 @@ impl RowLlm {
             LlmError::Failed(m) => wit::LlmError::Failed(m),
         }
     }
+}
+
+/// The answer of a host with no model client at all.
+fn not_configured() -> wit::LlmError {
+    wit::LlmError::NotConfigured(
+        "no model endpoint is configured on this host (set OPENAI_BASE_URL or FLYWHEEL_LLM_ENDPOINTS)"
+            .to_string(),
+    )
 }
