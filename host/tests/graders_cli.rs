@@ -45,8 +45,11 @@ fn graders_list_shows_the_builtins() {
     assert_eq!(
         names,
         [
+            "cosine-similarity",
             "diff-valid",
             "files-match",
+            "label-model",
+            "score-model",
             "string-check",
             "text-similarity"
         ]
