@@ -6,8 +6,8 @@
 //!
 //! What it does not own: the wasmtime side of the import (`graders`), which keeps an
 //! [`LlmSession`] in its store data and converts the WIT records to and from [`ChatRequest`] /
-//! [`ChatResponse`] / [`LlmError`] one to one; and where settings come from (`config` may call
-//! [`LlmSettings::from_env`]).
+//! [`ChatResponse`] / [`LlmError`] one to one; and where settings come from (`config` calls
+//! [`LlmSettings::from_lookup`] into `Settings.llm`; `server::grader_runtime` builds the one client).
 //!
 //! # Layout
 //! - [`settings`]: [`LlmSettings`], [`EndpointSettings`], defaults and environment variables.

@@ -1,7 +1,9 @@
 //! [`LlmSettings`]: where the model endpoints are and how calls to them behave, validated once.
 //!
-//! [`LlmSettings::from_env`] reads the variables below; the `config` module may call it or build
-//! the settings from its own flags. Nothing else in the client reads the environment.
+//! The service builds them in `config` (`Settings.llm`), from its flags and variables, through
+//! [`LlmSettings::from_lookup`]: that is the one place the variables below are read.
+//! [`LlmSettings::from_env`] reads the same variables straight from the environment, for tools
+//! outside the service. Nothing else in the client reads the environment.
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
