@@ -103,7 +103,7 @@ impl std::fmt::Debug for LoadedGrader {
 }
 
 impl LoadedGrader {
-    /// Grades one row in a fresh sandbox.
+    /// Grades one row in a fresh sandbox, in a grading run of its own.
     pub async fn grade(
         &self,
         runtime: &GraderRuntime,
@@ -111,7 +111,8 @@ impl LoadedGrader {
         sample: &str,
         item: &str,
     ) -> Outcome {
-        runtime.grade(&self.pre, config, sample, item).await
+        self.grade_in(runtime, &runtime.new_run(), config, sample, item)
+            .await
     }
 
     /// Grades rows with one config, in a run of their own (see [`LoadedGrader::grade_batch_in`]).
