@@ -34,7 +34,8 @@ pub struct AppState {
     pub graders: Arc<crate::graders::Registry>,
 }
 
-/// Opens the configured database (which applies migrations) and seeds it. Creates the data directory
+/// Opens the configured database (which applies migrations) and seeds it (prompts, then the
+/// grader definitions that refer to them). Creates the data directory
 /// first when the database is the default SQLite file inside it.
 pub async fn open_database(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     if settings.database_url.kind() == DatabaseKind::Sqlite {
@@ -49,6 +50,12 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<Arc<dyn Store>
         .seed(&crate::prompts::seeds::default_seeds())
         .await
         .context("seeding the default prompts")?;
+    crate::graders::stored::seed(
+        store.as_ref(),
+        crate::graders::seeds::all_seed_definitions(),
+    )
+    .await
+    .context("seeding the default grader definitions")?;
     Ok(store)
 }
 

@@ -17,6 +17,8 @@
 //! - [`registry`]: built-ins plus the watched graders directory, swapped atomically.
 //! - [`definition`] and [`formula`]: OpenAI grader JSON and `calculate_output`.
 //! - [`grading`]: grading a JSONL file of OpenAI eval rows, with a summary.
+//! - [`stored`]: stored definitions per prompt: validate-then-write, and seeding.
+//! - [`seeds`]: the definitions seeded per agent on first start.
 //!
 //! Not here: HTTP routes and CLI commands (they call [`registry::Registry::list`] and
 //! [`grading::grade_rows`]).
@@ -35,6 +37,8 @@ pub mod llm;
 pub mod log_pipe;
 pub mod outcome;
 pub mod registry;
+pub mod seeds;
+pub mod stored;
 
 pub use component::{LoadError, LoadedGrader, World};
 pub use definition::{Definition, DefinitionError};
