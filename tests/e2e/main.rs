@@ -11,5 +11,6 @@ mod route_auth;
 mod graders_api;
 mod graders_definitions;
 mod graders_reload;
+mod graders_stored;
 mod graders_support;
 mod sandbox;
