@@ -65,10 +65,13 @@ pub fn build_app_with_store(
     store: Arc<dyn Store>,
 ) -> anyhow::Result<(Router, AppState)> {
     let graders = start_graders(&settings)?;
+    let registry = Arc::new(PromptRegistry::new(store, settings.resolve_cache_ttl));
+    let mut metrics = Metrics::new();
+    metrics.watch_resolve_cache(registry.clone());
     let state = AppState {
         graders,
-        registry: Arc::new(PromptRegistry::new(store, settings.resolve_cache_ttl)),
-        metrics: Arc::new(Metrics::new()),
+        registry,
+        metrics: Arc::new(metrics),
         auth: Arc::new(Authenticator::new(&settings.tokens)),
         settings: Arc::new(settings),
     };
