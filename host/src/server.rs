@@ -83,8 +83,7 @@ pub fn build_app_with_store(
 /// `*.wasm` of `FLYWHEEL_GRADERS_DIR` (created when missing), watched for changes; compiled
 /// components are cached in `<data-dir>/cache/components`. Must run inside a tokio runtime.
 pub fn start_graders(settings: &Settings) -> anyhow::Result<Arc<crate::graders::Registry>> {
-    let runtime =
-        crate::graders::GraderRuntime::process_wide().context("building the grader runtime")?;
+    let runtime = grader_runtime(settings)?;
     let options = crate::graders::RegistryOptions {
         graders_dir: Some(settings.graders_dir.clone()),
         cache_dir: Some(settings.data_dir.join("cache").join("components")),
@@ -92,6 +91,20 @@ pub fn start_graders(settings: &Settings) -> anyhow::Result<Arc<crate::graders::
         watch: true,
     };
     Ok(crate::graders::Registry::spawn(runtime, options))
+}
+
+/// The grader runtime for these settings: the process-wide one when the limits are the defaults
+/// (one engine per process, shared by every app a test process builds), otherwise one built
+/// with the configured limits (`FLYWHEEL_GRADER_TIMEOUT_MS`, `…_MEMORY_MB`,
+/// `…_MAX_CONCURRENCY`): memory and concurrency size the engine's instance pool, so they need an
+/// engine of their own.
+pub fn grader_runtime(settings: &Settings) -> anyhow::Result<Arc<crate::graders::GraderRuntime>> {
+    let runtime = if settings.grader_limits == crate::config::GraderLimits::default() {
+        crate::graders::GraderRuntime::process_wide()
+    } else {
+        crate::graders::GraderRuntime::new(settings.grader_limits.runtime_options())
+    };
+    runtime.context("building the grader runtime")
 }
 
 /// Opens the database (migrations, seeds) and builds the state and router.

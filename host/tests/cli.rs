@@ -175,6 +175,9 @@ fn bad_configuration_stops_with_the_variable_named() {
             "ops:owner:abcdefghij",
             "read, agent or admin",
         ),
+        ("FLYWHEEL_GRADER_TIMEOUT_MS", "2s", "10 to 600000"),
+        ("FLYWHEEL_GRADER_MEMORY_MB", "0", "2 to 4096"),
+        ("FLYWHEEL_GRADER_MAX_CONCURRENCY", "-1", "1 to 256"),
     ];
     for (var, value, accepted) in cases {
         let out = run(flywheel(dir.path())

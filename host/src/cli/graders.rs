@@ -14,7 +14,7 @@ use clap::{Args, Subcommand};
 use crate::config::Settings;
 use crate::graders::definition::Definition;
 use crate::graders::grading::{RowReport, Summary, grade_rows};
-use crate::graders::{GraderRuntime, Registry, RegistryOptions};
+use crate::graders::{Registry, RegistryOptions};
 
 /// `flywheel graders`.
 #[derive(Debug, Args)]
@@ -86,7 +86,7 @@ pub async fn run(args: GradersArgs, settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn load_registry(settings: &Settings) -> anyhow::Result<Arc<Registry>> {
-    let runtime = GraderRuntime::process_wide().context("building the grader runtime")?;
+    let runtime = crate::server::grader_runtime(settings)?;
     let options = RegistryOptions {
         graders_dir: Some(settings.graders_dir.clone()).filter(|d| d.is_dir()),
         cache_dir: Some(settings.data_dir.join("cache").join("components")),

@@ -4,6 +4,7 @@
 //! module with the variable's name and the accepted values, not by clap); [`Settings`] is what the
 //! rest of the program sees. Nothing outside this module reads the environment.
 
+pub mod grader_limits;
 pub mod tokens;
 
 use std::fmt;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+pub use grader_limits::GraderLimits;
 pub use tokens::{Role, Secret, TokenSpec};
 
 /// Where the service listens unless told otherwise: loopback, so a fresh start exposes nothing.
@@ -87,6 +89,19 @@ pub struct ConfigArgs {
     /// API key for the model endpoint (never printed or logged).
     #[arg(long, env = "OPENAI_API_KEY", global = true, hide_env_values = true)]
     pub openai_api_key: Option<Secret>,
+
+    /// Wall time of one grader call (a row or a batch), milliseconds, 10 to 600000
+    /// [default: 2000].
+    #[arg(long, env = "FLYWHEEL_GRADER_TIMEOUT_MS", global = true)]
+    pub grader_timeout_ms: Option<String>,
+
+    /// Linear memory one grader instance may grow to, MiB, 2 to 4096 [default: 64].
+    #[arg(long, env = "FLYWHEEL_GRADER_MEMORY_MB", global = true)]
+    pub grader_memory_mb: Option<String>,
+
+    /// Grader calls running at once (sizes the instance pool), 1 to 256 [default: 16].
+    #[arg(long, env = "FLYWHEEL_GRADER_MAX_CONCURRENCY", global = true)]
+    pub grader_max_concurrency: Option<String>,
 
     /// Log format: text or json [default: text].
     #[arg(long, env = "FLYWHEEL_LOG_FORMAT", global = true)]
@@ -163,6 +178,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// How long resolve may serve the active version from memory.
     pub resolve_cache_ttl: Duration,
+    /// Limits of the grader runtime.
+    pub grader_limits: GraderLimits,
 }
 
 /// A database URL whose `Debug`/`Display` masks a password.
@@ -403,7 +420,14 @@ impl Settings {
             })?,
         };
 
+        let grader_limits = GraderLimits::parse(
+            given(&args.grader_timeout_ms),
+            given(&args.grader_memory_mb),
+            given(&args.grader_max_concurrency),
+        )?;
+
         Ok(Settings {
+            grader_limits,
             database_url,
             bind,
             data_dir,
@@ -464,6 +488,7 @@ mod tests {
         assert_eq!(s.ab_test_traffic_split, 0.5);
         assert_eq!(s.min_samples_for_optimization, 50);
         assert!(s.tokens.is_empty());
+        assert_eq!(s.grader_limits, GraderLimits::default());
         s.check_bind_is_safe()
             .expect("loopback without tokens is allowed");
     }
@@ -522,6 +547,21 @@ mod tests {
                 "FLYWHEEL_TOKENS_FILE",
                 Box::new(|a| a.tokens_file = Some("/nonexistent/tokens".into())),
                 "readable file",
+            ),
+            (
+                "FLYWHEEL_GRADER_TIMEOUT_MS",
+                Box::new(|a| a.grader_timeout_ms = Some("0".into())),
+                "10 to 600000",
+            ),
+            (
+                "FLYWHEEL_GRADER_MEMORY_MB",
+                Box::new(|a| a.grader_memory_mb = Some("lots".into())),
+                "2 to 4096",
+            ),
+            (
+                "FLYWHEEL_GRADER_MAX_CONCURRENCY",
+                Box::new(|a| a.grader_max_concurrency = Some("1000".into())),
+                "1 to 256",
             ),
         ];
         for (variable, edit, accepted) in cases {
