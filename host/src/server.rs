@@ -186,7 +186,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let open = settings.tokens.is_empty();
     let database = settings.database_url.to_string();
-    let server = start_with(settings, shutdown_signal()).await?;
+    // The handlers are installed before the server starts (not on the first poll of the
+    // shutdown future), so a signal that arrives right after "listening" is never missed.
+    let signals = ShutdownSignals::install()?;
+    let server = start_with(settings, signals.wait()).await?;
     tracing::info!(addr = %server.addr, %database, "listening");
     if open {
         tracing::warn!(
@@ -199,30 +202,26 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
+/// SIGINT and SIGTERM listeners, registered with the OS when created.
+struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+        })
+    }
+
+    /// Completes on the first SIGINT (Ctrl-C) or SIGTERM.
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
+            _ = self.terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received, shutting down"),
-        () = terminate => tracing::info!("SIGTERM received, shutting down"),
     }
 }
