@@ -160,3 +160,80 @@ pub async fn delete_definition(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// One stored definition.
+#[utoipa::path(
+    get, path = "/api/graders/definitions/{promptId}/{name}", tag = "graders",
+    security(("bearer" = [])),
+    params(
+        ("promptId" = String, Path, description = "Prompt id"),
+        ("name" = String, Path, description = "Grader name"),
+    ),
+    responses(
+        (status = 200, description = "The definition", body = GraderDefinition),
+        (status = 404, description = "No such definition", body = ErrorBody),
+    )
+)]
+pub async fn get_definition(
+    State(state): State<AppState>,
+    PathParams((prompt_id, name)): PathParams<(String, String)>,
+) -> Result<Json<GraderDefinition>, ApiError> {
+    Ok(Json(
+        state.registry.store().get_grader(&prompt_id, &name).await?,
+    ))
+}
+
+/// Enable a stored definition (it runs again).
+#[utoipa::path(
+    post, path = "/api/graders/definitions/{promptId}/{name}/enable", tag = "graders",
+    security(("bearer" = [])),
+    params(
+        ("promptId" = String, Path, description = "Prompt id"),
+        ("name" = String, Path, description = "Grader name"),
+    ),
+    responses(
+        (status = 200, description = "The definition, enabled", body = GraderDefinition),
+        (status = 404, description = "No such definition", body = ErrorBody),
+    )
+)]
+pub async fn enable_definition(
+    State(state): State<AppState>,
+    PathParams((prompt_id, name)): PathParams<(String, String)>,
+) -> Result<Json<GraderDefinition>, ApiError> {
+    set_enabled(&state, &prompt_id, &name, true).await
+}
+
+/// Disable a stored definition: kept, not run, and (for a seeded one) not re-seeded.
+#[utoipa::path(
+    post, path = "/api/graders/definitions/{promptId}/{name}/disable", tag = "graders",
+    security(("bearer" = [])),
+    params(
+        ("promptId" = String, Path, description = "Prompt id"),
+        ("name" = String, Path, description = "Grader name"),
+    ),
+    responses(
+        (status = 200, description = "The definition, disabled", body = GraderDefinition),
+        (status = 404, description = "No such definition", body = ErrorBody),
+    )
+)]
+pub async fn disable_definition(
+    State(state): State<AppState>,
+    PathParams((prompt_id, name)): PathParams<(String, String)>,
+) -> Result<Json<GraderDefinition>, ApiError> {
+    set_enabled(&state, &prompt_id, &name, false).await
+}
+
+async fn set_enabled(
+    state: &AppState,
+    prompt_id: &str,
+    name: &str,
+    enabled: bool,
+) -> Result<Json<GraderDefinition>, ApiError> {
+    Ok(Json(
+        state
+            .registry
+            .store()
+            .set_grader_enabled(prompt_id, name, enabled)
+            .await?,
+    ))
+}
