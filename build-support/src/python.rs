@@ -87,6 +87,7 @@ pub fn build_python_grader(
     run(&mut cmd, "componentize-py componentize")?;
     std::fs::rename(&tmp, &output)
         .map_err(|e| PythonUnavailable(format!("cannot move the built component: {e}")))?;
+    remove_stale_outputs(work_dir, &output);
     Ok(output)
 }
 
@@ -145,6 +146,23 @@ fn venv_python(work_dir: &Path) -> Result<PathBuf, PythonUnavailable> {
         }
     }
     Ok(python)
+}
+
+/// Removes components built from earlier inputs (each is about 20 MB).
+fn remove_stale_outputs(work_dir: &Path, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(work_dir) else {
+        return;
+    };
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        let stale = path != keep
+            && path.extension().is_some_and(|ext| ext == "wasm")
+            && path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("python-grader-"));
+        if stale {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<(), PythonUnavailable> {
