@@ -48,8 +48,11 @@ pub fn build_python_grader(
 ) -> Result<PathBuf, PythonUnavailable> {
     let app_dir = workspace.join(PYTHON_GRADER_DIR);
     let wit_dir = workspace.join("wit");
-    println!("cargo:rerun-if-changed={}", app_dir.display());
-    println!("cargo:rerun-if-changed={}", wit_dir.display());
+    // Files, not the directory: componentize-py may leave `__pycache__` there, which would
+    // make every build rerun this.
+    for file in input_files(&app_dir, &wit_dir)? {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
     println!("cargo:rerun-if-env-changed=FLYWHEEL_PYTHON");
     println!("cargo:rerun-if-env-changed=FLYWHEEL_NO_PYTHON_GRADER");
     if std::env::var_os("FLYWHEEL_NO_PYTHON_GRADER").is_some_and(|v| v != "0" && !v.is_empty()) {
@@ -83,7 +86,8 @@ pub fn build_python_grader(
         .current_dir(work_dir)
         // componentize-py otherwise adds the site-packages of whatever venv is active.
         .env_remove("VIRTUAL_ENV")
-        .env_remove("PYTHONPATH");
+        .env_remove("PYTHONPATH")
+        .env("PYTHONDONTWRITEBYTECODE", "1");
     run(&mut cmd, "componentize-py componentize")?;
     std::fs::rename(&tmp, &output)
         .map_err(|e| PythonUnavailable(format!("cannot move the built component: {e}")))?;
@@ -188,6 +192,21 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), PythonUnavailable> {
     )))
 }
 
+/// The `.py` files of the app and the `.wit` files of the contract, sorted.
+fn input_files(app_dir: &Path, wit_dir: &Path) -> Result<Vec<PathBuf>, PythonUnavailable> {
+    let mut all = Vec::new();
+    for dir in [app_dir, wit_dir] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| PythonUnavailable(format!("cannot read {}: {e}", dir.display())))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|ext| ext == "py" || ext == "wit"))
+            .collect();
+        files.sort();
+        all.extend(files);
+    }
+    Ok(all)
+}
+
 /// FNV-1a over the inputs that decide the output (stable across Rust versions, unlike
 /// `DefaultHasher`).
 fn input_hash(app_dir: &Path, wit_dir: &Path) -> Result<u64, PythonUnavailable> {
@@ -200,24 +219,16 @@ fn input_hash(app_dir: &Path, wit_dir: &Path) -> Result<u64, PythonUnavailable> 
     };
     feed(COMPONENTIZE_PY_VERSION.as_bytes());
     feed(b"--stub-wasi grader app");
-    for dir in [app_dir, wit_dir] {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| PythonUnavailable(format!("cannot read {}: {e}", dir.display())))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|ext| ext == "py" || ext == "wit"))
-            .collect();
-        files.sort();
-        for file in files {
-            let bytes = std::fs::read(&file)
-                .map_err(|e| PythonUnavailable(format!("cannot read {}: {e}", file.display())))?;
-            feed(
-                file.file_name()
-                    .map(|n| n.as_encoded_bytes())
-                    .unwrap_or_default(),
-            );
-            feed(&(bytes.len() as u64).to_le_bytes());
-            feed(&bytes);
-        }
+    for file in input_files(app_dir, wit_dir)? {
+        let bytes = std::fs::read(&file)
+            .map_err(|e| PythonUnavailable(format!("cannot read {}: {e}", file.display())))?;
+        feed(
+            file.file_name()
+                .map(|n| n.as_encoded_bytes())
+                .unwrap_or_default(),
+        );
+        feed(&(bytes.len() as u64).to_le_bytes());
+        feed(&bytes);
     }
     Ok(hash)
 }
