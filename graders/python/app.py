@@ -101,6 +101,11 @@ class TailBuffer(io.TextIOBase):
             self.size = self.limit
         return n
 
+    def reset(self):
+        self.parts = []
+        self.size = 0
+        self.dropped = 0
+
     def tail(self):
         joined = "".join(self.parts)
         extra = max(0, len(joined) - self.limit)
@@ -119,6 +124,9 @@ class Program:
 
 
 _programs = {}
+
+#: What the grader prints: `sys.stdout` and `sys.stderr` from the snapshot on.
+PRINTED = TailBuffer(MAX_PRINTED_BYTES)
 
 
 def parse_config(config):
@@ -259,33 +267,30 @@ class Session:
         self.setup_error = None
 
     def run_row(self, sample_text, item_text):
-        printed = TailBuffer(MAX_PRINTED_BYTES)
         try:
             sample = parse_json(sample_text, "sample")
             item = parse_json(item_text, "item")
         except ValueError as e:
             raise Err(types.GradeError_InvalidInput(str(e)))
-        saved = sys.stdout, sys.stderr
-        sys.stdout = sys.stderr = printed
-        try:
-            if self.namespace is None and self.setup_error is None:
-                namespace = new_namespace()
-                try:
-                    exec(self.program.code, namespace)
-                    grade = namespace.get("grade")
-                    if not callable(grade):
-                        raise TypeError("the source's `grade` is not a function once run")
-                    self.namespace = namespace
-                except BaseException as e:  # noqa: B902 — SystemExit and KeyboardInterrupt too
-                    self.setup_error = "running the source failed: " + describe_exception(e)
-            if self.setup_error is not None:
-                return errored(self.setup_error, printed)
+        # stdout and stderr are this buffer for the life of the instance (see `seal`); it is
+        # emptied per row so an error shows what that row printed.
+        printed = PRINTED
+        printed.reset()
+        if self.namespace is None and self.setup_error is None:
+            namespace = new_namespace()
             try:
-                result = self.namespace["grade"](sample, item)
-            except BaseException as e:  # noqa: B902 — MemoryError (a refused allocation) too
-                return errored("grade() raised " + describe_exception(e), printed)
-        finally:
-            sys.stdout, sys.stderr = saved
+                exec(self.program.code, namespace)
+                if not callable(namespace.get("grade")):
+                    raise TypeError("the source's `grade` is not a function once run")
+                self.namespace = namespace
+            except BaseException as e:  # noqa: B902 — SystemExit, MemoryError too
+                self.setup_error = "running the source failed: " + describe_exception(e)
+        if self.setup_error is not None:
+            return errored(self.setup_error, printed)
+        try:
+            result = self.namespace["grade"](sample, item)
+        except BaseException as e:  # noqa: B902
+            return errored("grade() raised " + describe_exception(e), printed)
         if not isinstance(result, (int, float)):
             return errored(
                 "grade() returned %s, not a float" % type(result).__name__, printed
@@ -357,6 +362,7 @@ def seal():
     builtins.open = _no_files
     sys.meta_path.insert(0, SnapshotOnlyImports)
     sys.addaudithook(_audit)
+    sys.stdout = sys.stderr = PRINTED
 
 
 def _audit(event, args):
