@@ -46,6 +46,15 @@ pub fn build_python_grader(
     workspace: &Path,
     work_dir: &Path,
 ) -> Result<PathBuf, PythonUnavailable> {
+    let python = std::env::var("FLYWHEEL_PYTHON").unwrap_or_else(|_| "python3".into());
+    build_with(workspace, work_dir, &python)
+}
+
+fn build_with(
+    workspace: &Path,
+    work_dir: &Path,
+    system_python: &str,
+) -> Result<PathBuf, PythonUnavailable> {
     let app_dir = workspace.join(PYTHON_GRADER_DIR);
     let wit_dir = workspace.join("wit");
     // Files, not the directory: componentize-py may leave `__pycache__` there, which would
@@ -67,7 +76,7 @@ pub fn build_python_grader(
     }
     std::fs::create_dir_all(work_dir)
         .map_err(|e| PythonUnavailable(format!("cannot create {}: {e}", work_dir.display())))?;
-    let python = venv_python(work_dir)?;
+    let python = venv_python(work_dir, system_python)?;
     let tmp = work_dir.join(format!(".python-grader-{}.wasm", std::process::id()));
     let mut cmd = Command::new(&python);
     cmd.arg("-c")
@@ -106,19 +115,18 @@ pub fn python_work_dir(workspace: &Path) -> PathBuf {
 /// The Python of the work directory's venv holding componentize-py, made when missing.
 /// It is run as `python -c …` rather than through the `componentize-py` script, because a
 /// venv's scripts carry the absolute path it was created at and this venv is renamed.
-fn venv_python(work_dir: &Path) -> Result<PathBuf, PythonUnavailable> {
+fn venv_python(work_dir: &Path, system: &str) -> Result<PathBuf, PythonUnavailable> {
     let venv = work_dir.join(format!("venv-{COMPONENTIZE_PY_VERSION}"));
     let python = venv.join("bin").join("python");
     if venv.join(".installed").is_file() {
         return Ok(python);
     }
-    let system = std::env::var("FLYWHEEL_PYTHON").unwrap_or_else(|_| "python3".into());
     // Made in a directory of its own and renamed into place, so two build scripts running at
     // once never share a half-made venv.
     let staging = work_dir.join(format!(".venv-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     run(
-        Command::new(&system).arg("-m").arg("venv").arg(&staging),
+        Command::new(system).arg("-m").arg("venv").arg(&staging),
         &format!("`{system} -m venv` (install python3 with venv and pip)"),
     )?;
     run(
@@ -231,4 +239,44 @@ fn input_hash(app_dir: &Path, wit_dir: &Path) -> Result<u64, PythonUnavailable> 
         feed(&bytes);
     }
     Ok(hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workspace() -> PathBuf {
+        crate::workspace_root(Path::new(env!("CARGO_MANIFEST_DIR")))
+    }
+
+    #[test]
+    fn a_missing_interpreter_makes_the_grader_unavailable_with_a_clear_reason() {
+        let work = std::env::temp_dir().join(format!("flywheel-py-missing-{}", std::process::id()));
+        let error = build_with(&workspace(), &work, "/nonexistent/python3")
+            .expect_err("no interpreter, no component");
+        let text = error.to_string();
+        assert!(
+            text.starts_with("the python grader is unavailable"),
+            "{text}"
+        );
+        assert!(text.contains("install python3"), "{text}");
+        let _ = std::fs::remove_dir_all(&work);
+    }
+
+    #[test]
+    fn a_missing_app_directory_is_reported_not_a_panic() {
+        let work = std::env::temp_dir().join(format!("flywheel-py-noapp-{}", std::process::id()));
+        let error = build_with(&work, &work, "python3").expect_err("no app");
+        assert!(error.to_string().contains("cannot read"), "{error}");
+    }
+
+    #[test]
+    fn the_input_hash_follows_the_app_source() {
+        let root = workspace();
+        let app = root.join(PYTHON_GRADER_DIR);
+        let wit = root.join("wit");
+        let a = input_hash(&app, &wit).expect("inputs readable");
+        assert_eq!(a, input_hash(&app, &wit).expect("inputs readable"));
+        assert_ne!(a, input_hash(&wit, &wit).expect("inputs readable"));
+    }
 }

@@ -29,21 +29,32 @@ import sys
 # Imported here so the interpreter snapshot built by componentize-py already holds them: a
 # grader that imports them pays a dict lookup, not a module load. These are the modules OpenAI
 # grader sources commonly use.
+import array  # noqa: F401
+import base64  # noqa: F401
+import bisect  # noqa: F401
+import cmath  # noqa: F401
 import collections  # noqa: F401
+import copy  # noqa: F401
+import csv  # noqa: F401
 import dataclasses  # noqa: F401
 import datetime  # noqa: F401
 import decimal  # noqa: F401
 import difflib  # noqa: F401
+import fnmatch  # noqa: F401
 import fractions  # noqa: F401
 import functools  # noqa: F401
 import hashlib  # noqa: F401
 import heapq  # noqa: F401
+import html  # noqa: F401
 import itertools  # noqa: F401
 import operator  # noqa: F401
+import pprint  # noqa: F401
 import random  # noqa: F401
 import re  # noqa: F401
 import statistics  # noqa: F401
+import shlex  # noqa: F401
 import string  # noqa: F401
+import struct  # noqa: F401
 import textwrap  # noqa: F401
 import typing  # noqa: F401
 import unicodedata  # noqa: F401

@@ -702,3 +702,70 @@ async fn a_second_start_loads_the_compiled_interpreter_from_the_cache() {
     assert_eq!(cached(), after_first, "the second start did not recompile");
     assert_still_grading(&python).await;
 }
+
+#[tokio::test]
+async fn the_documented_modules_are_importable() {
+    let Some(py) = python().await else { return };
+    // docs/python-graders.md lists these as available.
+    let modules = [
+        "array",
+        "base64",
+        "bisect",
+        "cmath",
+        "collections",
+        "copy",
+        "csv",
+        "dataclasses",
+        "datetime",
+        "decimal",
+        "difflib",
+        "enum",
+        "fnmatch",
+        "fractions",
+        "functools",
+        "hashlib",
+        "heapq",
+        "html",
+        "inspect",
+        "itertools",
+        "json",
+        "math",
+        "numbers",
+        "operator",
+        "pprint",
+        "random",
+        "re",
+        "shlex",
+        "statistics",
+        "string",
+        "struct",
+        "textwrap",
+        "typing",
+        "unicodedata",
+    ];
+    let source = format!(
+        "import {}\ndef grade(sample, item):\n    return 1.0\n",
+        modules.join(", ")
+    );
+    let outcome = grade(&py, &source, json!({}), json!({})).await;
+    assert_eq!(graded_score(&outcome), 1.0);
+    let uses = "import base64, hashlib, csv, io\ndef grade(sample, item):\n    rows = list(csv.reader(io.StringIO('a,b\\n1,2')))\n    ok = base64.b64decode(base64.b64encode(b'x')) == b'x' and len(hashlib.sha256(b'x').hexdigest()) == 64\n    return float(ok and rows[1] == ['1', '2'])\n";
+    assert_eq!(
+        graded_score(&grade(&py, uses, json!({}), json!({})).await),
+        1.0
+    );
+    for missing in [
+        "numpy",
+        "scipy",
+        "pandas",
+        "sklearn",
+        "rapidfuzz",
+        "nltk",
+        "urllib.request",
+        "ssl",
+    ] {
+        let source = format!("import {missing}\ndef grade(sample, item):\n    return 1.0\n");
+        let text = errored(&grade(&py, &source, json!({}), json!({})).await);
+        assert!(text.contains("ModuleNotFoundError"), "{missing}: {text}");
+    }
+}
