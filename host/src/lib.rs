@@ -15,6 +15,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod graders;
+pub mod llm;
 pub mod prompts;
 pub mod server;
 pub mod store;

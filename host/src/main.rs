@@ -1,1 +1,29 @@
-fn main() {}
+//! The `flywheel` binary: parse → settings → tracing → dispatch. Everything else is in the
+//! library so tests can build the same application.
+
+use anyhow::Context;
+use clap::Parser;
+use flywheel::cli::{self, Cli};
+use flywheel::config::{LogFormat, Settings};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::from_args(&cli.config)?;
+    init_tracing(settings.log_format);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(cli::run(cli.command, settings))
+}
+
+/// Logs go to stderr so command output on stdout stays clean; `RUST_LOG` filters them.
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,1 +1,205 @@
-//! server (to be written).
+//! Builds the application (state + router) and serves it with graceful shutdown.
+//!
+//! [`build_app`] is the factory tests use to run the real app in-process; [`start`] binds and
+//! serves in the background; [`serve`] is what `flywheel serve` runs until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::api;
+use crate::api::auth::Authenticator;
+use crate::api::metrics::Metrics;
+use crate::config::{DatabaseKind, Settings};
+use crate::prompts::PromptRegistry;
+use crate::store::{self, Store};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The validated settings.
+    pub settings: Arc<Settings>,
+    /// The prompt registry (and through it, the store).
+    pub registry: Arc<PromptRegistry>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Token checks.
+    pub auth: Arc<Authenticator>,
+    /// The grader components: built-ins plus the watched graders directory.
+    pub graders: Arc<crate::graders::Registry>,
+}
+
+/// Opens the configured database (which applies migrations) and seeds it. Creates the data directory
+/// first when the database is the default SQLite file inside it.
+pub async fn open_database(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    if settings.database_url.kind() == DatabaseKind::Sqlite {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
+    }
+    // `open_store` applies the migrations.
+    let store = store::open_store(settings.database_url.expose())
+        .await
+        .with_context(|| format!("opening database {}", settings.database_url))?;
+    store
+        .seed(&crate::prompts::seeds::default_seeds())
+        .await
+        .context("seeding the default prompts")?;
+    Ok(store)
+}
+
+/// Builds the state and router on an already opened store.
+pub fn build_app_with_store(
+    settings: Settings,
+    store: Arc<dyn Store>,
+) -> anyhow::Result<(Router, AppState)> {
+    let graders = start_graders(&settings)?;
+    let state = AppState {
+        graders,
+        registry: Arc::new(PromptRegistry::new(store, settings.resolve_cache_ttl)),
+        metrics: Arc::new(Metrics::new()),
+        auth: Arc::new(Authenticator::new(&settings.tokens)),
+        settings: Arc::new(settings),
+    };
+    let router = api::router(state.clone()).map_err(anyhow::Error::msg)?;
+    Ok((router, state))
+}
+
+/// Starts the grader registry in the background: the built-ins embedded in the binary and every
+/// `*.wasm` of `FLYWHEEL_GRADERS_DIR` (created when missing), watched for changes; compiled
+/// components are cached in `<data-dir>/cache/components`. Must run inside a tokio runtime.
+pub fn start_graders(settings: &Settings) -> anyhow::Result<Arc<crate::graders::Registry>> {
+    let runtime =
+        crate::graders::GraderRuntime::process_wide().context("building the grader runtime")?;
+    let options = crate::graders::RegistryOptions {
+        graders_dir: Some(settings.graders_dir.clone()),
+        cache_dir: Some(settings.data_dir.join("cache").join("components")),
+        builtins: crate::graders::builtin::builtins(),
+        watch: true,
+    };
+    Ok(crate::graders::Registry::spawn(runtime, options))
+}
+
+/// Opens the database (migrations, seeds) and builds the state and router.
+pub async fn build_app(settings: Settings) -> anyhow::Result<(Router, AppState)> {
+    let store = open_database(&settings).await?;
+    build_app_with_store(settings, store)
+}
+
+/// A server running in the background (see [`start`]).
+pub struct RunningServer {
+    /// The address it listens on (the real port when the bind port was 0).
+    pub addr: SocketAddr,
+    /// Its state (registry, settings).
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets requests in flight finish, and waits for the server to end.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            // The receiver is gone only if the server already ended, which the join reports.
+            let _ = tx.send(());
+        }
+        self.task
+            .await
+            .context("server task failed")?
+            .context("server error")
+    }
+
+    /// Waits until the server ends by itself (it ends when its shutdown signal fires).
+    async fn wait(self) -> anyhow::Result<()> {
+        self.task
+            .await
+            .context("server task failed")?
+            .context("server error")
+    }
+}
+
+/// Checks the settings, builds the app, binds `settings.bind` and serves in the background until
+/// [`RunningServer::shutdown`] (or `until` completes).
+pub async fn start_with(
+    settings: Settings,
+    until: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<RunningServer> {
+    settings.check_bind_is_safe()?;
+    let bind = settings.bind;
+    let (router, state) = build_app(settings).await?;
+    let listener = TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("binding {bind}"))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = rx => {}
+                    () = until => {}
+                }
+            })
+            .await
+    });
+    Ok(RunningServer {
+        addr,
+        state,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+/// [`start_with`] that runs until [`RunningServer::shutdown`].
+pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
+    start_with(settings, std::future::pending()).await
+}
+
+/// Serves until SIGINT or SIGTERM, then finishes requests in flight and returns.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let open = settings.tokens.is_empty();
+    let database = settings.database_url.to_string();
+    let server = start_with(settings, shutdown_signal()).await?;
+    tracing::info!(addr = %server.addr, %database, "listening");
+    if open {
+        tracing::warn!(
+            "no API token configured: anonymous callers may read, nothing may write or resolve; \
+             set FLYWHEEL_TOKENS or --tokens-file"
+        );
+    }
+    server.wait().await?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

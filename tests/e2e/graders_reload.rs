@@ -112,7 +112,7 @@ async fn a_changed_component_is_live_within_a_second_and_in_flight_calls_finish_
     assert_eq!(score(&serving.grade(&runtime(), "", TEXT, TEXT).await), 0.5);
     let json = serde_json::to_value(&listing).expect("serializable");
     assert_eq!(json["components"][0]["world"], "grader");
-    assert_eq!(json["components"][0]["contract_version"], "0.1.0");
+    assert_eq!(json["components"][0]["contractVersion"], "0.1.0");
 
     // A second good component appears, then the first is deleted and unloaded.
     deploy(dir.path(), "other.wasm", &bytes(components::ECHO_V1));

@@ -1,5 +1,14 @@
-//! End-to-end tests.
+//! End-to-end tests: the real application on 127.0.0.1, real HTTP, real SQLite files and a real
+//! PostgreSQL server (tests with `postgres` in their name).
 
+mod bad_requests;
+mod concurrency;
+mod config_errors;
+mod happy_path;
+mod operations;
+mod route_auth;
+
+mod graders_api;
 mod graders_definitions;
 mod graders_reload;
 mod graders_support;

@@ -365,3 +365,22 @@ async fn more_concurrent_calls_than_pool_slots_all_complete() {
         assert_eq!(score(&outcome), 1.0);
     }
 }
+
+#[tokio::test]
+async fn a_model_grader_is_detected_and_its_llm_import_answers_not_configured() {
+    let grader = load("asks-model", components::ASKS_MODEL)
+        .await
+        .expect("a model-grader component loads");
+    assert_eq!(grader.world, flywheel::graders::World::ModelGrader);
+    let outcome = grader.grade(&runtime(), "{}", "hello", "{}").await;
+    assert!(
+        matches!(&outcome, Outcome::GraderError { kind: GraderErrorKind::Failed, message } if message.starts_with("not-configured: no model endpoint")),
+        "{outcome:?}"
+    );
+    let echo = good().await;
+    assert_eq!(
+        echo.world,
+        flywheel::graders::World::Grader,
+        "a pure grader does not import llm"
+    );
+}

@@ -12,5 +12,5 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::flywheel::grader::grading;
-pub use flywheel::grader::{llm, types};
+pub use self::exports::flywheel::grader::grading;
+pub use self::flywheel::grader::{llm, types};

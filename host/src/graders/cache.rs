@@ -78,6 +78,29 @@ impl CompileCache {
     }
 }
 
+impl CompileCache {
+    /// Writes an already compiled component to the cache when it has no entry yet (it was
+    /// compiled by this process for another cache directory), so a restart finds it.
+    pub fn ensure_stored(&self, component: &Component, sha256: &str) {
+        let Some(path) = self.path_for(sha256) else {
+            return;
+        };
+        if path.is_file() {
+            return;
+        }
+        match component.serialize() {
+            Ok(bytes) => {
+                if let Err(error) = store(&path, &bytes) {
+                    tracing::warn!(path = %path.display(), %error, "cannot write the compile cache");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "cannot serialize a compiled component")
+            }
+        }
+    }
+}
+
 fn store(path: &Path, compiled: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()

@@ -31,6 +31,8 @@ const ALLOWED_IMPORTS: &[&str] = &[
     "wasi:clocks/wall-clock",
     "wasi:clocks/monotonic-clock",
     "wasi:random/random",
+    "wasi:random/insecure",
+    "wasi:random/insecure-seed",
     "wasi:cli/environment",
     "wasi:cli/exit",
     "wasi:cli/stdin",
@@ -46,7 +48,7 @@ const ALLOWED_IMPORTS: &[&str] = &[
 ];
 
 /// Which world of the contract a component was built for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum World {
     /// A pure grader: no capability.
@@ -224,16 +226,29 @@ pub async fn load(
         });
     }
     let sha256 = sha256_hex(&bytes);
-    let component = {
-        let runtime = runtime.clone();
-        let cache = cache.clone();
-        let sha256 = sha256.clone();
-        tokio::task::spawn_blocking(move || {
-            cache.load_or_compile(runtime.engine(), &bytes, &sha256)
-        })
-        .await
-        .map_err(|e| LoadError::Task(e.to_string()))?
-        .map_err(|e| LoadError::Compile(format!("{e:#}")))?
+    let component = match runtime.compiled(&sha256) {
+        Some(component) => {
+            let cache = cache.clone();
+            let stored = component.clone();
+            let key = sha256.clone();
+            tokio::task::spawn_blocking(move || cache.ensure_stored(&stored, &key))
+                .await
+                .map_err(|e| LoadError::Task(e.to_string()))?;
+            component
+        }
+        None => {
+            let task_runtime = runtime.clone();
+            let cache = cache.clone();
+            let key = sha256.clone();
+            let component = tokio::task::spawn_blocking(move || {
+                cache.load_or_compile(task_runtime.engine(), &bytes, &key)
+            })
+            .await
+            .map_err(|e| LoadError::Task(e.to_string()))?
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+            runtime.remember_compiled(&sha256, &component);
+            component
+        }
     };
     let inspected = inspect(runtime, &component)?;
     let instance_pre = runtime

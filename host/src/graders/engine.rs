@@ -72,6 +72,9 @@ pub enum RuntimeError {
 /// The engine, linker and limits shared by every grader call of the process.
 pub struct GraderRuntime {
     engine: Engine,
+    /// Components compiled by this process, by sha256: a second registry (tests, a restart of
+    /// the registry) reuses them without touching the disk cache or Cranelift.
+    compiled: std::sync::Mutex<std::collections::HashMap<String, wasmtime::component::Component>>,
     linker: Linker<HostState>,
     permits: Arc<Semaphore>,
     limits: Limits,
@@ -86,6 +89,7 @@ impl GraderRuntime {
         start_epoch_ticker(&engine);
         Ok(Arc::new(GraderRuntime {
             engine,
+            compiled: std::sync::Mutex::new(std::collections::HashMap::new()),
             linker,
             permits: Arc::new(Semaphore::new(options.max_concurrency.max(1) as usize)),
             limits: options.limits,
@@ -96,6 +100,36 @@ impl GraderRuntime {
     /// The process-wide engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The runtime of the process, built with default options on first use: one engine per
+    /// process, shared by every registry and app built in it.
+    pub fn process_wide() -> Result<Arc<GraderRuntime>, RuntimeError> {
+        static RUNTIME: std::sync::OnceLock<Arc<GraderRuntime>> = std::sync::OnceLock::new();
+        if let Some(runtime) = RUNTIME.get() {
+            return Ok(runtime.clone());
+        }
+        let runtime = GraderRuntime::new(RuntimeOptions::default())?;
+        Ok(RUNTIME.get_or_init(|| runtime).clone())
+    }
+
+    pub(crate) fn compiled(&self, sha256: &str) -> Option<wasmtime::component::Component> {
+        self.compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(sha256)
+            .cloned()
+    }
+
+    pub(crate) fn remember_compiled(
+        &self,
+        sha256: &str,
+        component: &wasmtime::component::Component,
+    ) {
+        self.compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sha256.to_string(), component.clone());
     }
 
     pub(crate) fn linker(&self) -> &Linker<HostState> {
@@ -387,7 +421,8 @@ fn build_engine(options: &RuntimeOptions) -> wasmtime::Result<Engine> {
     Engine::new(&config)
 }
 
-/// Links only what a Rust `std` guest needs: WASI io, clocks, random, and the cli environment,
+/// Links only what a Rust `std` guest needs: WASI io, clocks, random (secure, insecure and the
+/// insecure seed), and the cli environment,
 /// exit, stdio and terminal interfaces (all harmless: the context grants no env, no args, empty
 /// stdin); plus the contract's `types` and `llm`. No filesystem, no sockets: a component
 /// importing them fails to link (and is refused earlier, by name, in `component`).
@@ -404,6 +439,17 @@ fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     cli::terminal_stdin::add_to_linker::<HostState, WasiCli>(l, <HostState as WasiCliView>::cli)?;
     cli::terminal_stdout::add_to_linker::<HostState, WasiCli>(l, <HostState as WasiCliView>::cli)?;
     cli::terminal_stderr::add_to_linker::<HostState, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    // std's `HashMap` seeds itself through `insecure-seed`; harmless (the RNG is per store).
+    use wasmtime_wasi::p2::bindings::random;
+    use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+    random::insecure::add_to_linker::<HostState, WasiRandom>(
+        l,
+        <HostState as WasiRandomView>::random,
+    )?;
+    random::insecure_seed::add_to_linker::<HostState, WasiRandom>(
+        l,
+        <HostState as WasiRandomView>::random,
+    )?;
     ModelGrader::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
     Ok(linker)
 }

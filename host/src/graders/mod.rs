@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`bindings`]: the one place wasmtime's bindgen reads `wit/grader.wit`.
+//! - [`builtin`]: the built-in graders embedded in the binary.
 //! - [`limits`]: the per-call limits (wall time, memory, input, output, log) and their defaults.
 //! - [`engine`]: [`GraderRuntime`]: the process-wide `Engine`, its epoch ticker, the `Linker`
 //!   that grants nothing beyond what a Rust `std` guest needs, and the call paths.
@@ -21,6 +22,7 @@
 //! [`grading::grade_rows`]).
 
 pub mod bindings;
+pub mod builtin;
 pub mod cache;
 pub mod component;
 pub mod definition;

@@ -24,6 +24,9 @@ use crate::graders::engine::GraderRuntime;
 /// How long the watcher waits for a burst of file events to settle.
 pub const WATCH_DEBOUNCE: Duration = Duration::from_millis(200);
 
+/// A built-in component: (name, bytes).
+pub type BuiltinBytes = (String, Vec<u8>);
+
 /// What the registry loads.
 #[derive(Debug, Clone, Default)]
 pub struct RegistryOptions {
@@ -32,7 +35,7 @@ pub struct RegistryOptions {
     /// Where compiled components are cached (`<data-dir>/cache/components`).
     pub cache_dir: Option<PathBuf>,
     /// Built-in components: (name, bytes).
-    pub builtins: Vec<(String, Vec<u8>)>,
+    pub builtins: Vec<BuiltinBytes>,
     /// Watch the directory for changes (off for one-shot commands).
     pub watch: bool,
 }
@@ -54,13 +57,19 @@ struct Snapshot {
     failures: BTreeMap<String, LoadFailure>,
 }
 
+/// The built-ins, loaded once (before the first rescan).
+#[derive(Default)]
+struct Builtins {
+    graders: HashMap<String, Arc<LoadedGrader>>,
+    failures: BTreeMap<String, LoadFailure>,
+}
+
 /// The loaded graders, swapped atomically on every change of the directory.
 pub struct Registry {
     runtime: Arc<GraderRuntime>,
     cache: CompileCache,
     graders_dir: Option<PathBuf>,
-    builtins: HashMap<String, Arc<LoadedGrader>>,
-    builtin_failures: BTreeMap<String, LoadFailure>,
+    builtins: ArcSwap<Builtins>,
     snapshot: ArcSwap<Snapshot>,
     generation: AtomicU64,
     rescan_lock: tokio::sync::Mutex<()>,
@@ -75,7 +84,8 @@ pub struct Registry {
 }
 
 /// One component as `GET /api/graders` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ComponentListing {
     /// Its name.
     pub name: String,
@@ -105,7 +115,8 @@ pub struct ComponentListing {
 }
 
 /// The listing of `GET /api/graders` and `flywheel graders list`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct GraderListing {
     /// Components, sorted by name.
     pub components: Vec<ComponentListing>,
@@ -114,7 +125,8 @@ pub struct GraderListing {
 }
 
 /// One definition type and what runs it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct DefinitionKind {
     /// The `type` field, such as `string_check`.
     #[serde(rename = "type")]
@@ -130,29 +142,60 @@ impl Registry {
     /// Loads the built-ins and the directory, then (when asked) starts watching it. Must be
     /// called inside a tokio runtime.
     pub async fn start(runtime: Arc<GraderRuntime>, options: RegistryOptions) -> Arc<Registry> {
+        let (registry, builtins, watch) = Registry::empty(runtime, options);
+        registry.load(builtins, watch).await;
+        registry
+    }
+
+    /// Like [`Registry::start`], but returns at once and loads in a background task (the
+    /// listing fills in as graders load). For building the service synchronously. Must be
+    /// called inside a tokio runtime.
+    pub fn spawn(runtime: Arc<GraderRuntime>, options: RegistryOptions) -> Arc<Registry> {
+        let (registry, builtins, watch) = Registry::empty(runtime, options);
+        let loading = registry.clone();
+        tokio::spawn(async move { loading.load(builtins, watch).await });
+        registry
+    }
+
+    fn empty(
+        runtime: Arc<GraderRuntime>,
+        options: RegistryOptions,
+    ) -> (Arc<Registry>, Vec<BuiltinBytes>, bool) {
         let cache = CompileCache::new(runtime.engine(), options.cache_dir.clone());
-        let generation = AtomicU64::new(0);
-        let mut builtins = HashMap::new();
-        let mut builtin_failures = BTreeMap::new();
-        for (name, bytes) in options.builtins {
+        let registry = Arc::new(Registry {
+            runtime,
+            cache,
+            graders_dir: options.graders_dir,
+            builtins: ArcSwap::from_pointee(Builtins::default()),
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            generation: AtomicU64::new(0),
+            rescan_lock: tokio::sync::Mutex::new(()),
+            watcher: Mutex::new(None),
+        });
+        (registry, options.builtins, options.watch)
+    }
+
+    async fn load(self: &Arc<Self>, builtins: Vec<BuiltinBytes>, watch: bool) {
+        let mut loaded = Builtins::default();
+        for (name, bytes) in builtins {
             let sha256 = component::sha256_hex(&bytes);
-            let gen_ = generation.fetch_add(1, Ordering::SeqCst) + 1;
+            let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
             match component::load(
-                &runtime,
-                &cache,
+                &self.runtime,
+                &self.cache,
                 &name,
                 Arc::new(bytes),
                 GraderSource::Builtin,
-                gen_,
+                generation,
             )
             .await
             {
-                Ok(loaded) => {
-                    builtins.insert(name, Arc::new(loaded));
+                Ok(grader) => {
+                    loaded.graders.insert(name, Arc::new(grader));
                 }
                 Err(error) => {
                     tracing::error!(grader = %name, %error, "built-in grader failed to load");
-                    builtin_failures.insert(
+                    loaded.failures.insert(
                         name.clone(),
                         LoadFailure {
                             path: PathBuf::from(format!("builtin:{name}")),
@@ -163,22 +206,16 @@ impl Registry {
                 }
             }
         }
-        let registry = Arc::new(Registry {
-            runtime,
-            cache,
-            graders_dir: options.graders_dir,
-            builtins,
-            builtin_failures,
-            snapshot: ArcSwap::from_pointee(Snapshot::default()),
-            generation,
-            rescan_lock: tokio::sync::Mutex::new(()),
-            watcher: Mutex::new(None),
-        });
-        registry.rescan().await;
-        if options.watch {
-            registry.watch();
+        self.builtins.store(Arc::new(loaded));
+        if let Some(dir) = &self.graders_dir
+            && let Err(error) = std::fs::create_dir_all(dir)
+        {
+            tracing::warn!(dir = %dir.display(), %error, "cannot create the graders directory");
         }
-        registry
+        self.rescan().await;
+        if watch {
+            self.watch();
+        }
     }
 
     /// The runtime graders run in.
@@ -194,28 +231,30 @@ impl Registry {
             .graders
             .get(name)
             .cloned()
-            .or_else(|| self.builtins.get(name).cloned())
+            .or_else(|| self.builtins.load().graders.get(name).cloned())
     }
 
     /// Why the newest file of this name did not load, if it did not.
     pub fn load_error(&self, name: &str) -> Option<String> {
         let snapshot = self.snapshot.load();
+        let builtins = self.builtins.load();
         snapshot
             .failures
             .get(name)
-            .or_else(|| self.builtin_failures.get(name))
+            .or_else(|| builtins.failures.get(name))
             .map(|f| f.error.clone())
     }
 
     /// Every component and definition type, for `GET /api/graders`.
     pub fn list(&self) -> GraderListing {
         let snapshot = self.snapshot.load();
+        let builtins = self.builtins.load();
         let mut names: Vec<&String> = snapshot
             .graders
             .keys()
             .chain(snapshot.failures.keys())
-            .chain(self.builtins.keys())
-            .chain(self.builtin_failures.keys())
+            .chain(builtins.graders.keys())
+            .chain(builtins.failures.keys())
             .collect();
         names.sort();
         names.dedup();
@@ -225,11 +264,11 @@ impl Registry {
                 let serving = snapshot
                     .graders
                     .get(name)
-                    .or_else(|| self.builtins.get(name));
+                    .or_else(|| builtins.graders.get(name));
                 let failure = snapshot
                     .failures
                     .get(name)
-                    .or_else(|| self.builtin_failures.get(name));
+                    .or_else(|| builtins.failures.get(name));
                 let from_file =
                     snapshot.graders.contains_key(name) || snapshot.failures.contains_key(name);
                 ComponentListing {

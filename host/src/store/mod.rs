@@ -1,17 +1,39 @@
 //! The storage interface: one trait, two backends ([`sqlite`], [`postgres`]).
 //!
 //! Invariants live in the schema (see `migrations/`): one active version per prompt (partial
-//! unique index), unique `(prompt_id, version)`, foreign keys. Backends translate constraint
-//! violations into [`StoreError::Conflict`] by constraint name, never by message text.
-//! Nothing here knows about HTTP.
+//! unique index `one_active_version_per_prompt`), unique `(prompt_id, version)`, immutable
+//! versions (trigger `prompt_versions_immutable`), foreign keys, idempotent run ingestion
+//! (`prompt_optimization_data_run_key`). Backends translate constraint violations into
+//! [`StoreError::Conflict`] by constraint name, never by message text. Nothing here knows about
+//! HTTP.
+//!
+//! [`open_store`] picks the backend from the URL scheme and applies the migrations.
+//! `NotFound` carries the subject only (`prompt planner`, `version 7 of prompt planner`), so
+//! callers can phrase the message.
+//!
+//! Extending the schema: add a migration with the same number and name to both
+//! `migrations/sqlite` and `migrations/postgres` (never edit an applied one), name every
+//! constraint, and add the behaviour as a case of the conformance suite (`conformance.rs`), which
+//! also checks that both migration sets define the same columns and named constraints.
 
 pub mod postgres;
+mod rollback;
 pub mod sqlite;
+#[doc(hidden)]
+pub mod testing;
+
+#[cfg(test)]
+mod conformance;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
 
 /// A result whose error is a [`StoreError`].
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -37,6 +59,53 @@ pub enum StoreError {
     /// Migrations could not be applied.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database URL names no backend this build supports.
+    #[error("unsupported database url {0:?}: expected sqlite:… or postgres://…")]
+    UnsupportedUrl(String),
+}
+
+impl StoreError {
+    /// A value read from the database does not fit the domain type (a corrupt or foreign row).
+    pub(crate) fn decode(message: impl Into<String>) -> Self {
+        let message: String = message.into();
+        StoreError::Database(sqlx::Error::Decode(message.into()))
+    }
+}
+
+/// Opens the backend named by the URL scheme (`sqlite:` or `postgres:`/`postgresql:`) and
+/// applies its migrations, so callers always get an up-to-date schema. Seeding is separate
+/// ([`Store::seed`]) because it is a product decision, not a schema one.
+pub async fn open_store(database_url: &str) -> Result<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = if database_url.starts_with("sqlite:") {
+        Arc::new(SqliteStore::connect(database_url).await?)
+    } else if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
+        Arc::new(PgStore::connect(database_url).await?)
+    } else {
+        // Only the scheme: the rest may hold a password.
+        let scheme = database_url.split(':').next().unwrap_or_default();
+        return Err(StoreError::UnsupportedUrl(format!("{scheme}:…")));
+    };
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Refuses a definition that is not a JSON object before any SQL runs, as
+/// `graders_definition_json`: SQLite reports a failed CHECK without its name, and the name
+/// check of the same table would otherwise be blamed.
+pub(crate) fn check_grader_json(new: &NewGraderDefinition) -> Result<()> {
+    if new.definition.is_object() {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict {
+            constraint: "graders_definition_json".to_owned(),
+        })
+    }
+}
+
+/// The current time at the precision both backends keep (microseconds), so a value written and
+/// read back compares equal.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
 }
 
 /// Where a prompt version came from.
@@ -51,6 +120,29 @@ pub enum VersionSource {
     Optimizer,
     /// Seeded on first start.
     Seed,
+}
+
+impl VersionSource {
+    /// The value stored in `prompt_versions.source`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionSource::Manual => "manual",
+            VersionSource::Import => "import",
+            VersionSource::Optimizer => "optimizer",
+            VersionSource::Seed => "seed",
+        }
+    }
+
+    /// Parses a stored value.
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "manual" => VersionSource::Manual,
+            "import" => VersionSource::Import,
+            "optimizer" => VersionSource::Optimizer,
+            "seed" => VersionSource::Seed,
+            _ => return None,
+        })
+    }
 }
 
 /// A prompt: one agent's job (`planner`, `coder`, …).
@@ -126,6 +218,25 @@ pub enum DeployAction {
     Rollback,
 }
 
+impl DeployAction {
+    /// The value stored in `deploy_history.action`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeployAction::Deploy => "deploy",
+            DeployAction::Rollback => "rollback",
+        }
+    }
+
+    /// Parses a stored value.
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "deploy" => DeployAction::Deploy,
+            "rollback" => DeployAction::Rollback,
+            _ => return None,
+        })
+    }
+}
+
 /// One entry of the deploy history: every change of the active version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -174,7 +285,7 @@ pub struct PromptWithVersions {
 /// What the seeding step writes on first start (idempotent).
 #[derive(Debug, Clone)]
 pub struct PromptSeed {
-    /// The prompt.
+    /// The prompt (its `created_at` is replaced by the time of writing).
     pub prompt: Prompt,
     /// Its first version's text (becomes version 1, active).
     pub content: String,
@@ -182,13 +293,78 @@ pub struct PromptSeed {
     pub failure_modes: Vec<FailureMode>,
 }
 
+/// The actor recorded for the activation of seeded versions.
+pub const SEED_ACTOR: &str = "seed";
+
+/// A stored grader definition: one named grader of one prompt (`planner` / `files_match`). The
+/// definition is OpenAI grader JSON or `{"type":"wasm",…}`; the store keeps it as given and
+/// checks only that it is a JSON object (the API validates it against the grader runtime before
+/// writing, see [`crate::graders::stored`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GraderDefinition {
+    /// Row id.
+    pub id: Uuid,
+    /// The prompt whose outputs it grades.
+    pub prompt_id: String,
+    /// Unique per prompt (constraint `graders_prompt_id_name_key`).
+    pub name: String,
+    /// The definition JSON.
+    #[schema(value_type = Object)]
+    pub definition: serde_json::Value,
+    /// Disabled definitions are kept but not run.
+    pub enabled: bool,
+    /// Who first created it (token name, or [`SEED_ACTOR`]).
+    pub created_by: Option<String>,
+    /// When it was first created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last replaced or enabled/disabled.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What is needed to create or replace a grader definition.
+#[derive(Debug, Clone)]
+pub struct NewGraderDefinition {
+    /// The prompt (must exist).
+    pub prompt_id: String,
+    /// The name, 1 to 100 characters (constraint `graders_name_nonempty`).
+    pub name: String,
+    /// The definition JSON object.
+    pub definition: serde_json::Value,
+    /// Whether it runs.
+    pub enabled: bool,
+    /// Who writes it.
+    pub created_by: Option<String>,
+}
+
+/// Whether [`Store::put_grader`] created a definition or replaced an existing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// There was none with this prompt and name.
+    Created,
+    /// One existed; its definition and flag were replaced (id and `created_at` kept).
+    Replaced,
+}
+
 /// The storage interface every backend implements; see [`sqlite::SqliteStore`] and
 /// [`postgres::PgStore`]. All operations are atomic.
+///
+/// Deploy rules shared by both backends:
+/// - exactly one version is active after every deploy or rollback (the schema refuses two);
+/// - deploying the version that is already active changes nothing and writes no history; it
+///   succeeds and returns the history entry that made that version active;
+/// - rollback undoes deploys like a stack: it re-activates the version that was active before the
+///   current one was deployed, so rolling back twice goes two deploys back; with nothing left to
+///   undo it fails with [`StoreError::InvalidState`] and changes nothing.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Applies the backend's migrations.
     async fn migrate(&self) -> Result<()>;
-    /// Writes seeds whose prompt does not exist yet; never touches an existing prompt.
+    /// Checks that the database answers (for health checks).
+    async fn ping(&self) -> Result<()>;
+    /// Writes seeds whose prompt does not exist yet; never touches an existing prompt. A seeded
+    /// prompt gets version 1 (source `seed`, active), its failure modes and a history entry by
+    /// [`SEED_ACTOR`].
     async fn seed(&self, seeds: &[PromptSeed]) -> Result<()>;
     /// Every prompt with its versions.
     async fn list_prompts(&self) -> Result<Vec<PromptWithVersions>>;
@@ -210,4 +386,74 @@ pub trait Store: Send + Sync + 'static {
     async fn deploy_history(&self, prompt_id: &str) -> Result<Vec<DeployRecord>>;
     /// The failure-mode taxonomy of a prompt.
     async fn failure_modes(&self, prompt_id: &str) -> Result<Vec<FailureMode>>;
+    /// Creates the definition `(prompt_id, name)` or replaces its definition and enabled flag,
+    /// keeping its id, creator and creation time. `NotFound` if the prompt does not exist.
+    async fn put_grader(&self, new: NewGraderDefinition) -> Result<(GraderDefinition, PutOutcome)>;
+    /// Writes the seeds whose `(prompt_id, name)` does not exist yet and never touches an
+    /// existing one; returns how many were written. A seed whose prompt does not exist is a
+    /// `NotFound` and nothing is written.
+    async fn seed_graders(&self, seeds: &[NewGraderDefinition]) -> Result<usize>;
+    /// Every definition (of one prompt when given, `NotFound` if it does not exist), ordered by
+    /// prompt, then name.
+    async fn list_graders(&self, prompt_id: Option<&str>) -> Result<Vec<GraderDefinition>>;
+    /// One definition; `NotFound` if absent.
+    async fn get_grader(&self, prompt_id: &str, name: &str) -> Result<GraderDefinition>;
+    /// Deletes one definition; `NotFound` if absent. Grading results that referenced it keep
+    /// their grader name (the foreign key sets `grader_id` to NULL).
+    async fn delete_grader(&self, prompt_id: &str, name: &str) -> Result<()>;
+    /// Enables or disables one definition; `NotFound` if absent.
+    async fn set_grader_enabled(
+        &self,
+        prompt_id: &str,
+        name: &str,
+        enabled: bool,
+    ) -> Result<GraderDefinition>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn open_store_refuses_an_unknown_scheme_without_echoing_the_url() {
+        match open_store("mysql://user:secret@host/db").await {
+            Err(StoreError::UnsupportedUrl(shown)) => {
+                assert_eq!(shown, "mysql:…");
+            }
+            Err(other) => panic!("expected UnsupportedUrl, got {other}"),
+            Ok(_) => panic!("expected UnsupportedUrl, got a store"),
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_in_memory_keeps_one_database_across_calls() {
+        let store = open_store("sqlite::memory:").await.unwrap();
+        store
+            .seed(&crate::prompts::seeds::default_seeds())
+            .await
+            .unwrap();
+        assert_eq!(store.list_prompts().await.unwrap().len(), 4);
+        store.ping().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn sqlite_file_and_missing_directories_are_created() {
+        let dir = testing::TempDirGuard::new().unwrap();
+        let path = dir.path().join("nested/deeper/flywheel.db");
+        let store = open_store(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        store.ping().await.unwrap();
+        assert!(path.exists());
+        // Opening again applies no migration twice and keeps the data.
+        store
+            .seed(&crate::prompts::seeds::default_seeds())
+            .await
+            .unwrap();
+        drop(store);
+        let again = open_store(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        assert_eq!(again.list_prompts().await.unwrap().len(), 4);
+    }
 }

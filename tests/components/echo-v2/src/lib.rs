@@ -1,5 +1,5 @@
 //! A well-behaved test grader (version 2): score = token F1 of sample vs item.
-//! Config `spin-ms:N` busy-waits N milliseconds first (for in-flight hot-reload tests);
+//! Config `exact` grades by exact match instead; config `spin-ms:N` busy-waits N milliseconds first (for in-flight hot-reload tests);
 //! config `bad` is refused by `validate-config`; item `missing` is an invalid-input error.
 
 wit_bindgen::generate!({ world: "grader", path: "../../../wit" });
@@ -39,7 +39,12 @@ fn grade_one(config: &str, sample: &str, item: &str) -> Result<Grade, GradeError
         return Err(GradeError::InvalidInput("item has no text".into()));
     }
     spin(config);
-    let score = logic::token_f1(sample, item) * SCALE;
+    let raw = if config == "exact" {
+        logic::exact(sample, item)
+    } else {
+        logic::token_f1(sample, item)
+    };
+    let score = raw * SCALE;
     Ok(Grade {
         score,
         passed: Some(score >= 0.5 * SCALE),

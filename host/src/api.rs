@@ -1,1 +1,0 @@
-//! api (to be written).

@@ -1,0 +1,315 @@
+//! The one HTTP error type. Every failure a client can see is an [`ApiError`] with a stable
+//! snake_case code; [`ApiError::code_and_status`] is the single table from variant to code and
+//! status. The body is `{"error":{"code":"…","message":"…"}}`, plus `details` where a client can
+//! use them (a template error's line and column). Internal failures are logged here and answered
+//! with a generic message.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::prompts::PromptError;
+use crate::store::StoreError;
+
+/// Every error the API answers with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No bearer token, or one that matches no configured token.
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    /// The token is valid but its role is too low for this route.
+    #[error("this route needs the {needed} role; the caller has {has}")]
+    Forbidden {
+        /// The role the route needs.
+        needed: crate::config::Role,
+        /// The role the token has.
+        has: crate::config::Role,
+    },
+    /// No route matches the path.
+    #[error("no route for {0}")]
+    RouteNotFound(String),
+    /// The path exists but not with this method.
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    /// A prompt, version or other resource does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The body is not syntactically valid JSON.
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// The body is JSON but not of the expected shape (wrong type, unknown or missing field).
+    #[error("invalid request body: {0}")]
+    InvalidBody(String),
+    /// The body is not declared as `application/json`.
+    #[error("expected a body with content-type application/json")]
+    UnsupportedMediaType,
+    /// The body exceeds the size limit.
+    #[error("request body larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// A path parameter does not parse (e.g. a non-numeric version).
+    #[error("invalid path parameter: {0}")]
+    InvalidPath(String),
+    /// The query string does not parse or lacks a required parameter.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// A prompt template does not parse.
+    #[error("invalid template at line {line}, column {column}: {message}")]
+    InvalidTemplate {
+        /// What is wrong.
+        message: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// A value is out of its accepted range (e.g. an empty or over-long task id).
+    #[error("{0}")]
+    InvalidInput(String),
+    /// The operation makes no sense in the current state (rollback with no history).
+    #[error("{0}")]
+    InvalidState(String),
+    /// A uniqueness or consistency constraint refused the change.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database cannot be reached (health check).
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; the cause is logged, never sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// THE table: each variant's stable code and HTTP status.
+    pub fn code_and_status(&self) -> (&'static str, StatusCode) {
+        match self {
+            ApiError::Unauthorized => ("unauthorized", StatusCode::UNAUTHORIZED),
+            ApiError::Forbidden { .. } => ("forbidden", StatusCode::FORBIDDEN),
+            ApiError::RouteNotFound(_) => ("route_not_found", StatusCode::NOT_FOUND),
+            ApiError::MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
+            ApiError::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
+            ApiError::MalformedJson(_) => ("malformed_json", StatusCode::BAD_REQUEST),
+            ApiError::InvalidBody(_) => ("invalid_body", StatusCode::UNPROCESSABLE_ENTITY),
+            ApiError::UnsupportedMediaType => {
+                ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE)
+            }
+            ApiError::PayloadTooLarge(_) => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
+            ApiError::InvalidPath(_) => ("invalid_path", StatusCode::BAD_REQUEST),
+            ApiError::InvalidQuery(_) => ("invalid_query", StatusCode::BAD_REQUEST),
+            ApiError::InvalidTemplate { .. } => {
+                ("invalid_template", StatusCode::UNPROCESSABLE_ENTITY)
+            }
+            ApiError::InvalidInput(_) => ("invalid_input", StatusCode::UNPROCESSABLE_ENTITY),
+            ApiError::InvalidState(_) => ("invalid_state", StatusCode::CONFLICT),
+            ApiError::Conflict(_) => ("conflict", StatusCode::CONFLICT),
+            ApiError::Unavailable(_) => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
+            ApiError::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code_and_status().0
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.code_and_status().1
+    }
+
+    /// One example of every variant, for the table's tests and the README.
+    pub fn examples() -> Vec<ApiError> {
+        use crate::config::Role;
+        vec![
+            ApiError::Unauthorized,
+            ApiError::Forbidden {
+                needed: Role::Admin,
+                has: Role::Read,
+            },
+            ApiError::RouteNotFound(String::new()),
+            ApiError::MethodNotAllowed,
+            ApiError::NotFound(String::new()),
+            ApiError::MalformedJson(String::new()),
+            ApiError::InvalidBody(String::new()),
+            ApiError::UnsupportedMediaType,
+            ApiError::PayloadTooLarge(0),
+            ApiError::InvalidPath(String::new()),
+            ApiError::InvalidQuery(String::new()),
+            ApiError::InvalidTemplate {
+                message: String::new(),
+                line: 1,
+                column: 1,
+            },
+            ApiError::InvalidInput(String::new()),
+            ApiError::InvalidState(String::new()),
+            ApiError::Conflict(String::new()),
+            ApiError::Unavailable(String::new()),
+            ApiError::Internal(String::new()),
+        ]
+    }
+}
+
+/// The wire shape of an error, for the OpenAPI document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The inside of [`ErrorBody`].
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code such as `not_found` or `invalid_template`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Extra fields for some codes (`line`, `column` for `invalid_template`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, status) = self.code_and_status();
+        let message = match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                "internal error".to_owned()
+            }
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(%cause, "service unavailable");
+                "service unavailable".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let details = match &self {
+            ApiError::InvalidTemplate { line, column, .. } => {
+                Some(json!({ "line": line, "column": column }))
+            }
+            _ => None,
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message,
+                details,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if matches!(self, ApiError::Unauthorized) {
+            // RFC 6750: tell the client which scheme to use.
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            StoreError::Conflict { constraint } => {
+                ApiError::Conflict(conflict_message(&constraint))
+            }
+            StoreError::InvalidState(message) => ApiError::InvalidState(message),
+            // Database, migration and configuration failures are the service's, not the caller's.
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Says what a violated constraint means, by the constraint's name in the migrations (never by
+/// the database's message text, which differs between backends and versions).
+fn conflict_message(constraint: &str) -> String {
+    match constraint {
+        "one_active_version_per_prompt" => {
+            "another change of this prompt's active version happened at the same time; retry"
+                .to_owned()
+        }
+        "prompt_versions_prompt_id_version_key" => {
+            "another version of this prompt was created at the same time; retry".to_owned()
+        }
+        "prompts_pkey" => "a prompt with this id already exists".to_owned(),
+        other => format!("the change conflicts with existing data ({other})"),
+    }
+}
+
+impl From<PromptError> for ApiError {
+    fn from(err: PromptError) -> Self {
+        match err {
+            PromptError::Template(t) => ApiError::InvalidTemplate {
+                message: t.message,
+                line: t.line,
+                column: t.column,
+            },
+            PromptError::NotFound(what) => ApiError::NotFound(what),
+            PromptError::InvalidState(message) => ApiError::InvalidState(message),
+            PromptError::Conflict(constraint) => ApiError::Conflict(conflict_message(&constraint)),
+            PromptError::Invalid(message) => ApiError::InvalidInput(message),
+            PromptError::Store(store) => store.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_client_errors_are_4xx() {
+        let mut seen = HashSet::new();
+        for err in ApiError::examples() {
+            let (code, status) = err.code_and_status();
+            assert!(seen.insert(code), "duplicate code {code}");
+            assert!(
+                code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{code} is not snake_case"
+            );
+            let server_side = matches!(err, ApiError::Internal(_) | ApiError::Unavailable(_));
+            assert_eq!(status.is_server_error(), server_side, "{code} -> {status}");
+        }
+    }
+
+    #[tokio::test]
+    async fn internal_errors_hide_their_cause() {
+        let response = ApiError::Internal("password=hunter2 at db".into()).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("in-memory body");
+        let body: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON body");
+        assert_eq!(body["error"]["code"], "internal");
+        assert_eq!(body["error"]["message"], "internal error");
+        assert!(!String::from_utf8_lossy(&bytes).contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn template_errors_carry_line_and_column_as_fields() {
+        let response = ApiError::InvalidTemplate {
+            message: "unclosed {{".into(),
+            line: 3,
+            column: 7,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("in-memory body");
+        let body: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON body");
+        assert_eq!(body["error"]["code"], "invalid_template");
+        assert_eq!(body["error"]["details"]["line"], 3);
+        assert_eq!(body["error"]["details"]["column"], 7);
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("line 3")
+        );
+    }
+}

@@ -1,0 +1,172 @@
+//! The HTTP surface (axum): the route table, auth, errors, OpenAPI and metrics. Handlers are thin:
+//! they parse, call a concept ([`crate::prompts`]) and map the result; no SQL and no rules here.
+//!
+//! [`ROUTES`] is the one list of routes with the role each needs; [`router`] builds the axum
+//! router from it and tests walk it to prove every non-public route refuses callers without the
+//! role.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod graders;
+pub mod health;
+pub mod metrics;
+pub mod openapi;
+pub mod prompts;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter, on};
+use axum::{Router, middleware};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Role;
+use crate::server::AppState;
+pub use error::ApiError;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a token (health, metrics, the API description).
+    Public,
+    /// A token with at least this role.
+    Needs(Role),
+}
+
+/// One route: method, path pattern (axum syntax), who may call it, and its handler.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    /// HTTP method.
+    pub method: Method,
+    /// Path pattern such as `/api/prompts/{id}/versions`.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// Builds the handler for the route's method.
+    handler: fn(MethodFilter) -> MethodRouter<AppState>,
+}
+
+const fn route(
+    method: Method,
+    path: &'static str,
+    access: Access,
+    handler: fn(MethodFilter) -> MethodRouter<AppState>,
+) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        access,
+        handler,
+    }
+}
+
+const READ: Access = Access::Needs(Role::Read);
+const AGENT: Access = Access::Needs(Role::Agent);
+const ADMIN: Access = Access::Needs(Role::Admin);
+const PUBLIC: Access = Access::Public;
+
+/// Every route of the service, in one place: the router is built from it and the tests walk it.
+#[rustfmt::skip]
+pub const ROUTES: &[RouteSpec] = &[
+    route(Method::GET, "/api/prompts", READ, |m| on(m, prompts::list)),
+    route(Method::GET, "/api/prompts/{id}/versions", READ, |m| on(m, prompts::versions)),
+    route(Method::GET, "/api/prompts/{id}/versions/{version}", READ, |m| on(m, prompts::version)),
+    route(Method::POST, "/api/prompts/{id}/versions", ADMIN, |m| on(m, prompts::create_version)),
+    route(Method::POST, "/api/prompts/{id}/deploy/{version}", ADMIN, |m| on(m, prompts::deploy)),
+    route(Method::POST, "/api/prompts/{id}/rollback", ADMIN, |m| on(m, prompts::rollback)),
+    route(Method::GET, "/api/prompts/{id}/history", READ, |m| on(m, prompts::history)),
+    route(Method::GET, "/api/prompts/{id}/failure-modes", READ, |m| on(m, prompts::failure_modes)),
+    route(Method::GET, "/api/prompts/{id}/resolve", AGENT, |m| on(m, prompts::resolve)),
+    route(Method::GET, "/api/graders", READ, |m| on(m, graders::list)),
+    route(Method::GET, "/healthz", PUBLIC, |m| on(m, health::healthz)),
+    route(Method::GET, "/metrics", PUBLIC, |m| on(m, metrics::metrics)),
+    route(Method::GET, "/openapi.json", PUBLIC, |m| on(m, openapi::openapi)),
+];
+
+/// Builds the application router from [`ROUTES`], with auth on every non-public route, the body
+/// size limit, metrics, request tracing and panic containment.
+pub fn router(state: AppState) -> Result<Router, String> {
+    let mut router = Router::new();
+    for spec in ROUTES {
+        let filter = MethodFilter::try_from(spec.method.clone())
+            .map_err(|e| format!("route {} {}: {e}", spec.method, spec.path))?;
+        let handler = (spec.handler)(filter);
+        let handler = match spec.access {
+            Access::Public => handler,
+            Access::Needs(role) => handler.route_layer(middleware::from_fn_with_state(
+                auth::RoleGate {
+                    auth: state.auth.clone(),
+                    needed: role,
+                },
+                auth::require_role,
+            )),
+        };
+        router = router.route(spec.path, handler);
+    }
+    Ok(router
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state))
+}
+
+async fn route_not_found(uri: Uri) -> ApiError {
+    ApiError::RouteNotFound(uri.path().to_owned())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// A handler panic is a bug: answer 500 in the usual format and keep serving.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    ApiError::Internal(format!("handler panicked: {detail}")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::OpenApi;
+
+    #[test]
+    fn every_route_has_an_openapi_entry_and_every_entry_a_route() {
+        let doc = openapi::ApiDoc::openapi();
+        for spec in ROUTES {
+            let item = doc
+                .paths
+                .paths
+                .get(spec.path)
+                .unwrap_or_else(|| panic!("{} missing from OpenAPI", spec.path));
+            let documented = match spec.method {
+                Method::GET => item.get.is_some(),
+                Method::POST => item.post.is_some(),
+                _ => false,
+            };
+            assert!(documented, "{} {} not in OpenAPI", spec.method, spec.path);
+        }
+        let listed: usize = doc
+            .paths
+            .paths
+            .values()
+            .map(|item| usize::from(item.get.is_some()) + usize::from(item.post.is_some()))
+            .sum();
+        assert_eq!(
+            listed,
+            ROUTES.len(),
+            "OpenAPI documents a route that ROUTES lacks"
+        );
+    }
+}

@@ -1,0 +1,57 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 document, generated from the handlers' annotations.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{error, graders, health, metrics, prompts};
+
+/// The API description; every route of [`super::ROUTES`] appears here (a test checks it).
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Flywheel", description = "Versioned prompts for LLM agents: resolve, deploy, roll back."),
+    paths(
+        prompts::list,
+        prompts::versions,
+        prompts::version,
+        prompts::create_version,
+        prompts::deploy,
+        prompts::rollback,
+        prompts::history,
+        prompts::failure_modes,
+        prompts::resolve,
+        graders::list,
+        health::healthz,
+        metrics::metrics,
+        openapi,
+    ),
+    components(schemas(error::ErrorBody, error::ErrorDetail)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "prompts", description = "Prompt registry"),
+        (name = "graders", description = "Sandboxed WebAssembly graders"),
+        (name = "operations", description = "Health, metrics, API description"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// This document.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json"))
+)]
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,200 @@
+//! Handlers of `/api/prompts/…`: parse, call the [`PromptRegistry`](crate::prompts::PromptRegistry),
+//! answer. No rules live here; the registry owns them.
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{JsonBody, PathParams, QueryParams};
+use crate::prompts::{CreateVersion, ResolvedPrompt};
+use crate::server::AppState;
+use crate::store::{DeployRecord, FailureMode, PromptVersion, PromptWithVersions};
+
+/// `?task_id=…` of resolve.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ResolveQuery {
+    /// The agent's task (its root task id keeps A/B assignment sticky).
+    pub task_id: String,
+}
+
+/// List every prompt with its versions.
+#[utoipa::path(
+    get, path = "/api/prompts", tag = "prompts",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every prompt with its versions", body = [PromptWithVersions]),
+        (status = 401, description = "No valid token", body = ErrorBody),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<PromptWithVersions>>, ApiError> {
+    Ok(Json(state.registry.list().await?))
+}
+
+/// The versions of one prompt, oldest first.
+#[utoipa::path(
+    get, path = "/api/prompts/{id}/versions", tag = "prompts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Prompt id such as planner")),
+    responses(
+        (status = 200, description = "Versions, oldest first", body = [PromptVersion]),
+        (status = 404, description = "Unknown prompt", body = ErrorBody),
+    )
+)]
+pub async fn versions(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Vec<PromptVersion>>, ApiError> {
+    Ok(Json(state.registry.versions(&id).await?))
+}
+
+/// One version of a prompt.
+#[utoipa::path(
+    get, path = "/api/prompts/{id}/versions/{version}", tag = "prompts",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "Prompt id"),
+        ("version" = i64, Path, description = "Version number"),
+    ),
+    responses(
+        (status = 200, description = "The version", body = PromptVersion),
+        (status = 400, description = "Version is not a number", body = ErrorBody),
+        (status = 404, description = "Unknown prompt or version", body = ErrorBody),
+    )
+)]
+pub async fn version(
+    State(state): State<AppState>,
+    PathParams((id, version)): PathParams<(String, i64)>,
+) -> Result<Json<PromptVersion>, ApiError> {
+    Ok(Json(state.registry.version(&id, version).await?))
+}
+
+/// Create a new (inactive) version; its template is parsed first.
+#[utoipa::path(
+    post, path = "/api/prompts/{id}/versions", tag = "prompts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Prompt id")),
+    request_body(content = CreateVersion, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created, numbered max + 1, inactive", body = PromptVersion),
+        (status = 404, description = "Unknown prompt or parent version", body = ErrorBody),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 422, description = "Invalid template (with line and column) or body", body = ErrorBody),
+    )
+)]
+pub async fn create_version(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathParams(id): PathParams<String>,
+    JsonBody(body): JsonBody<CreateVersion>,
+) -> Result<(StatusCode, Json<PromptVersion>), ApiError> {
+    let created = state
+        .registry
+        .create_version(&id, body, &caller.name)
+        .await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Make a version the active one; the token's name is recorded as the actor.
+#[utoipa::path(
+    post, path = "/api/prompts/{id}/deploy/{version}", tag = "prompts",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "Prompt id"),
+        ("version" = i64, Path, description = "Version to activate"),
+    ),
+    responses(
+        (status = 200, description = "The recorded change", body = DeployRecord),
+        (status = 404, description = "Unknown prompt or version", body = ErrorBody),
+        (status = 409, description = "A concurrent change won", body = ErrorBody),
+    )
+)]
+pub async fn deploy(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathParams((id, version)): PathParams<(String, i64)>,
+) -> Result<Json<DeployRecord>, ApiError> {
+    Ok(Json(
+        state.registry.deploy(&id, version, &caller.name).await?,
+    ))
+}
+
+/// Re-activate the version that was active before the current one.
+#[utoipa::path(
+    post, path = "/api/prompts/{id}/rollback", tag = "prompts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Prompt id")),
+    responses(
+        (status = 200, description = "The recorded change", body = DeployRecord),
+        (status = 404, description = "Unknown prompt", body = ErrorBody),
+        (status = 409, description = "Nothing to roll back to", body = ErrorBody),
+    )
+)]
+pub async fn rollback(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<DeployRecord>, ApiError> {
+    Ok(Json(state.registry.rollback(&id, &caller.name).await?))
+}
+
+/// Every change of the active version, oldest first.
+#[utoipa::path(
+    get, path = "/api/prompts/{id}/history", tag = "prompts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Prompt id")),
+    responses(
+        (status = 200, description = "Deploys and rollbacks, oldest first", body = [DeployRecord]),
+        (status = 404, description = "Unknown prompt", body = ErrorBody),
+    )
+)]
+pub async fn history(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Vec<DeployRecord>>, ApiError> {
+    Ok(Json(state.registry.history(&id).await?))
+}
+
+/// The failure-mode taxonomy of a prompt.
+#[utoipa::path(
+    get, path = "/api/prompts/{id}/failure-modes", tag = "prompts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Prompt id")),
+    responses(
+        (status = 200, description = "Failure-mode codes", body = [FailureMode]),
+        (status = 404, description = "Unknown prompt", body = ErrorBody),
+    )
+)]
+pub async fn failure_modes(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Vec<FailureMode>>, ApiError> {
+    Ok(Json(state.registry.failure_modes(&id).await?))
+}
+
+/// The version an agent must use for a task, and its content.
+#[utoipa::path(
+    get, path = "/api/prompts/{id}/resolve", tag = "prompts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Prompt id"), ResolveQuery),
+    responses(
+        (status = 200, description = "The version to use and its template", body = ResolvedPrompt),
+        (status = 400, description = "Missing task_id", body = ErrorBody),
+        (status = 404, description = "Unknown prompt or no active version", body = ErrorBody),
+        (status = 422, description = "Empty or over-long task_id", body = ErrorBody),
+    )
+)]
+pub async fn resolve(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    QueryParams(query): QueryParams<ResolveQuery>,
+) -> Result<Json<ResolvedPrompt>, ApiError> {
+    Ok(Json(state.registry.resolve(&id, &query.task_id).await?))
+}

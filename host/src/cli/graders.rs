@@ -1,0 +1,309 @@
+//! `flywheel graders list`, `flywheel graders new <name>` and `flywheel grade`.
+//!
+//! These work locally: they load the built-in graders and `FLYWHEEL_GRADERS_DIR` into this
+//! process's grader runtime (compiled components are cached in `<data-dir>/cache/components`),
+//! exactly as `flywheel serve` does, without a database or a server.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+
+use crate::config::Settings;
+use crate::graders::definition::Definition;
+use crate::graders::grading::{RowReport, Summary, grade_rows};
+use crate::graders::{GraderRuntime, Registry, RegistryOptions};
+
+/// `flywheel graders`.
+#[derive(Debug, Args)]
+pub struct GradersArgs {
+    /// Which graders command.
+    #[command(subcommand)]
+    pub command: GradersCommand,
+}
+
+/// The graders commands.
+#[derive(Debug, Subcommand)]
+pub enum GradersCommand {
+    /// List the grader components (built-ins and FLYWHEEL_GRADERS_DIR) with their contract
+    /// version, world, hash and load error, and the definition types.
+    List {
+        /// Print JSON (the body of GET /api/graders) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a grader crate from the SDK template; it builds as generated with
+    /// `cargo build --release --target wasm32-wasip2`.
+    New {
+        /// Package name: lowercase letters, digits and `-`, starting with a letter.
+        name: String,
+        /// Directory to create the crate in [default: ./<name>].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Path to the grader-sdk crate the new crate depends on [default: the grader-sdk of
+        /// the source tree this binary was built from].
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
+}
+
+/// `flywheel grade`.
+#[derive(Debug, Args)]
+pub struct GradeArgs {
+    /// A grader definition JSON file (OpenAI `string_check`, `text_similarity`, `multi`, or
+    /// `{"type":"wasm","component":…,"config":…}`), or the name of a loaded component.
+    #[arg(long)]
+    pub grader: String,
+    /// OpenAI eval rows, one `{"item":…,"sample":…}` JSON object per line.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Print one JSON result per row (the summary goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `flywheel graders …`.
+pub async fn run(args: GradersArgs, settings: Settings) -> anyhow::Result<()> {
+    match args.command {
+        GradersCommand::List { json } => list(&settings, json).await,
+        GradersCommand::New {
+            name,
+            dir,
+            sdk_path,
+        } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let sdk_path = sdk_path.unwrap_or_else(default_sdk_path);
+            scaffold(&name, &dir, &sdk_path)?;
+            println!(
+                "created {} (build it with `cargo build --release --target wasm32-wasip2`)",
+                dir.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn load_registry(settings: &Settings) -> anyhow::Result<Arc<Registry>> {
+    let runtime = GraderRuntime::process_wide().context("building the grader runtime")?;
+    let options = RegistryOptions {
+        graders_dir: Some(settings.graders_dir.clone()).filter(|d| d.is_dir()),
+        cache_dir: Some(settings.data_dir.join("cache").join("components")),
+        builtins: crate::graders::builtin::builtins(),
+        watch: false,
+    };
+    Ok(Registry::start(runtime, options).await)
+}
+
+async fn list(settings: &Settings, json: bool) -> anyhow::Result<()> {
+    let registry = load_registry(settings).await?;
+    let listing = registry.list();
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &listing)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<20} {:<9} {:<13} {:<8} {:<12} STATUS",
+        "NAME", "CONTRACT", "WORLD", "SOURCE", "SHA256"
+    )?;
+    for c in &listing.components {
+        let world = match c.world {
+            Some(crate::graders::World::Grader) => "grader",
+            Some(crate::graders::World::ModelGrader) => "model-grader",
+            None => "-",
+        };
+        let status = match &c.load_error {
+            Some(error) if c.sha256.is_some() => format!("serving; newest file failed: {error}"),
+            Some(error) => format!("not loaded: {error}"),
+            None => "ok".to_string(),
+        };
+        let sha = c
+            .sha256
+            .as_deref()
+            .map(|s| &s[..12.min(s.len())])
+            .unwrap_or("-");
+        writeln!(
+            out,
+            "{:<20} {:<9} {:<13} {:<8} {:<12} {status}",
+            c.name,
+            c.contract_version.as_deref().unwrap_or("-"),
+            world,
+            c.source,
+            sha
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(out, "definition types:")?;
+    for d in &listing.definitions {
+        let runs = d
+            .component
+            .map(|c| format!(" → component {c}"))
+            .unwrap_or_default();
+        let available = if d.available || d.component.is_none() {
+            ""
+        } else {
+            " (not available)"
+        };
+        writeln!(out, "  {}{runs}{available}", d.kind)?;
+    }
+    Ok(())
+}
+
+/// Runs `flywheel grade`.
+pub async fn grade(args: GradeArgs, settings: Settings) -> anyhow::Result<()> {
+    let registry = load_registry(&settings).await?;
+    let definition = if Path::new(&args.grader).is_file() {
+        let text = std::fs::read_to_string(&args.grader)
+            .with_context(|| format!("reading {}", args.grader))?;
+        Definition::from_json(&text)
+            .with_context(|| format!("invalid grader definition in {}", args.grader))?
+    } else if args.grader.ends_with(".json") {
+        bail!("grader definition file {} does not exist", args.grader);
+    } else {
+        Definition::Component {
+            name: None,
+            component: args.grader.clone(),
+            config: "{}".into(),
+        }
+    };
+    definition
+        .validate(&registry)
+        .await
+        .context("invalid grader definition")?;
+    let resolved = definition
+        .resolve(&registry)
+        .context("invalid grader definition")?;
+    let file = std::fs::File::open(&args.data)
+        .with_context(|| format!("opening {}", args.data.display()))?;
+    let total = std::io::BufReader::new(std::fs::File::open(&args.data)?)
+        .lines()
+        .count() as u64;
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows {elapsed_precise}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let lines = std::io::BufReader::new(file).lines();
+    let (reports, summary) = grade_rows(&resolved, registry.runtime(), lines, &mut |done| {
+        bar.set_position(done as u64)
+    })
+    .await;
+    bar.finish_and_clear();
+    print_results(&reports, &summary, args.json)
+}
+
+fn print_results(reports: &[RowReport], summary: &Summary, json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        for report in reports {
+            serde_json::to_writer(&mut out, report)?;
+            writeln!(out)?;
+        }
+        eprintln!("{}", summary.line());
+    } else {
+        writeln!(out, "{}", summary.line())?;
+    }
+    Ok(())
+}
+
+/// The template files, embedded so the binary scaffolds without the source tree.
+const TEMPLATE: &[(&str, &str)] = &[
+    (
+        "Cargo.toml",
+        include_str!("../../../grader-sdk/template/Cargo.toml.tmpl"),
+    ),
+    (
+        "src/lib.rs",
+        include_str!("../../../grader-sdk/template/src/lib.rs.tmpl"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../grader-sdk/template/.gitignore.tmpl"),
+    ),
+];
+
+fn default_sdk_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("grader-sdk")
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.ends_with('-')
+}
+
+/// Writes a new grader crate into `dir` from the SDK template.
+pub fn scaffold(name: &str, dir: &Path, sdk_path: &Path) -> anyhow::Result<()> {
+    if !valid_name(name) {
+        bail!(
+            "`{name}` is not a valid grader name: use lowercase letters, digits and `-`, starting with a letter"
+        );
+    }
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        bail!("{} already exists and is not empty", dir.display());
+    }
+    let sdk = std::fs::canonicalize(sdk_path)
+        .with_context(|| format!("grader-sdk not found at {}", sdk_path.display()))?;
+    let sdk = sdk.to_string_lossy().replace('\\', "/");
+    let crate_name = name.replace('-', "_");
+    for (path, text) in TEMPLATE {
+        let rendered = text
+            .replace("{{name}}", name)
+            .replace("{{crate_name}}", &crate_name)
+            .replace("{{sdk_path}}", &sdk);
+        let target = dir.join(path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&target, rendered)
+            .with_context(|| format!("writing {}", target.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        assert!(valid_name("exact-answer"));
+        assert!(valid_name("g2"));
+        assert!(!valid_name("Exact"));
+        assert!(!valid_name("2g"));
+        assert!(!valid_name("a_b"));
+        assert!(!valid_name("a-"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("../x"));
+    }
+
+    #[test]
+    fn scaffold_fills_every_placeholder() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let target = dir.path().join("exact-answer");
+        scaffold("exact-answer", &target, &default_sdk_path()).expect("scaffolds");
+        for (path, _) in TEMPLATE {
+            let text = std::fs::read_to_string(target.join(path)).expect("written");
+            assert!(!text.contains("{{"), "{path} still has a placeholder");
+        }
+        let manifest = std::fs::read_to_string(target.join("Cargo.toml")).expect("written");
+        assert!(manifest.contains("name = \"exact-answer\""));
+        assert!(
+            scaffold("exact-answer", &target, &default_sdk_path()).is_err(),
+            "refuses a non-empty directory"
+        );
+        assert!(scaffold("Bad", &dir.path().join("bad"), &default_sdk_path()).is_err());
+    }
+}

@@ -1,1 +1,0 @@
-//! prompts (to be written).

@@ -1,0 +1,546 @@
+//! [`PromptRegistry`]: the domain service the API and the CLI call. It validates input (template
+//! syntax, sizes), delegates to the [`Store`], and serves `resolve` from a short-lived cache.
+//!
+//! Cache rule: an entry lives at most `cache_ttl` (default [`DEFAULT_RESOLVE_CACHE_TTL`]), so a
+//! deploy through another instance sharing the database is served here within that time; a
+//! deploy or rollback through this registry invalidates at once. A generation counter stops a
+//! lookup that raced with such a deploy from re-inserting the version it read before the deploy.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::PromptError;
+use super::template::Template;
+use crate::store::{
+    DeployRecord, FailureMode, NewVersion, PromptVersion, PromptWithVersions, Store, StoreError,
+    VersionSource,
+};
+
+/// How long `resolve` may serve a cached active version. Short enough that a deploy elsewhere is
+/// visible well within the 1 s the service promises; long enough to absorb bursts of resolves.
+pub const DEFAULT_RESOLVE_CACHE_TTL: Duration = Duration::from_millis(250);
+/// Largest template accepted for a version (bytes). Prompts are sent to a model with the task on
+/// top; anything larger is a mistake (a pasted log) rather than a prompt.
+pub const MAX_CONTENT_BYTES: usize = 256 * 1024;
+/// Largest notes accepted for a version (bytes).
+pub const MAX_NOTES_BYTES: usize = 16 * 1024;
+/// Largest task id accepted by `resolve` (bytes).
+pub const MAX_TASK_ID_BYTES: usize = 256;
+
+/// A request to create a version (source `manual`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateVersion {
+    /// The template text, with `{{variables}}`.
+    pub content: String,
+    /// Free-text notes: why this version exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// The version this one was derived from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_version: Option<i64>,
+}
+
+/// The version an agent must use for a task, with its template.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedPrompt {
+    /// The prompt.
+    pub prompt_id: String,
+    /// The version to use.
+    pub version: i64,
+    /// The template to render.
+    pub content: String,
+    /// The variables the template needs.
+    pub variables: Vec<String>,
+    /// The task this answer is for.
+    pub task_id: String,
+}
+
+/// What resolve needs of the active version, parsed once per cache fill.
+#[derive(Debug)]
+struct ActiveTemplate {
+    version: i64,
+    content: String,
+    variables: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct CacheEntry {
+    fetched_at: Instant,
+    active: Arc<ActiveTemplate>,
+}
+
+/// The prompt registry; cheap to share behind an `Arc`.
+pub struct PromptRegistry {
+    store: Arc<dyn Store>,
+    cache_ttl: Duration,
+    cache: RwLock<HashMap<String, CacheEntry>>,
+    /// Bumped on every change of an active version made through this registry.
+    generation: AtomicU64,
+}
+
+impl std::fmt::Debug for PromptRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PromptRegistry")
+            .field("cache_ttl", &self.cache_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PromptRegistry {
+    /// A registry over `store` whose resolve cache keeps entries for `cache_ttl` (zero disables
+    /// the cache).
+    pub fn new(store: Arc<dyn Store>, cache_ttl: Duration) -> Self {
+        PromptRegistry {
+            store,
+            cache_ttl,
+            cache: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Every prompt with its versions.
+    pub async fn list(&self) -> Result<Vec<PromptWithVersions>, PromptError> {
+        Ok(self.store.list_prompts().await?)
+    }
+
+    /// The versions of a prompt, oldest first.
+    pub async fn versions(&self, prompt_id: &str) -> Result<Vec<PromptVersion>, PromptError> {
+        Ok(self.store.list_versions(prompt_id).await?)
+    }
+
+    /// One version of a prompt.
+    pub async fn version(
+        &self,
+        prompt_id: &str,
+        version: i64,
+    ) -> Result<PromptVersion, PromptError> {
+        Ok(self.store.get_version(prompt_id, version).await?)
+    }
+
+    /// Creates a new inactive version written by `actor` (source `manual`).
+    pub async fn create_version(
+        &self,
+        prompt_id: &str,
+        req: CreateVersion,
+        actor: &str,
+    ) -> Result<PromptVersion, PromptError> {
+        self.create_version_from(prompt_id, req, VersionSource::Manual, actor)
+            .await
+    }
+
+    /// Creates a new inactive version from any source (import and the optimizer use this).
+    /// Checks, in order: sizes, template syntax, the prompt, the parent version.
+    pub async fn create_version_from(
+        &self,
+        prompt_id: &str,
+        req: CreateVersion,
+        source: VersionSource,
+        actor: &str,
+    ) -> Result<PromptVersion, PromptError> {
+        if req.content.trim().is_empty() {
+            return Err(PromptError::Invalid("content must not be empty".to_owned()));
+        }
+        if req.content.len() > MAX_CONTENT_BYTES {
+            return Err(PromptError::Invalid(format!(
+                "content is {} bytes; the limit is {MAX_CONTENT_BYTES}",
+                req.content.len()
+            )));
+        }
+        if let Some(notes) = &req.notes
+            && notes.len() > MAX_NOTES_BYTES
+        {
+            return Err(PromptError::Invalid(format!(
+                "notes are {} bytes; the limit is {MAX_NOTES_BYTES}",
+                notes.len()
+            )));
+        }
+        Template::parse(&req.content)?;
+        self.store.get_prompt(prompt_id).await?;
+        if let Some(parent) = req.parent_version {
+            // Versions are never deleted, so checking before the insert is race-free.
+            match self.store.get_version(prompt_id, parent).await {
+                Ok(_) => {}
+                Err(StoreError::NotFound(_)) => {
+                    return Err(PromptError::Invalid(format!(
+                        "parentVersion {parent} does not exist for prompt {prompt_id}"
+                    )));
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        let created = self
+            .store
+            .create_version(NewVersion {
+                prompt_id: prompt_id.to_owned(),
+                content: req.content,
+                source,
+                parent_version: req.parent_version,
+                notes: req.notes,
+                created_by: Some(actor.to_owned()),
+            })
+            .await?;
+        Ok(created)
+    }
+
+    /// Makes `version` the active one (a no-op returning the existing record if it already is).
+    pub async fn deploy(
+        &self,
+        prompt_id: &str,
+        version: i64,
+        actor: &str,
+    ) -> Result<DeployRecord, PromptError> {
+        let result = self.store.deploy(prompt_id, version, actor).await;
+        // Invalidate even on error: a failure after commit (a lost connection) may hide a change.
+        self.invalidate(prompt_id);
+        Ok(result?)
+    }
+
+    /// Re-activates the version that was active before the current one.
+    pub async fn rollback(
+        &self,
+        prompt_id: &str,
+        actor: &str,
+    ) -> Result<DeployRecord, PromptError> {
+        let result = self.store.rollback(prompt_id, actor).await;
+        self.invalidate(prompt_id);
+        Ok(result?)
+    }
+
+    /// Every change of the active version, oldest first.
+    pub async fn history(&self, prompt_id: &str) -> Result<Vec<DeployRecord>, PromptError> {
+        Ok(self.store.deploy_history(prompt_id).await?)
+    }
+
+    /// The failure-mode taxonomy of a prompt.
+    pub async fn failure_modes(&self, prompt_id: &str) -> Result<Vec<FailureMode>, PromptError> {
+        Ok(self.store.failure_modes(prompt_id).await?)
+    }
+
+    /// The version `task_id` must use and its template. A/B arms come later; today every task
+    /// gets the active version.
+    pub async fn resolve(
+        &self,
+        prompt_id: &str,
+        task_id: &str,
+    ) -> Result<ResolvedPrompt, PromptError> {
+        if task_id.trim().is_empty() {
+            return Err(PromptError::Invalid("task_id must not be empty".to_owned()));
+        }
+        if task_id.len() > MAX_TASK_ID_BYTES {
+            return Err(PromptError::Invalid(format!(
+                "task_id is {} bytes; the limit is {MAX_TASK_ID_BYTES}",
+                task_id.len()
+            )));
+        }
+        let active = self.active(prompt_id).await?;
+        Ok(ResolvedPrompt {
+            prompt_id: prompt_id.to_owned(),
+            version: active.version,
+            content: active.content.clone(),
+            variables: active.variables.clone(),
+            task_id: task_id.to_owned(),
+        })
+    }
+
+    /// The active template, from the cache when fresh.
+    async fn active(&self, prompt_id: &str) -> Result<Arc<ActiveTemplate>, PromptError> {
+        if let Some(entry) = self.cached(prompt_id) {
+            return Ok(entry);
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let version = self.store.active_version(prompt_id).await?;
+        // Versions were parsed when created; a stored template that no longer parses (written
+        // outside the registry) still resolves, with the variables it can tell.
+        let variables = Template::parse(&version.content)
+            .map(|t| t.variables().to_vec())
+            .unwrap_or_default();
+        let active = Arc::new(ActiveTemplate {
+            version: version.version,
+            content: version.content,
+            variables,
+        });
+        if !self.cache_ttl.is_zero() {
+            let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+            // Insert only if no deploy went through this registry since the read began.
+            if self.generation.load(Ordering::Acquire) == generation {
+                cache.insert(
+                    prompt_id.to_owned(),
+                    CacheEntry {
+                        fetched_at: Instant::now(),
+                        active: active.clone(),
+                    },
+                );
+            }
+        }
+        Ok(active)
+    }
+
+    fn cached(&self, prompt_id: &str) -> Option<Arc<ActiveTemplate>> {
+        let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+        let entry = cache.get(prompt_id)?;
+        (entry.fetched_at.elapsed() < self.cache_ttl).then(|| entry.active.clone())
+    }
+
+    fn invalidate(&self, prompt_id: &str) {
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        cache.remove(prompt_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prompts::seeds::default_seeds;
+    use crate::store::open_store;
+    use crate::store::testing::{TempDirGuard, postgres_fresh, sqlite_temp};
+
+    async fn sqlite_registry(ttl: Duration) -> (TempDirGuard, PromptRegistry) {
+        let (dir, url) = sqlite_temp();
+        let store = open_store(&url).await.unwrap();
+        store.seed(&default_seeds()).await.unwrap();
+        (dir, PromptRegistry::new(store, ttl))
+    }
+
+    fn req(content: &str) -> CreateVersion {
+        CreateVersion {
+            content: content.to_owned(),
+            notes: None,
+            parent_version: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn create_version_refuses_bad_input_and_writes_nothing() {
+        let (_dir, registry) = sqlite_registry(DEFAULT_RESOLVE_CACHE_TTL).await;
+        let huge = "x".repeat(MAX_CONTENT_BYTES + 1);
+        let long_notes = CreateVersion {
+            notes: Some("n".repeat(MAX_NOTES_BYTES + 1)),
+            ..req("fine")
+        };
+        let bad_parent = CreateVersion {
+            parent_version: Some(9),
+            ..req("fine")
+        };
+        let cases: Vec<(CreateVersion, &str)> = vec![
+            (req(""), "empty"),
+            (req(" \n\t"), "empty"),
+            (req(&huge), "limit"),
+            (long_notes, "limit"),
+            (bad_parent, "parentVersion 9"),
+        ];
+        for (request, expected) in cases {
+            match registry.create_version("planner", request, "alice").await {
+                Err(PromptError::Invalid(message)) => {
+                    assert!(message.contains(expected), "{message}")
+                }
+                other => panic!("expected Invalid containing {expected:?}, got {other:?}"),
+            }
+        }
+        match registry
+            .create_version("planner", req("ok\n  {{ bad-name }}"), "alice")
+            .await
+        {
+            Err(PromptError::Template(e)) => assert_eq!((e.line, e.column, e.offset), (2, 9, 11)),
+            other => panic!("expected a template error, got {other:?}"),
+        }
+        match registry.create_version("nope", req("x"), "alice").await {
+            Err(PromptError::NotFound(what)) => assert_eq!(what, "prompt nope"),
+            other => panic!("expected NotFound, got {other:?}"),
+        }
+        assert_eq!(registry.versions("planner").await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn create_version_accepts_the_size_limit_and_records_the_actor() {
+        let (_dir, registry) = sqlite_registry(DEFAULT_RESOLVE_CACHE_TTL).await;
+        let content = "y".repeat(MAX_CONTENT_BYTES);
+        let request = CreateVersion {
+            notes: Some("why".to_owned()),
+            parent_version: Some(1),
+            ..req(&content)
+        };
+        let created = registry
+            .create_version("planner", request, "alice")
+            .await
+            .unwrap();
+        assert_eq!(created.version, 2);
+        assert_eq!(created.source, VersionSource::Manual);
+        assert_eq!(created.created_by.as_deref(), Some("alice"));
+        assert_eq!(created.parent_version, Some(1));
+        assert_eq!(created.notes.as_deref(), Some("why"));
+        assert_eq!(registry.version("planner", 2).await.unwrap(), created);
+    }
+
+    #[tokio::test]
+    async fn resolve_returns_the_active_template_for_the_task() {
+        let (_dir, registry) = sqlite_registry(DEFAULT_RESOLVE_CACHE_TTL).await;
+        let resolved = registry.resolve("planner", "task-1").await.unwrap();
+        assert_eq!(resolved.prompt_id, "planner");
+        assert_eq!(resolved.version, 1);
+        assert_eq!(resolved.task_id, "task-1");
+        assert_eq!(
+            resolved.variables,
+            ["task_title", "task_description", "repository_files"]
+        );
+        let seed = default_seeds()
+            .into_iter()
+            .find(|s| s.prompt.id == "planner");
+        assert_eq!(Some(resolved.content), seed.map(|s| s.content));
+
+        for task_id in ["", "  ", &"t".repeat(MAX_TASK_ID_BYTES + 1)] {
+            assert!(matches!(
+                registry.resolve("planner", task_id).await,
+                Err(PromptError::Invalid(_))
+            ));
+        }
+        assert!(matches!(
+            registry.resolve("nope", "task-1").await,
+            Err(PromptError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn deploy_and_rollback_through_the_registry_are_resolved_at_once() {
+        // A TTL far longer than the test: only invalidation can make the change visible.
+        let (_dir, registry) = sqlite_registry(Duration::from_secs(3600)).await;
+        registry
+            .create_version("coder", req("v2 {{task_title}}"), "alice")
+            .await
+            .unwrap();
+        assert_eq!(registry.resolve("coder", "t").await.unwrap().version, 1);
+        registry.deploy("coder", 2, "alice").await.unwrap();
+        let resolved = registry.resolve("coder", "t").await.unwrap();
+        assert_eq!(
+            (resolved.version, resolved.variables),
+            (2, vec!["task_title".to_owned()])
+        );
+        registry.rollback("coder", "bob").await.unwrap();
+        assert_eq!(registry.resolve("coder", "t").await.unwrap().version, 1);
+        let history = registry.history("coder").await.unwrap();
+        assert_eq!(history.len(), 3);
+        assert!(matches!(
+            registry.rollback("coder", "bob").await,
+            Err(PromptError::InvalidState(_))
+        ));
+        assert!(matches!(
+            registry.deploy("coder", 42, "bob").await,
+            Err(PromptError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_change_made_elsewhere_is_served_after_the_ttl_and_not_before() {
+        let (_dir, long) = sqlite_registry(Duration::from_secs(3600)).await;
+        let store = long.store().clone();
+        let short = PromptRegistry::new(store.clone(), Duration::from_millis(50));
+        let uncached = PromptRegistry::new(store.clone(), Duration::ZERO);
+        store
+            .create_version(NewVersion {
+                prompt_id: "fixer".to_owned(),
+                content: "v2".to_owned(),
+                source: VersionSource::Manual,
+                parent_version: None,
+                notes: None,
+                created_by: None,
+            })
+            .await
+            .unwrap();
+        for registry in [&long, &short, &uncached] {
+            assert_eq!(registry.resolve("fixer", "t").await.unwrap().version, 1);
+        }
+        // Another instance deploys: straight to the store, bypassing these registries.
+        store.deploy("fixer", 2, "elsewhere").await.unwrap();
+        let changed_at = Instant::now();
+
+        assert_eq!(uncached.resolve("fixer", "t").await.unwrap().version, 2);
+        assert_eq!(
+            long.resolve("fixer", "t").await.unwrap().version,
+            1,
+            "the cache serves within its TTL"
+        );
+        let mut seen = 1;
+        for _ in 0..100 {
+            seen = short.resolve("fixer", "t").await.unwrap().version;
+            if seen == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(seen, 2, "a 50 ms cache must pick up the change");
+        assert!(changed_at.elapsed() < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn postgres_deploy_through_one_registry_reaches_another_within_a_second() {
+        let db = postgres_fresh().await;
+        let store_a = open_store(db.url()).await.unwrap();
+        store_a.seed(&default_seeds()).await.unwrap();
+        let store_b = open_store(db.url()).await.unwrap();
+        let a = PromptRegistry::new(store_a, DEFAULT_RESOLVE_CACHE_TTL);
+        let b = PromptRegistry::new(store_b, DEFAULT_RESOLVE_CACHE_TTL);
+        a.create_version("reviewer", req("v2"), "alice")
+            .await
+            .unwrap();
+        assert_eq!(b.resolve("reviewer", "t").await.unwrap().version, 1);
+
+        a.deploy("reviewer", 2, "alice").await.unwrap();
+        let deployed_at = Instant::now();
+        let mut seen = 1;
+        while deployed_at.elapsed() < Duration::from_secs(2) {
+            seen = b.resolve("reviewer", "t").await.unwrap().version;
+            if seen == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(seen, 2);
+        assert!(
+            deployed_at.elapsed() < Duration::from_secs(1),
+            "took {:?}",
+            deployed_at.elapsed()
+        );
+    }
+
+    #[test]
+    fn store_errors_keep_their_meaning() {
+        assert!(matches!(
+            PromptError::from(StoreError::NotFound("prompt x".into())),
+            PromptError::NotFound(w) if w == "prompt x"
+        ));
+        assert!(matches!(
+            PromptError::from(StoreError::Conflict { constraint: "c".into() }),
+            PromptError::Conflict(c) if c == "c"
+        ));
+        assert!(matches!(
+            PromptError::from(StoreError::InvalidState("s".into())),
+            PromptError::InvalidState(_)
+        ));
+        assert!(matches!(
+            PromptError::from(StoreError::UnsupportedUrl("x".into())),
+            PromptError::Store(_)
+        ));
+    }
+
+    #[test]
+    fn create_version_body_is_strict_camel_case() {
+        let ok: CreateVersion =
+            serde_json::from_str(r#"{"content":"c","notes":"n","parentVersion":1}"#).unwrap();
+        assert_eq!(ok.parent_version, Some(1));
+        assert!(
+            serde_json::from_str::<CreateVersion>(r#"{"content":"c","parent_version":1}"#).is_err()
+        );
+        assert!(serde_json::from_str::<CreateVersion>(r#"{"notes":"n"}"#).is_err());
+    }
+}

@@ -1,0 +1,215 @@
+//! `flywheel graders list`, `flywheel grade` and `flywheel graders new`, run as processes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_flywheel");
+
+fn flywheel(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in [
+        "DATABASE_URL",
+        "FLYWHEEL_GRADERS_DIR",
+        "FLYWHEEL_TOKENS",
+        "FLYWHEEL_SERVER",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("FLYWHEEL_DATA_DIR", data_dir)
+        .env("RUST_BACKTRACE", "0");
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("the flywheel binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn graders_list_shows_the_builtins() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = run(flywheel(dir.path()).args(["graders", "list", "--json"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listing: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON listing");
+    let names: Vec<&str> = listing["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "diff-valid",
+            "files-match",
+            "string-check",
+            "text-similarity"
+        ]
+    );
+    assert!(
+        listing["components"]
+            .as_array()
+            .expect("components")
+            .iter()
+            .all(|c| c["loadError"].is_null()),
+        "{listing}"
+    );
+    let table = run(flywheel(dir.path()).args(["graders", "list"]));
+    assert!(
+        text(&table.stdout).contains("string-check         0.1.0     grader"),
+        "{}",
+        text(&table.stdout)
+    );
+    assert!(
+        dir.path()
+            .join("cache")
+            .join("components")
+            .read_dir()
+            .map(|d| d.count())
+            .unwrap_or(0)
+            >= 4,
+        "compiled components are cached"
+    );
+}
+
+#[test]
+fn grade_prints_a_summary_and_json_rows_with_bad_lines_by_number() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let definition = dir.path().join("eq.json");
+    std::fs::write(
+        &definition,
+        r#"{"type":"string_check","name":"eq","input":"{{sample.output_text}}","reference":"{{item.label}}","operation":"eq"}"#,
+    )
+    .expect("write");
+    let rows = dir.path().join("rows.jsonl");
+    std::fs::write(
+        &rows,
+        [
+            r#"{"item":{"label":"Paris"},"sample":{"output_text":"Paris"}}"#,
+            r#"{"item":{"label":"Paris"},"sample":{"output_text":"Lyon"}}"#,
+            "not json",
+            r#"{"item":{"label":"x"},"sample":"x"}"#,
+        ]
+        .join("\n"),
+    )
+    .expect("write");
+    let out = run(flywheel(dir.path())
+        .args(["grade", "--grader"])
+        .arg(&definition)
+        .arg("--data")
+        .arg(&rows));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = text(&out.stdout);
+    assert!(
+        summary
+            .contains("rows 4, graded 3, mean score 0.667, pass rate 50.0%, errors: invalid_row 1"),
+        "{summary}"
+    );
+
+    let out = run(flywheel(dir.path())
+        .args(["grade", "--json", "--grader"])
+        .arg(&definition)
+        .arg("--data")
+        .arg(&rows));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let results: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON per row"))
+        .collect();
+    assert_eq!(results.len(), 4);
+    assert_eq!(results[0]["grade"]["score"], 1.0);
+    assert_eq!(results[1]["grade"]["score"], 0.0);
+    assert_eq!(results[2]["status"], "invalid_row");
+    assert_eq!(results[2]["line"], 3);
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"type":"string_check","name":"eq","input":"a","reference":"b","operation":"contains"}"#,
+    )
+    .expect("write");
+    let out = run(flywheel(dir.path())
+        .args(["grade", "--grader"])
+        .arg(&bad)
+        .arg("--data")
+        .arg(&rows));
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("operation: unknown variant `contains`"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(flywheel(dir.path())
+        .args(["grade", "--grader", "no-such-component", "--data"])
+        .arg(&rows));
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("component `no-such-component` is not loaded"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn graders_new_scaffolds_a_crate_that_builds_for_wasm32_wasip2_and_loads() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let crate_dir = dir.path().join("exact-answer");
+    let out = run(flywheel(dir.path())
+        .args(["graders", "new", "exact-answer", "--dir"])
+        .arg(&crate_dir));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bad = run(flywheel(dir.path()).args(["graders", "new", "Bad_Name"]));
+    assert!(!bad.status.success());
+    // Build it as a user would; its own target dir beside the shared one keeps dependencies warm.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("target")
+        })
+        .join("scaffold-build");
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (key, _) in std::env::vars_os() {
+        if let Some(key) = key.to_str()
+            && (key.starts_with("CARGO_") && key != "CARGO_HOME" || key == "RUSTFLAGS")
+        {
+            cargo.env_remove(key);
+        }
+    }
+    let build = run(cargo
+        .current_dir(&crate_dir)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(&target));
+    assert!(
+        build.status.success(),
+        "the generated crate builds: {}",
+        text(&build.stderr)
+    );
+    let wasm = target
+        .join("wasm32-wasip2")
+        .join("release")
+        .join("exact_answer.wasm");
+    let graders_dir = dir.path().join("graders");
+    std::fs::create_dir_all(&graders_dir).expect("mkdir");
+    std::fs::copy(&wasm, graders_dir.join("exact-answer.wasm")).expect("copy the component");
+    let out = run(flywheel(dir.path()).args(["graders", "list", "--json"]));
+    let listing: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON listing");
+    let entry = listing["components"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "exact-answer").cloned())
+        .expect("listed");
+    assert!(entry["loadError"].is_null(), "{entry}");
+    assert_eq!(entry["world"], "grader");
+}

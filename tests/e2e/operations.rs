@@ -1,0 +1,84 @@
+//! Health, metrics and the OpenAPI document: public, and truthful.
+
+use flywheel_e2e::{Backend, Req, TestApp, TestDb};
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn healthz_metrics_and_openapi_are_public_and_describe_the_service() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let app = TestApp::start(&db).await;
+
+    let health = app.send(&Req::get("/healthz", None)).await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.json["status"], "ok");
+
+    for task in ["m1", "m2", "m3"] {
+        app.resolve_version("planner", task).await;
+    }
+    let denied = app.send(&Req::get("/api/prompts", None)).await;
+    assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
+
+    let metrics = app.send(&Req::get("/metrics", None)).await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    let text = &metrics.text;
+    assert!(
+        text.contains(r#"flywheel_http_requests_total{method="GET",route="/api/prompts/{id}/resolve",status="200"} 3"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"flywheel_http_requests_total{method="GET",route="/api/prompts",status="401"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("flywheel_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+
+    let doc = app.send(&Req::get("/openapi.json", None)).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    assert!(
+        doc.json["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3."))
+    );
+    for path in [
+        "/api/prompts",
+        "/api/prompts/{id}/resolve",
+        "/api/prompts/{id}/deploy/{version}",
+        "/healthz",
+    ] {
+        assert!(
+            doc.json["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    assert!(doc.json["components"]["securitySchemes"]["bearer"].is_object());
+    assert!(doc.json["components"]["schemas"]["PromptVersion"].is_object());
+}
+
+#[tokio::test]
+async fn healthz_fails_with_503_when_the_postgres_database_is_gone() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let app = TestApp::start(&db).await;
+    assert_eq!(
+        app.send(&Req::get("/healthz", None)).await.status,
+        StatusCode::OK
+    );
+    let name = db.url.rsplit('/').next().expect("database name").to_owned();
+    flywheel::store::testing::execute_raw(
+        &flywheel::store::testing::postgres_server_url(),
+        &format!("DROP DATABASE \"{name}\" WITH (FORCE)"),
+    )
+    .await
+    .expect("drop the database under the app");
+    let health = app.send(&Req::get("/healthz", None)).await;
+    assert_eq!(
+        health.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        health.text
+    );
+    assert_eq!(health.error_code(), Some("unavailable"));
+}
