@@ -206,22 +206,10 @@ def grade(sample, item):
     )
     .await;
     assert_eq!(graded_score(&close), 1.0);
-    let off = grade(
-        &py,
-        numeric,
-        json!({"output_text": "12.4"}),
-        item.clone(),
-    )
-    .await;
+    let off = grade(&py, numeric, json!({"output_text": "12.4"}), item.clone()).await;
     // error 0.1 = 10x the tolerance → 1 - log10(10) = 0.
     assert!(graded_score(&off).abs() < 1e-9, "{off:?}");
-    let near = grade(
-        &py,
-        numeric,
-        json!({"output_text": "12.52"}),
-        item.clone(),
-    )
-    .await;
+    let near = grade(&py, numeric, json!({"output_text": "12.52"}), item.clone()).await;
     assert!(
         (graded_score(&near) - (1.0 - 2f64.log10())).abs() < 1e-6,
         "{near:?}"
