@@ -13,4 +13,5 @@ mod graders_definitions;
 mod graders_reload;
 mod graders_stored;
 mod graders_support;
+mod python_graders;
 mod sandbox;

@@ -4,8 +4,9 @@
 //!
 //! Validation has two layers: the JSON shape here (strict: unknown fields are refused, errors
 //! name the field by its path, such as `graders.name.operation`), then the component's own
-//! `validate-config`. `score_model`, `label_model` and `python` are recognised and refused with
-//! a clear message until the model-graders work lands.
+//! `validate-config`. `python` runs in the `python` component (CPython compiled to WebAssembly,
+//! docs/python-graders.md). `score_model` and `label_model` are recognised and refused with a
+//! clear message until the model-graders work lands.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -127,6 +128,22 @@ enum EvaluationMetric {
     Rouge5,
     #[serde(rename = "rouge_l")]
     RougeL,
+}
+
+/// OpenAI's `python` grader. The `python` component checks the source itself (size, syntax,
+/// the `grade` signature) in its `validate-config`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // as above
+struct Python {
+    #[serde(rename = "type")]
+    kind: String,
+    name: String,
+    source: String,
+    #[serde(default)]
+    image_tag: Option<String>,
+    #[serde(default)]
+    pass_threshold: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -402,7 +419,15 @@ fn parse_at(value: &Value, prefix: &str, top: bool) -> Result<Definition, Defini
                 formula,
             })
         }
-        "score_model" | "label_model" | "python" => Err(DefinitionError::at(
+        "python" => {
+            typed::<Python>(value, prefix)?;
+            Ok(Definition::Component {
+                name,
+                component: "python".into(),
+                config: value.to_string(),
+            })
+        }
+        "score_model" | "label_model" => Err(DefinitionError::at(
             type_field,
             format!(
                 "`{kind}` graders need the model-graders work, which this host does not have yet"
@@ -568,12 +593,31 @@ mod tests {
     }
 
     #[test]
-    fn model_and_python_graders_are_recognised_but_not_yet_run() {
-        for kind in ["score_model", "label_model", "python"] {
+    fn model_graders_are_recognised_but_not_yet_run() {
+        for kind in ["score_model", "label_model"] {
             let e = err(json!({"type": kind, "name": "x"}));
             assert_eq!(e.field, "type");
             assert!(e.message.contains("model-graders work"), "{e}");
         }
+    }
+
+    #[test]
+    fn openai_python_maps_to_the_python_component_with_its_json_as_config() {
+        let value = json!({"type":"python","name":"p","source":"def grade(s, i):\n    return 1.0\n","pass_threshold":0.5});
+        let Definition::Component {
+            component, config, ..
+        } = Definition::parse(&value).expect("valid")
+        else {
+            panic!("not a component")
+        };
+        assert_eq!(component, "python");
+        assert_eq!(serde_json::from_str::<Value>(&config).ok(), Some(value));
+        let e = err(json!({"type":"python","name":"p"}));
+        assert!(e.message.contains("source"), "{e}");
+        let e = err(json!({"type":"python","name":"p","source":3}));
+        assert_eq!(e.field, "source");
+        let e = err(json!({"type":"python","name":"p","source":"","timeout":3}));
+        assert!(e.message.contains("timeout"), "{e}");
     }
 
     #[test]
