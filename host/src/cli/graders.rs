@@ -30,7 +30,8 @@ pub enum GradersCommand {
     /// List the grader components (built-ins and FLYWHEEL_GRADERS_DIR) with their contract
     /// version, world, hash and load error, and the definition types.
     List {
-        /// Print JSON (the body of GET /api/graders) instead of a table.
+        /// Print JSON (the components and definition types of GET /api/graders) instead of a
+        /// table.
         #[arg(long)]
         json: bool,
     },
