@@ -98,6 +98,7 @@ conformance!(
     grader_constraints_are_named,
     grader_seeding_is_idempotent_and_never_touches_existing,
     concurrent_grader_puts_leave_one_row,
+    concurrent_grader_seeding_writes_each_definition_once,
 );
 
 fn new_version(prompt_id: &str, content: &str) -> NewVersion {
@@ -795,6 +796,30 @@ async fn concurrent_grader_puts_leave_one_row(b: &Backend) {
     }
     assert_eq!(created, 1, "exactly one put creates the row");
     assert_eq!(b.store.list_graders(Some("fixer")).await.unwrap().len(), 1);
+}
+
+async fn concurrent_grader_seeding_writes_each_definition_once(b: &Backend) {
+    // Instances starting together all seed the same definitions.
+    let seeds: Vec<_> = ["planner", "coder", "fixer", "reviewer"]
+        .into_iter()
+        .map(|prompt| grader(prompt, "seeded", check_eq(prompt)))
+        .collect();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = b.store.clone();
+            let seeds = seeds.clone();
+            tokio::spawn(async move { store.seed_graders(&seeds).await })
+        })
+        .collect();
+    let mut written = 0;
+    for task in tasks {
+        written += task.await.expect("task").expect("every seeding succeeds");
+    }
+    assert_eq!(
+        written, 4,
+        "each definition is written by exactly one seeder"
+    );
+    assert_eq!(b.store.list_graders(None).await.unwrap().len(), 4);
 }
 
 /// Names of every table column, constraint, index and trigger of a migrated database, so the two
