@@ -4,13 +4,6 @@
 
 use std::path::PathBuf;
 
-// Compiled into this build script from its source rather than taken from the
-// `flywheel-build-support` rlib: the shared target directory holds one rlib of that crate for
-// every worktree, so a build from another branch can replace it with one lacking this module.
-#[path = "../build-support/src/python.rs"]
-#[allow(dead_code)]
-mod python;
-
 fn main() {
     let manifest_dir =
         PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -43,8 +36,8 @@ fn main() {
 /// `python_grader.rs`: `PYTHON_GRADER`, the path of its `.wasm` or the reason it is unavailable.
 /// A machine without python3/pip still builds and runs every other test.
 fn write_python_grader(workspace: &std::path::Path, out_dir: &std::path::Path) {
-    let work_dir = python::python_work_dir(workspace);
-    let value = match python::build_python_grader(workspace, &work_dir) {
+    let work_dir = flywheel_build_support::python_work_dir(workspace);
+    let value = match flywheel_build_support::build_python_grader(workspace, &work_dir) {
         Ok(path) => format!("Ok({:?})", path.display().to_string()),
         Err(unavailable) => {
             let text = unavailable.to_string();
