@@ -81,12 +81,12 @@ pub fn build_app_with_store(
 
 /// Starts the grader registry in the background: the built-ins embedded in the binary and every
 /// `*.wasm` of `FLYWHEEL_GRADERS_DIR` (created when missing), watched for changes; compiled
-/// components are cached in `<data-dir>/cache/components`. Must run inside a tokio runtime.
+/// components are cached in `<cache-dir>/components` (`FLYWHEEL_CACHE_DIR`, default `<data-dir>/cache`). Must run inside a tokio runtime.
 pub fn start_graders(settings: &Settings) -> anyhow::Result<Arc<crate::graders::Registry>> {
     let runtime = grader_runtime(settings)?;
     let options = crate::graders::RegistryOptions {
         graders_dir: Some(settings.graders_dir.clone()),
-        cache_dir: Some(settings.data_dir.join("cache").join("components")),
+        cache_dir: Some(settings.cache_dir.join("components")),
         builtins: crate::graders::builtin::builtins(),
         watch: true,
     };

@@ -1,7 +1,7 @@
 //! `flywheel graders list`, `flywheel graders new <name>` and `flywheel grade`.
 //!
 //! These work locally: they load the built-in graders and `FLYWHEEL_GRADERS_DIR` into this
-//! process's grader runtime (compiled components are cached in `<data-dir>/cache/components`),
+//! process's grader runtime (compiled components are cached in `<cache-dir>/components` (`FLYWHEEL_CACHE_DIR`, default `<data-dir>/cache`)),
 //! exactly as `flywheel serve` does, without a database or a server.
 
 use std::io::{BufRead, Write};
@@ -90,7 +90,7 @@ async fn load_registry(settings: &Settings) -> anyhow::Result<Arc<Registry>> {
     let runtime = crate::server::grader_runtime(settings)?;
     let options = RegistryOptions {
         graders_dir: Some(settings.graders_dir.clone()).filter(|d| d.is_dir()),
-        cache_dir: Some(settings.data_dir.join("cache").join("components")),
+        cache_dir: Some(settings.cache_dir.join("components")),
         builtins: crate::graders::builtin::builtins(),
         watch: false,
     };

@@ -82,6 +82,12 @@ pub struct ConfigArgs {
     #[arg(long, env = "FLYWHEEL_GRADERS_DIR", global = true)]
     pub graders_dir: Option<String>,
 
+    /// Directory of compiled grader components (a cache keyed by content hash and engine
+    /// version; safe to share between instances of the same build, writable only by Flywheel)
+    /// [default: <data-dir>/cache].
+    #[arg(long, env = "FLYWHEEL_CACHE_DIR", global = true)]
+    pub cache_dir: Option<String>,
+
     /// OpenAI-compatible model endpoint for model graders and the optimizer, http(s)://….
     #[arg(long, env = "OPENAI_BASE_URL", global = true)]
     pub openai_base_url: Option<String>,
@@ -170,6 +176,8 @@ pub struct Settings {
     pub min_samples_for_optimization: u32,
     /// Directory of grader components.
     pub graders_dir: PathBuf,
+    /// Directory of compiled components (`<cache-dir>/components`).
+    pub cache_dir: PathBuf,
     /// OpenAI-compatible endpoint, if configured.
     pub openai_base_url: Option<String>,
     /// Its API key, if configured.
@@ -389,6 +397,9 @@ impl Settings {
         let graders_dir = given(&args.graders_dir)
             .map(PathBuf::from)
             .unwrap_or_else(|| data_dir.join("graders"));
+        let cache_dir = given(&args.cache_dir)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("cache"));
 
         let openai_base_url = match given(&args.openai_base_url) {
             None => None,
@@ -436,6 +447,7 @@ impl Settings {
             ab_test_traffic_split,
             min_samples_for_optimization,
             graders_dir,
+            cache_dir,
             openai_base_url,
             openai_api_key,
             log_format,
