@@ -29,6 +29,28 @@ fn main() {
             component.wasm.display().to_string()
         ));
     }
+    // The Python grader (CPython as a component, built by componentize-py from PyPI). A machine
+    // without python3/pip still builds the service; `{"type":"python"}` then reports the
+    // component as not loaded. FLYWHEEL_REQUIRE_PYTHON_GRADER=1 (set by CI) makes that an error.
+    println!("cargo:rerun-if-env-changed=FLYWHEEL_REQUIRE_PYTHON_GRADER");
+    let python_dir = flywheel_build_support::python_work_dir(&workspace);
+    match flywheel_build_support::build_python_grader(&workspace, &python_dir) {
+        Ok(path) => out.push_str(&format!(
+            "    (\"python\", include_bytes!({:?})),\n",
+            path.display().to_string()
+        )),
+        Err(unavailable) if std::env::var_os("FLYWHEEL_REQUIRE_PYTHON_GRADER").is_some() => {
+            panic!("the python grader is required but unavailable: {unavailable}")
+        }
+        Err(unavailable) => println!(
+            "cargo:warning=python grader not embedded: {}",
+            unavailable
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("unavailable")
+        ),
+    }
     out.push_str("];\n");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     std::fs::write(out_dir.join("builtin_graders.rs"), out).expect("OUT_DIR is writable");

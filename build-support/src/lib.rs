@@ -241,6 +241,12 @@ fn clean_env(cmd: &mut Command) {
     }
 }
 
+mod python;
+pub use python::{
+    COMPONENTIZE_PY_VERSION, PYTHON_GRADER_DIR, PythonUnavailable, build_python_grader,
+    python_work_dir,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

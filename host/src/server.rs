@@ -34,7 +34,8 @@ pub struct AppState {
     pub graders: Arc<crate::graders::Registry>,
 }
 
-/// Opens the configured database (which applies migrations) and seeds it. Creates the data directory
+/// Opens the configured database (which applies migrations) and seeds it (prompts, then the
+/// grader definitions that refer to them). Creates the data directory
 /// first when the database is the default SQLite file inside it.
 pub async fn open_database(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     if settings.database_url.kind() == DatabaseKind::Sqlite {
@@ -49,6 +50,12 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<Arc<dyn Store>
         .seed(&crate::prompts::seeds::default_seeds())
         .await
         .context("seeding the default prompts")?;
+    crate::graders::stored::seed(
+        store.as_ref(),
+        crate::graders::seeds::all_seed_definitions(),
+    )
+    .await
+    .context("seeding the default grader definitions")?;
     Ok(store)
 }
 
@@ -58,10 +65,13 @@ pub fn build_app_with_store(
     store: Arc<dyn Store>,
 ) -> anyhow::Result<(Router, AppState)> {
     let graders = start_graders(&settings)?;
+    let registry = Arc::new(PromptRegistry::new(store, settings.resolve_cache_ttl));
+    let mut metrics = Metrics::new();
+    metrics.watch_resolve_cache(registry.clone());
     let state = AppState {
         graders,
-        registry: Arc::new(PromptRegistry::new(store, settings.resolve_cache_ttl)),
-        metrics: Arc::new(Metrics::new()),
+        registry,
+        metrics: Arc::new(metrics),
         auth: Arc::new(Authenticator::new(&settings.tokens)),
         settings: Arc::new(settings),
     };
@@ -71,35 +81,47 @@ pub fn build_app_with_store(
 
 /// Starts the grader registry in the background: the built-ins embedded in the binary and every
 /// `*.wasm` of `FLYWHEEL_GRADERS_DIR` (created when missing), watched for changes; compiled
-/// components are cached in `<data-dir>/cache/components`. Must run inside a tokio runtime.
+/// components are cached in `<cache-dir>/components` (`FLYWHEEL_CACHE_DIR`, default `<data-dir>/cache`). Must run inside a tokio runtime.
 pub fn start_graders(settings: &Settings) -> anyhow::Result<Arc<crate::graders::Registry>> {
     let runtime = grader_runtime(settings)?;
     let options = crate::graders::RegistryOptions {
         graders_dir: Some(settings.graders_dir.clone()),
-        cache_dir: Some(settings.data_dir.join("cache").join("components")),
+        cache_dir: Some(settings.cache_dir.join("components")),
         builtins: crate::graders::builtin::builtins(),
         watch: true,
     };
     Ok(crate::graders::Registry::spawn(runtime, options))
 }
 
-/// The grader runtime for these settings. With a model endpoint (or a run token budget)
-/// configured, it gets a runtime of its own whose `llm` import calls the one model client built
-/// here from `settings.llm`; otherwise the process-wide runtime, whose model graders answer
-/// "not configured".
+/// The grader runtime for these settings: the process-wide one when the grader limits are the
+/// defaults and no model endpoint or run budget is configured (one engine per process, shared by
+/// every app a test process builds); otherwise one of its own, with the configured limits
+/// (`FLYWHEEL_GRADER_TIMEOUT_MS`, `…_MEMORY_MB`, `…_MAX_CONCURRENCY`: memory and concurrency size
+/// the instance pool) and an `llm` import calling the one model client built here from
+/// `settings.llm`. Without an endpoint, model graders answer "not configured".
 pub fn grader_runtime(settings: &Settings) -> anyhow::Result<Arc<crate::graders::GraderRuntime>> {
-    let configured = settings.llm.default_endpoint.is_some() || !settings.llm.endpoints.is_empty();
-    if !configured && settings.llm_run_token_budget.is_none() {
+    let model_configured =
+        settings.llm.default_endpoint.is_some() || !settings.llm.endpoints.is_empty();
+    if settings.grader_limits == crate::config::GraderLimits::default()
+        && !model_configured
+        && settings.llm_run_token_budget.is_none()
+    {
         return crate::graders::GraderRuntime::process_wide()
             .context("building the grader runtime");
     }
-    let client = crate::llm::LlmClient::new(settings.llm.clone())
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .context("building the model client")?;
+    let llm = if model_configured {
+        Some(
+            crate::llm::LlmClient::new(settings.llm.clone())
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .context("building the model client")?,
+        )
+    } else {
+        None
+    };
     crate::graders::GraderRuntime::new(crate::graders::RuntimeOptions {
-        llm: Some(client),
+        llm,
         run_token_budget: settings.llm_run_token_budget,
-        ..crate::graders::RuntimeOptions::default()
+        ..settings.grader_limits.runtime_options()
     })
     .context("building the grader runtime")
 }
@@ -183,7 +205,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let open = settings.tokens.is_empty();
     let database = settings.database_url.to_string();
-    let server = start_with(settings, shutdown_signal()).await?;
+    // The handlers are installed before the server starts (not on the first poll of the
+    // shutdown future), so a signal that arrives right after "listening" is never missed.
+    let signals = ShutdownSignals::install()?;
+    let server = start_with(settings, signals.wait()).await?;
     tracing::info!(addr = %server.addr, %database, "listening");
     if open {
         tracing::warn!(
@@ -196,30 +221,26 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
+/// SIGINT and SIGTERM listeners, registered with the OS when created.
+struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+        })
+    }
+
+    /// Completes on the first SIGINT (Ctrl-C) or SIGTERM.
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
+            _ = self.terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received, shutting down"),
-        () = terminate => tracing::info!("SIGTERM received, shutting down"),
     }
 }

@@ -30,6 +30,12 @@ fn flywheel(data_dir: &Path) -> Command {
     ] {
         cmd.env_remove(var);
     }
+    // One compile cache for every process the tests spawn: the built-ins (the Python
+    // interpreter takes seconds to compile) are compiled once per build, not once per test.
+    cmd.env(
+        "FLYWHEEL_CACHE_DIR",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("flywheel-component-cache"),
+    );
     cmd.env("FLYWHEEL_DATA_DIR", data_dir);
     cmd
 }
@@ -175,6 +181,9 @@ fn bad_configuration_stops_with_the_variable_named() {
             "ops:owner:abcdefghij",
             "read, agent or admin",
         ),
+        ("FLYWHEEL_GRADER_TIMEOUT_MS", "2s", "10 to 600000"),
+        ("FLYWHEEL_GRADER_MEMORY_MB", "0", "2 to 4096"),
+        ("FLYWHEEL_GRADER_MAX_CONCURRENCY", "-1", "1 to 256"),
     ];
     for (var, value, accepted) in cases {
         let out = run(flywheel(dir.path())

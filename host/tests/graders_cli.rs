@@ -17,6 +17,12 @@ fn flywheel(data_dir: &Path) -> Command {
     ] {
         cmd.env_remove(var);
     }
+    // One compile cache for every process the tests spawn: the built-ins (the Python
+    // interpreter takes seconds to compile) are compiled once per build, not once per test.
+    cmd.env(
+        "FLYWHEEL_CACHE_DIR",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("flywheel-component-cache"),
+    );
     cmd.env("FLYWHEEL_DATA_DIR", data_dir)
         .env("RUST_BACKTRACE", "0");
     cmd
@@ -42,18 +48,22 @@ fn graders_list_shows_the_builtins() {
         .iter()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    assert_eq!(
-        names,
-        [
-            "cosine-similarity",
-            "diff-valid",
-            "files-match",
-            "label-model",
-            "score-model",
-            "string-check",
-            "text-similarity"
-        ]
-    );
+    // The pure built-ins are always there; the Python grader and the model graders join them
+    // where their build prerequisites exist, so the list is checked for inclusion.
+    for builtin in [
+        "diff-valid",
+        "files-match",
+        "string-check",
+        "text-similarity",
+        "score-model",
+        "label-model",
+        "cosine-similarity",
+    ] {
+        assert!(names.contains(&builtin), "{builtin} missing from {names:?}");
+    }
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted, "the listing is sorted by name");
     assert!(
         listing["components"]
             .as_array()
@@ -69,8 +79,8 @@ fn graders_list_shows_the_builtins() {
         text(&table.stdout)
     );
     assert!(
-        dir.path()
-            .join("cache")
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("flywheel-component-cache")
             .join("components")
             .read_dir()
             .map(|d| d.count())

@@ -22,6 +22,12 @@ fn flywheel(data_dir: &Path, fake: &FakeModel) -> Command {
     ] {
         cmd.env_remove(var);
     }
+    // One compile cache for every process the tests spawn (as in graders_cli.rs): the built-ins
+    // (the Python interpreter takes seconds) compile once per build, not once per test.
+    cmd.env(
+        "FLYWHEEL_CACHE_DIR",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("flywheel-component-cache"),
+    );
     cmd.env("FLYWHEEL_DATA_DIR", data_dir)
         .env("OPENAI_BASE_URL", fake.base_url())
         .env("OPENAI_API_KEY", KEY)

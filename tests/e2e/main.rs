@@ -11,6 +11,8 @@ mod route_auth;
 mod graders_api;
 mod graders_definitions;
 mod graders_reload;
+mod graders_stored;
 mod graders_support;
 mod model_graders;
+mod python_graders;
 mod sandbox;

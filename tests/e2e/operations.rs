@@ -35,6 +35,17 @@ async fn healthz_metrics_and_openapi_are_public_and_describe_the_service() {
         text.contains("flywheel_http_request_duration_seconds_bucket"),
         "{text}"
     );
+    // The resolve cache counters: three resolves, the first one read the database (whether the
+    // others hit depends on the 250 ms TTL on a loaded machine, so only the sum is exact).
+    let counter = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing: {text}"))
+    };
+    let hits = counter("flywheel_resolve_cache_hits_total ");
+    let misses = counter("flywheel_resolve_cache_misses_total ");
+    assert_eq!(hits + misses, 3, "{text}");
+    assert!(misses >= 1, "{text}");
 
     let doc = app.send(&Req::get("/openapi.json", None)).await;
     assert_eq!(doc.status, StatusCode::OK);

@@ -15,9 +15,14 @@ fn token_of(role: Role) -> &'static str {
     }
 }
 
-/// A concrete path for a pattern: `{id}` → planner, `{version}` → 1, plus required queries.
+/// A concrete path for a pattern: `{id}` and `{promptId}` → planner, `{version}` → 1, `{name}`
+/// → a seeded grader, plus required queries.
 fn concrete(path: &str) -> String {
-    let path = path.replace("{id}", "planner").replace("{version}", "1");
+    let path = path
+        .replace("{id}", "planner")
+        .replace("{promptId}", "planner")
+        .replace("{version}", "1")
+        .replace("{name}", "files_match");
     assert!(!path.contains('{'), "unhandled path parameter in {path}");
     if path.ends_with("/resolve") {
         format!("{path}?task_id=route-walk")

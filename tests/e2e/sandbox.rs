@@ -384,3 +384,62 @@ async fn a_model_grader_is_detected_and_its_llm_import_answers_not_configured() 
         "a pure grader does not import llm"
     );
 }
+
+/// `FLYWHEEL_GRADER_TIMEOUT_MS` reaches the service's runtime: with 150 ms configured, the
+/// hostile loop dropped into the graders directory traps at about 150 ms, far before the 2 s
+/// default, and a bad value stops startup naming the variable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_lower_timeout_applies_to_the_services_graders() {
+    use flywheel::config::{ConfigArgs, GraderLimits, Settings};
+    use flywheel_e2e::{Backend, TestApp, TestDb};
+
+    let err = Settings::from_args(&ConfigArgs {
+        grader_timeout_ms: Some("forever".into()),
+        ..ConfigArgs::default()
+    })
+    .expect_err("refused")
+    .to_string();
+    assert!(err.contains("FLYWHEEL_GRADER_TIMEOUT_MS"), "{err}");
+
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut settings = db.settings();
+    settings.grader_limits =
+        GraderLimits::parse(Some("150"), Some("32"), Some("2")).expect("valid limits");
+    let graders_dir = settings.graders_dir.clone();
+    std::fs::create_dir_all(&graders_dir).expect("graders dir");
+    crate::graders_support::deploy(
+        &graders_dir,
+        "hostile.wasm",
+        &crate::graders_support::bytes(components::HOSTILE),
+    );
+    let app = TestApp::start_with(settings).await;
+    let registry = app.server.state.graders.clone();
+    crate::graders_support::wait_for(Duration::from_secs(60), || {
+        registry.get("hostile").is_some()
+    })
+    .await
+    .expect("the hostile component loads");
+    let runtime = registry.runtime().clone();
+    assert_eq!(runtime.limits().timeout, Duration::from_millis(150));
+    assert_eq!(runtime.limits().memory_bytes, 32 << 20);
+
+    let hostile = registry.get("hostile").expect("loaded");
+    let start = Instant::now();
+    let outcome = hostile.grade(&runtime, "loop", "{}", "{}").await;
+    let took = start.elapsed();
+    let (kind, message, _) = trap_kind(&outcome);
+    assert_eq!(kind, TrapKind::Timeout, "{message}");
+    assert!(
+        took >= Duration::from_millis(150) && took < Duration::from_millis(1000),
+        "took {took:?} for a 150 ms limit (the default is 2 s)"
+    );
+    // The 32 MiB cap applies too: the memory bomb is out of memory under it.
+    let (kind, message, _) = trap_kind(&hostile.grade(&runtime, "oom", "{}", "{}").await);
+    assert_eq!(kind, TrapKind::OutOfMemory, "{message}");
+    // The built-ins still load and grade under these limits.
+    crate::graders_support::wait_for(Duration::from_secs(60), || {
+        registry.get("string-check").is_some()
+    })
+    .await
+    .expect("built-ins load");
+}

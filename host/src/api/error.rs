@@ -64,6 +64,15 @@ pub enum ApiError {
         /// 1-based column.
         column: usize,
     },
+    /// A grader definition was refused; `field` is the path of the offending field inside the
+    /// definition (`operation`, `graders.a.component`, `calculate_output`, `.` for the whole).
+    #[error("invalid grader definition at `{field}`: {message}")]
+    InvalidGraderDefinition {
+        /// The field path.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A value is out of its accepted range (e.g. an empty or over-long task id).
     #[error("{0}")]
     InvalidInput(String),
@@ -101,6 +110,10 @@ impl ApiError {
             ApiError::InvalidTemplate { .. } => {
                 ("invalid_template", StatusCode::UNPROCESSABLE_ENTITY)
             }
+            ApiError::InvalidGraderDefinition { .. } => (
+                "invalid_grader_definition",
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
             ApiError::InvalidInput(_) => ("invalid_input", StatusCode::UNPROCESSABLE_ENTITY),
             ApiError::InvalidState(_) => ("invalid_state", StatusCode::CONFLICT),
             ApiError::Conflict(_) => ("conflict", StatusCode::CONFLICT),
@@ -142,6 +155,10 @@ impl ApiError {
                 line: 1,
                 column: 1,
             },
+            ApiError::InvalidGraderDefinition {
+                field: String::new(),
+                message: String::new(),
+            },
             ApiError::InvalidInput(String::new()),
             ApiError::InvalidState(String::new()),
             ApiError::Conflict(String::new()),
@@ -165,7 +182,8 @@ pub struct ErrorDetail {
     pub code: String,
     /// Human-readable explanation.
     pub message: String,
-    /// Extra fields for some codes (`line`, `column` for `invalid_template`).
+    /// Extra fields for some codes (`line`, `column` for `invalid_template`; `field` for
+    /// `invalid_grader_definition`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<serde_json::Value>,
 }
@@ -188,6 +206,7 @@ impl IntoResponse for ApiError {
             ApiError::InvalidTemplate { line, column, .. } => {
                 Some(json!({ "line": line, "column": column }))
             }
+            ApiError::InvalidGraderDefinition { field, .. } => Some(json!({ "field": field })),
             _ => None,
         };
         let body = ErrorBody {
@@ -235,7 +254,24 @@ fn conflict_message(constraint: &str) -> String {
             "another version of this prompt was created at the same time; retry".to_owned()
         }
         "prompts_pkey" => "a prompt with this id already exists".to_owned(),
+        "graders_name_nonempty" => "a grader name must be 1 to 100 characters".to_owned(),
+        "graders_definition_json" => "a grader definition must be a JSON object".to_owned(),
         other => format!("the change conflicts with existing data ({other})"),
+    }
+}
+
+impl From<crate::graders::stored::StoredError> for ApiError {
+    fn from(err: crate::graders::stored::StoredError) -> Self {
+        use crate::graders::stored::StoredError;
+        match err {
+            StoredError::InvalidName(_) => ApiError::InvalidInput(err.to_string()),
+            StoredError::Definition(e) => ApiError::InvalidGraderDefinition {
+                field: e.field,
+                message: e.message,
+            },
+            StoredError::Loading => ApiError::Unavailable(err.to_string()),
+            StoredError::Store(store) => store.into(),
+        }
     }
 }
 

@@ -1,4 +1,6 @@
-//! Prometheus metrics: request counts and latency by route and status.
+//! Prometheus metrics: request counts and latency by route and status, and the hits and misses
+//! of the resolve cache (`flywheel_resolve_cache_hits_total`, `…_misses_total`, read from the
+//! [`PromptRegistry`]'s counters at each scrape).
 //!
 //! Labels use the route *pattern* (`/api/prompts/{id}/resolve`), never the raw path, so the
 //! number of series stays bounded whatever clients send.
@@ -9,14 +11,19 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prometheus_client::encoding::EncodeLabelSet;
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::error::ApiError;
+use crate::prompts::PromptRegistry;
 use crate::server::AppState;
 
 /// Labels of one HTTP request.
@@ -76,6 +83,12 @@ impl Metrics {
         }
     }
 
+    /// Exports the resolve cache's hit and miss counters of `registry` at every scrape.
+    pub fn watch_resolve_cache(&mut self, registry: Arc<PromptRegistry>) {
+        self.registry
+            .register_collector(Box::new(ResolveCacheCollector(registry)));
+    }
+
     /// Counts one request and its latency.
     fn record_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         self.requests
@@ -98,6 +111,34 @@ impl Metrics {
         let mut out = String::new();
         encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+/// Reads the registry's cache counters when scraped, so the counters have one home (the
+/// registry) and the exposition is never behind.
+#[derive(Debug)]
+struct ResolveCacheCollector(Arc<PromptRegistry>);
+
+impl Collector for ResolveCacheCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.0.cache_stats();
+        for (name, help, value) in [
+            (
+                "resolve_cache_hits",
+                "Resolves answered from the in-memory cache",
+                stats.hits,
+            ),
+            (
+                "resolve_cache_misses",
+                "Resolves that read the active version from the database",
+                stats.misses,
+            ),
+        ] {
+            let counter = ConstCounter::new(value);
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        Ok(())
     }
 }
 
@@ -162,5 +203,47 @@ mod tests {
             text.contains("flywheel_http_request_duration_seconds_bucket"),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn exposition_carries_the_resolve_cache_counters() {
+        let (_dir, url) = crate::store::testing::sqlite_temp();
+        let store = crate::store::open_store(&url).await.expect("store");
+        store
+            .seed(&crate::prompts::seeds::default_seeds())
+            .await
+            .expect("seed");
+        let registry = Arc::new(PromptRegistry::new(
+            store,
+            std::time::Duration::from_secs(3600),
+        ));
+        let mut metrics = Metrics::new();
+        metrics.watch_resolve_cache(registry.clone());
+        let text = metrics.encode().expect("encodes");
+        assert!(
+            text.contains("flywheel_resolve_cache_hits_total 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flywheel_resolve_cache_misses_total 0"),
+            "{text}"
+        );
+        for task in ["a", "b", "c"] {
+            registry.resolve("planner", task).await.expect("resolve");
+        }
+        let text = metrics.encode().expect("encodes");
+        assert!(
+            text.contains("flywheel_resolve_cache_hits_total 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flywheel_resolve_cache_misses_total 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE flywheel_resolve_cache_hits counter"),
+            "{text}"
+        );
+        assert!(text.trim_end().ends_with("# EOF"), "{text}");
     }
 }

@@ -80,6 +80,12 @@ pub const ROUTES: &[RouteSpec] = &[
     route(Method::GET, "/api/prompts/{id}/failure-modes", READ, |m| on(m, prompts::failure_modes)),
     route(Method::GET, "/api/prompts/{id}/resolve", AGENT, |m| on(m, prompts::resolve)),
     route(Method::GET, "/api/graders", READ, |m| on(m, graders::list)),
+    route(Method::POST, "/api/graders/definitions", ADMIN, |m| on(m, graders::put_definition)),
+    route(Method::GET, "/api/graders/definitions", READ, |m| on(m, graders::list_definitions)),
+    route(Method::GET, "/api/graders/definitions/{promptId}/{name}", READ, |m| on(m, graders::get_definition)),
+    route(Method::DELETE, "/api/graders/definitions/{promptId}/{name}", ADMIN, |m| on(m, graders::delete_definition)),
+    route(Method::POST, "/api/graders/definitions/{promptId}/{name}/enable", ADMIN, |m| on(m, graders::enable_definition)),
+    route(Method::POST, "/api/graders/definitions/{promptId}/{name}/disable", ADMIN, |m| on(m, graders::disable_definition)),
     route(Method::GET, "/healthz", PUBLIC, |m| on(m, health::healthz)),
     route(Method::GET, "/metrics", PUBLIC, |m| on(m, metrics::metrics)),
     route(Method::GET, "/openapi.json", PUBLIC, |m| on(m, openapi::openapi)),
@@ -153,6 +159,7 @@ mod tests {
             let documented = match spec.method {
                 Method::GET => item.get.is_some(),
                 Method::POST => item.post.is_some(),
+                Method::DELETE => item.delete.is_some(),
                 _ => false,
             };
             assert!(documented, "{} {} not in OpenAPI", spec.method, spec.path);
@@ -161,7 +168,13 @@ mod tests {
             .paths
             .paths
             .values()
-            .map(|item| usize::from(item.get.is_some()) + usize::from(item.post.is_some()))
+            .map(|item| {
+                usize::from(item.get.is_some())
+                    + usize::from(item.post.is_some())
+                    + usize::from(item.delete.is_some())
+                    + usize::from(item.put.is_some())
+                    + usize::from(item.patch.is_some())
+            })
             .sum();
         assert_eq!(
             listed,

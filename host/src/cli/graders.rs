@@ -1,7 +1,7 @@
 //! `flywheel graders list`, `flywheel graders new <name>` and `flywheel grade`.
 //!
 //! These work locally: they load the built-in graders and `FLYWHEEL_GRADERS_DIR` into this
-//! process's grader runtime (compiled components are cached in `<data-dir>/cache/components`),
+//! process's grader runtime (compiled components are cached in `<cache-dir>/components` (`FLYWHEEL_CACHE_DIR`, default `<data-dir>/cache`)),
 //! exactly as `flywheel serve` does, without a database or a server.
 
 use std::io::{BufRead, Write};
@@ -30,7 +30,8 @@ pub enum GradersCommand {
     /// List the grader components (built-ins and FLYWHEEL_GRADERS_DIR) with their contract
     /// version, world, hash and load error, and the definition types.
     List {
-        /// Print JSON (the body of GET /api/graders) instead of a table.
+        /// Print JSON (the components and definition types of GET /api/graders) instead of a
+        /// table.
         #[arg(long)]
         json: bool,
     },
@@ -90,7 +91,7 @@ async fn load_registry(settings: &Settings) -> anyhow::Result<Arc<Registry>> {
     let runtime = crate::server::grader_runtime(settings)?;
     let options = RegistryOptions {
         graders_dir: Some(settings.graders_dir.clone()).filter(|d| d.is_dir()),
-        cache_dir: Some(settings.data_dir.join("cache").join("components")),
+        cache_dir: Some(settings.cache_dir.join("components")),
         builtins: crate::graders::builtin::builtins(),
         watch: false,
     };

@@ -4,6 +4,7 @@
 //! module with the variable's name and the accepted values, not by clap); [`Settings`] is what the
 //! rest of the program sees. Nothing outside this module reads the environment.
 
+pub mod grader_limits;
 pub mod tokens;
 
 use std::fmt;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+pub use grader_limits::GraderLimits;
 pub use tokens::{Role, Secret, TokenSpec};
 
 /// Where the service listens unless told otherwise: loopback, so a fresh start exposes nothing.
@@ -80,6 +82,12 @@ pub struct ConfigArgs {
     #[arg(long, env = "FLYWHEEL_GRADERS_DIR", global = true)]
     pub graders_dir: Option<String>,
 
+    /// Directory of compiled grader components (a cache keyed by content hash and engine
+    /// version; safe to share between instances of the same build, writable only by Flywheel)
+    /// [default: <data-dir>/cache].
+    #[arg(long, env = "FLYWHEEL_CACHE_DIR", global = true)]
+    pub cache_dir: Option<String>,
+
     /// OpenAI-compatible model endpoint for model graders and the optimizer, http(s)://….
     #[arg(long, env = "OPENAI_BASE_URL", global = true)]
     pub openai_base_url: Option<String>,
@@ -118,6 +126,18 @@ pub struct ConfigArgs {
     /// limit. When spent the run ends cleanly: remaining rows report budget_exhausted.
     #[arg(long, env = "FLYWHEEL_LLM_RUN_TOKEN_BUDGET", global = true)]
     pub llm_run_token_budget: Option<String>,
+    /// Wall time of one grader call (a row or a batch), milliseconds, 10 to 600000
+    /// [default: 2000].
+    #[arg(long, env = "FLYWHEEL_GRADER_TIMEOUT_MS", global = true)]
+    pub grader_timeout_ms: Option<String>,
+
+    /// Linear memory one grader instance may grow to, MiB, 2 to 4096 [default: 64].
+    #[arg(long, env = "FLYWHEEL_GRADER_MEMORY_MB", global = true)]
+    pub grader_memory_mb: Option<String>,
+
+    /// Grader calls running at once (sizes the instance pool), 1 to 256 [default: 16].
+    #[arg(long, env = "FLYWHEEL_GRADER_MAX_CONCURRENCY", global = true)]
+    pub grader_max_concurrency: Option<String>,
 
     /// Log format: text or json [default: text].
     #[arg(long, env = "FLYWHEEL_LOG_FORMAT", global = true)]
@@ -186,6 +206,8 @@ pub struct Settings {
     pub min_samples_for_optimization: u32,
     /// Directory of grader components.
     pub graders_dir: PathBuf,
+    /// Directory of compiled components (`<cache-dir>/components`).
+    pub cache_dir: PathBuf,
     /// OpenAI-compatible endpoint, if configured.
     pub openai_base_url: Option<String>,
     /// Its API key, if configured.
@@ -199,6 +221,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// How long resolve may serve the active version from memory.
     pub resolve_cache_ttl: Duration,
+    /// Limits of the grader runtime.
+    pub grader_limits: GraderLimits,
 }
 
 /// A database URL whose `Debug`/`Display` masks a password.
@@ -408,6 +432,9 @@ impl Settings {
         let graders_dir = given(&args.graders_dir)
             .map(PathBuf::from)
             .unwrap_or_else(|| data_dir.join("graders"));
+        let cache_dir = given(&args.cache_dir)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("cache"));
 
         let openai_base_url = match given(&args.openai_base_url) {
             None => None,
@@ -453,7 +480,14 @@ impl Settings {
             })?,
         };
 
+        let grader_limits = GraderLimits::parse(
+            given(&args.grader_timeout_ms),
+            given(&args.grader_memory_mb),
+            given(&args.grader_max_concurrency),
+        )?;
+
         Ok(Settings {
+            grader_limits,
             database_url,
             bind,
             data_dir,
@@ -462,6 +496,7 @@ impl Settings {
             ab_test_traffic_split,
             min_samples_for_optimization,
             graders_dir,
+            cache_dir,
             openai_base_url,
             openai_api_key,
             llm,
@@ -571,6 +606,7 @@ mod tests {
         assert_eq!(s.ab_test_traffic_split, 0.5);
         assert_eq!(s.min_samples_for_optimization, 50);
         assert!(s.tokens.is_empty());
+        assert_eq!(s.grader_limits, GraderLimits::default());
         s.check_bind_is_safe()
             .expect("loopback without tokens is allowed");
     }
@@ -654,6 +690,21 @@ mod tests {
                 "FLYWHEEL_TOKENS_FILE",
                 Box::new(|a| a.tokens_file = Some("/nonexistent/tokens".into())),
                 "readable file",
+            ),
+            (
+                "FLYWHEEL_GRADER_TIMEOUT_MS",
+                Box::new(|a| a.grader_timeout_ms = Some("0".into())),
+                "10 to 600000",
+            ),
+            (
+                "FLYWHEEL_GRADER_MEMORY_MB",
+                Box::new(|a| a.grader_memory_mb = Some("lots".into())),
+                "2 to 4096",
+            ),
+            (
+                "FLYWHEEL_GRADER_MAX_CONCURRENCY",
+                Box::new(|a| a.grader_max_concurrency = Some("1000".into())),
+                "1 to 256",
             ),
         ];
         for (variable, edit, accepted) in cases {

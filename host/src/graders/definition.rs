@@ -4,7 +4,8 @@
 //!
 //! Validation has two layers: the JSON shape here (strict: unknown fields are refused, errors
 //! name the field by its path, such as `graders.name.operation`), then the component's own
-//! `validate-config`. `score_model` and `label_model` run on the built-in model graders
+//! `validate-config`. `python` runs in the `python` component (CPython compiled to WebAssembly,
+//! docs/python-graders.md). `score_model` and `label_model` run on the built-in model graders
 //! `score-model` and `label-model`; `text_similarity` with `evaluation_metric: "cosine"` runs on
 //! the model grader `cosine-similarity` (it needs embeddings), every other metric on the pure
 //! `text-similarity`. Model-grader definitions may add `"endpoint": "<name>"`, a model endpoint
@@ -179,6 +180,22 @@ enum EvaluationMetric {
     Rouge5,
     #[serde(rename = "rouge_l")]
     RougeL,
+}
+
+/// OpenAI's `python` grader. The `python` component checks the source itself (size, syntax,
+/// the `grade` signature) in its `validate-config`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // as above
+struct Python {
+    #[serde(rename = "type")]
+    kind: String,
+    name: String,
+    source: String,
+    #[serde(default)]
+    image_tag: Option<String>,
+    #[serde(default)]
+    pass_threshold: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -477,12 +494,14 @@ fn parse_at(value: &Value, prefix: &str, top: bool) -> Result<Definition, Defini
                 formula,
             })
         }
-        "python" => Err(DefinitionError::at(
-            type_field,
-            format!(
-                "`{kind}` graders need the model-graders work, which this host does not have yet"
-            ),
-        )),
+        "python" => {
+            typed::<Python>(value, prefix)?;
+            Ok(Definition::Component {
+                name,
+                component: "python".into(),
+                config: value.to_string(),
+            })
+        }
         other => Err(DefinitionError::at(
             type_field,
             format!(
@@ -726,8 +745,25 @@ mod tests {
         let e =
             err(json!({"type":"score_model","name":"s","model":"m","input":[],"range":[0,1,2]}));
         assert_eq!(e.field, "range");
-        let e = err(json!({"type":"python","name":"p","source":"x"}));
-        assert_eq!(e.field, "type");
+    }
+
+    #[test]
+    fn openai_python_maps_to_the_python_component_with_its_json_as_config() {
+        let value = json!({"type":"python","name":"p","source":"def grade(s, i):\n    return 1.0\n","pass_threshold":0.5});
+        let Definition::Component {
+            component, config, ..
+        } = Definition::parse(&value).expect("valid")
+        else {
+            panic!("not a component")
+        };
+        assert_eq!(component, "python");
+        assert_eq!(serde_json::from_str::<Value>(&config).ok(), Some(value));
+        let e = err(json!({"type":"python","name":"p"}));
+        assert!(e.message.contains("source"), "{e}");
+        let e = err(json!({"type":"python","name":"p","source":3}));
+        assert_eq!(e.field, "source");
+        let e = err(json!({"type":"python","name":"p","source":"","timeout":3}));
+        assert!(e.message.contains("timeout"), "{e}");
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //! - [`registry`]: built-ins plus the watched graders directory, swapped atomically.
 //! - [`definition`] and [`formula`]: OpenAI grader JSON and `calculate_output`.
 //! - [`grading`]: grading a JSONL file of OpenAI eval rows, with a summary.
-//! - [`seeds`]: the seeded grader definitions (JSON files in `seeds/`).
+//! - [`stored`]: stored definitions per prompt: validate-then-write, and seeding.
+//! - [`seeds`]: the definitions seeded per agent on first start (model ones in `seeds/*.json`).
 //!
 //! Not here: HTTP routes and CLI commands (they call [`registry::Registry::list`] and
 //! [`grading::grade_rows`]).
@@ -38,6 +39,7 @@ pub mod log_pipe;
 pub mod outcome;
 pub mod registry;
 pub mod seeds;
+pub mod stored;
 
 pub use component::{LoadError, LoadedGrader, World};
 pub use definition::{Definition, DefinitionError};

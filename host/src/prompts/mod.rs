@@ -7,7 +7,7 @@ pub mod seeds;
 pub mod template;
 
 pub use registry::{
-    CreateVersion, DEFAULT_RESOLVE_CACHE_TTL, MAX_CONTENT_BYTES, MAX_NOTES_BYTES,
+    CacheStats, CreateVersion, DEFAULT_RESOLVE_CACHE_TTL, MAX_CONTENT_BYTES, MAX_NOTES_BYTES,
     MAX_TASK_ID_BYTES, PromptRegistry, ResolvedPrompt,
 };
 pub use template::{RenderError, Template, TemplateError};

@@ -82,6 +82,19 @@ pub struct PromptRegistry {
     cache: RwLock<HashMap<String, CacheEntry>>,
     /// Bumped on every change of an active version made through this registry.
     generation: AtomicU64,
+    /// Resolves answered from the cache.
+    cache_hits: AtomicU64,
+    /// Resolves that read the store (cache empty, stale or disabled).
+    cache_misses: AtomicU64,
+}
+
+/// How the resolve cache has done since the registry was built (exported by `/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    /// Resolves answered from memory.
+    pub hits: u64,
+    /// Resolves that read the active version from the store.
+    pub misses: u64,
 }
 
 impl std::fmt::Debug for PromptRegistry {
@@ -101,6 +114,16 @@ impl PromptRegistry {
             cache_ttl,
             cache: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Hits and misses of the resolve cache so far.
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.cache_hits.load(Ordering::Relaxed),
+            misses: self.cache_misses.load(Ordering::Relaxed),
         }
     }
 
@@ -256,8 +279,10 @@ impl PromptRegistry {
     /// The active template, from the cache when fresh.
     async fn active(&self, prompt_id: &str) -> Result<Arc<ActiveTemplate>, PromptError> {
         if let Some(entry) = self.cached(prompt_id) {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(entry);
         }
+        self.cache_misses.fetch_add(1, Ordering::Relaxed);
         let generation = self.generation.load(Ordering::Acquire);
         let version = self.store.active_version(prompt_id).await?;
         // Versions were parsed when created; a stored template that no longer parses (written
@@ -409,6 +434,38 @@ mod tests {
             registry.resolve("nope", "task-1").await,
             Err(PromptError::NotFound(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn cache_stats_count_hits_and_misses_and_a_deploy_forces_a_miss() {
+        let (_dir, registry) = sqlite_registry(Duration::from_secs(3600)).await;
+        assert_eq!(registry.cache_stats(), CacheStats::default());
+        registry.resolve("planner", "t1").await.unwrap();
+        assert_eq!(registry.cache_stats(), CacheStats { hits: 0, misses: 1 });
+        for task in ["t2", "t3", "t4"] {
+            registry.resolve("planner", task).await.unwrap();
+        }
+        assert_eq!(registry.cache_stats(), CacheStats { hits: 3, misses: 1 });
+        registry.resolve("coder", "t1").await.unwrap();
+        assert_eq!(registry.cache_stats(), CacheStats { hits: 3, misses: 2 });
+        // A deploy invalidates: the next resolve reads the store again.
+        registry
+            .create_version("planner", req("v2"), "alice")
+            .await
+            .unwrap();
+        registry.deploy("planner", 2, "alice").await.unwrap();
+        assert_eq!(registry.resolve("planner", "t5").await.unwrap().version, 2);
+        assert_eq!(registry.cache_stats(), CacheStats { hits: 3, misses: 3 });
+        // An unknown prompt is a miss too (it reached the store).
+        assert!(registry.resolve("nope", "t").await.is_err());
+        assert_eq!(registry.cache_stats().misses, 4);
+
+        // With the cache disabled every resolve is a miss.
+        let (_dir2, uncached) = sqlite_registry(Duration::ZERO).await;
+        for task in ["a", "b", "c"] {
+            uncached.resolve("fixer", task).await.unwrap();
+        }
+        assert_eq!(uncached.cache_stats(), CacheStats { hits: 0, misses: 3 });
     }
 
     #[tokio::test]

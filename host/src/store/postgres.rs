@@ -19,8 +19,9 @@ use uuid::Uuid;
 
 use super::rollback::rollback_target;
 use super::{
-    DeployAction, DeployRecord, FailureMode, NewVersion, Prompt, PromptSeed, PromptVersion,
-    PromptWithVersions, Result, SEED_ACTOR, Store, StoreError, VersionSource, now,
+    DeployAction, DeployRecord, FailureMode, GraderDefinition, NewGraderDefinition, NewVersion,
+    Prompt, PromptSeed, PromptVersion, PromptWithVersions, PutOutcome, Result, SEED_ACTOR, Store,
+    StoreError, VersionSource, now,
 };
 
 /// Connections per instance. Several instances share one server (default limit 100), so keep
@@ -35,6 +36,8 @@ const CREATE_VERSION_ATTEMPTS: usize = 5;
 const VERSION_COLUMNS: &str = "id, prompt_id, version, content, created_at, is_active, source, \
      parent_version, notes, created_by, tasks_executed, success_rate, avg_tokens";
 const HISTORY_COLUMNS: &str = "id, prompt_id, from_version, to_version, action, actor, created_at";
+const GRADER_COLUMNS: &str =
+    "id, prompt_id, name, definition, enabled, created_by, created_at, updated_at";
 
 /// A [`Store`] on a PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -119,6 +122,24 @@ fn prompt_from_row(row: &PgRow) -> Result<Prompt> {
         variables,
         created_at: row.try_get("created_at")?,
     })
+}
+
+fn grader_from_row(row: &PgRow) -> Result<GraderDefinition> {
+    let Json(definition): Json<serde_json::Value> = row.try_get("definition")?;
+    Ok(GraderDefinition {
+        id: row.try_get("id")?,
+        prompt_id: row.try_get("prompt_id")?,
+        name: row.try_get("name")?,
+        definition,
+        enabled: row.try_get("enabled")?,
+        created_by: row.try_get("created_by")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn grader_not_found(prompt_id: &str, name: &str) -> StoreError {
+    StoreError::NotFound(format!("grader {name} of prompt {prompt_id}"))
 }
 
 fn prompt_not_found(prompt_id: &str) -> StoreError {
@@ -583,5 +604,138 @@ impl Store for PgStore {
                 })
             })
             .collect()
+    }
+
+    async fn put_grader(&self, new: NewGraderDefinition) -> Result<(GraderDefinition, PutOutcome)> {
+        super::check_grader_json(&new)?;
+        let mut tx = self.pool.begin().await?;
+        ensure_prompt(&mut tx, &new.prompt_id).await?;
+        let id = Uuid::now_v7();
+        // ON CONFLICT … DO UPDATE is atomic against a concurrent insert of the same name; only a
+        // new row takes `id`, which tells created from replaced.
+        let row = sqlx::query(&format!(
+            "INSERT INTO graders ({GRADER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+             ON CONFLICT ON CONSTRAINT graders_prompt_id_name_key DO UPDATE SET \
+             definition = EXCLUDED.definition, enabled = EXCLUDED.enabled, \
+             updated_at = EXCLUDED.updated_at \
+             RETURNING {GRADER_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(&new.prompt_id)
+        .bind(&new.name)
+        .bind(Json(&new.definition))
+        .bind(new.enabled)
+        .bind(&new.created_by)
+        .bind(now())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let stored = grader_from_row(&row)?;
+        tx.commit().await?;
+        let outcome = if stored.id == id {
+            PutOutcome::Created
+        } else {
+            PutOutcome::Replaced
+        };
+        Ok((stored, outcome))
+    }
+
+    async fn seed_graders(&self, seeds: &[NewGraderDefinition]) -> Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let mut written = 0;
+        for seed in seeds {
+            super::check_grader_json(seed)?;
+            ensure_prompt(&mut tx, &seed.prompt_id).await?;
+            // DO NOTHING waits for a concurrent seeder's insert, then skips it: instances
+            // starting together seed each definition once.
+            written += sqlx::query(&format!(
+                "INSERT INTO graders ({GRADER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+                 ON CONFLICT ON CONSTRAINT graders_prompt_id_name_key DO NOTHING"
+            ))
+            .bind(Uuid::now_v7())
+            .bind(&seed.prompt_id)
+            .bind(&seed.name)
+            .bind(Json(&seed.definition))
+            .bind(seed.enabled)
+            .bind(&seed.created_by)
+            .bind(now())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?
+            .rows_affected() as usize;
+        }
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    async fn list_graders(&self, prompt_id: Option<&str>) -> Result<Vec<GraderDefinition>> {
+        let mut tx = self.pool.begin().await?;
+        let rows = match prompt_id {
+            Some(prompt_id) => {
+                ensure_prompt(&mut tx, prompt_id).await?;
+                sqlx::query(&format!(
+                    "SELECT {GRADER_COLUMNS} FROM graders WHERE prompt_id = $1 ORDER BY name"
+                ))
+                .bind(prompt_id)
+                .fetch_all(&mut *tx)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {GRADER_COLUMNS} FROM graders ORDER BY prompt_id, name"
+                ))
+                .fetch_all(&mut *tx)
+                .await?
+            }
+        };
+        tx.commit().await?;
+        rows.iter().map(grader_from_row).collect()
+    }
+
+    async fn get_grader(&self, prompt_id: &str, name: &str) -> Result<GraderDefinition> {
+        let row = sqlx::query(&format!(
+            "SELECT {GRADER_COLUMNS} FROM graders WHERE prompt_id = $1 AND name = $2"
+        ))
+        .bind(prompt_id)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| grader_not_found(prompt_id, name))?;
+        grader_from_row(&row)
+    }
+
+    async fn delete_grader(&self, prompt_id: &str, name: &str) -> Result<()> {
+        let deleted = sqlx::query("DELETE FROM graders WHERE prompt_id = $1 AND name = $2")
+            .bind(prompt_id)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(grader_not_found(prompt_id, name));
+        }
+        Ok(())
+    }
+
+    async fn set_grader_enabled(
+        &self,
+        prompt_id: &str,
+        name: &str,
+        enabled: bool,
+    ) -> Result<GraderDefinition> {
+        let row = sqlx::query(&format!(
+            "UPDATE graders SET enabled = $3, updated_at = $4 WHERE prompt_id = $1 AND name = $2 \
+             RETURNING {GRADER_COLUMNS}"
+        ))
+        .bind(prompt_id)
+        .bind(name)
+        .bind(enabled)
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?
+        .ok_or_else(|| grader_not_found(prompt_id, name))?;
+        grader_from_row(&row)
     }
 }

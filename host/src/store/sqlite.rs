@@ -25,8 +25,9 @@ use uuid::Uuid;
 
 use super::rollback::rollback_target;
 use super::{
-    DeployAction, DeployRecord, FailureMode, NewVersion, Prompt, PromptSeed, PromptVersion,
-    PromptWithVersions, Result, SEED_ACTOR, Store, StoreError, VersionSource, now,
+    DeployAction, DeployRecord, FailureMode, GraderDefinition, NewGraderDefinition, NewVersion,
+    Prompt, PromptSeed, PromptVersion, PromptWithVersions, PutOutcome, Result, SEED_ACTOR, Store,
+    StoreError, VersionSource, now,
 };
 
 /// How long a writer waits for the write lock before giving up. Write transactions are a few
@@ -41,6 +42,8 @@ const CREATE_VERSION_ATTEMPTS: usize = 5;
 const VERSION_COLUMNS: &str = "id, prompt_id, version, content, created_at, is_active, source, \
      parent_version, notes, created_by, tasks_executed, success_rate, avg_tokens";
 const HISTORY_COLUMNS: &str = "id, prompt_id, from_version, to_version, action, actor, created_at";
+const GRADER_COLUMNS: &str =
+    "id, prompt_id, name, definition, enabled, created_by, created_at, updated_at";
 
 /// A [`Store`] on a SQLite file.
 #[derive(Debug, Clone)]
@@ -166,6 +169,24 @@ fn prompt_from_row(row: &SqliteRow) -> Result<Prompt> {
         variables,
         created_at: row.try_get("created_at")?,
     })
+}
+
+fn grader_from_row(row: &SqliteRow) -> Result<GraderDefinition> {
+    let Json(definition): Json<serde_json::Value> = row.try_get("definition")?;
+    Ok(GraderDefinition {
+        id: parse_uuid(row.try_get("id")?)?,
+        prompt_id: row.try_get("prompt_id")?,
+        name: row.try_get("name")?,
+        definition,
+        enabled: row.try_get("enabled")?,
+        created_by: row.try_get("created_by")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn grader_not_found(prompt_id: &str, name: &str) -> StoreError {
+    StoreError::NotFound(format!("grader {name} of prompt {prompt_id}"))
 }
 
 fn prompt_not_found(prompt_id: &str) -> StoreError {
@@ -600,6 +621,141 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn put_grader(&self, new: NewGraderDefinition) -> Result<(GraderDefinition, PutOutcome)> {
+        super::check_grader_json(&new)?;
+        let mut tx = self.begin_write().await?;
+        ensure_prompt(&mut tx, &new.prompt_id).await?;
+        let id = Uuid::now_v7();
+        let at = now();
+        // The id and created_at of an existing row are kept: only a new row takes `id`, which
+        // tells the two cases apart.
+        let row = sqlx::query(&format!(
+            "INSERT INTO graders ({GRADER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
+             ON CONFLICT (prompt_id, name) DO UPDATE SET definition = excluded.definition, \
+             enabled = excluded.enabled, updated_at = excluded.updated_at \
+             RETURNING {GRADER_COLUMNS}"
+        ))
+        .bind(id.to_string())
+        .bind(&new.prompt_id)
+        .bind(&new.name)
+        .bind(Json(&new.definition))
+        .bind(new.enabled)
+        .bind(&new.created_by)
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(conflict_on("graders_name_nonempty"))?;
+        let stored = grader_from_row(&row)?;
+        tx.commit().await?;
+        let outcome = if stored.id == id {
+            PutOutcome::Created
+        } else {
+            PutOutcome::Replaced
+        };
+        Ok((stored, outcome))
+    }
+
+    async fn seed_graders(&self, seeds: &[NewGraderDefinition]) -> Result<usize> {
+        let mut tx = self.begin_write().await?;
+        let mut written = 0;
+        for seed in seeds {
+            super::check_grader_json(seed)?;
+            ensure_prompt(&mut tx, &seed.prompt_id).await?;
+            let at = now();
+            written += sqlx::query(&format!(
+                "INSERT INTO graders ({GRADER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
+                 ON CONFLICT (prompt_id, name) DO NOTHING"
+            ))
+            .bind(Uuid::now_v7().to_string())
+            .bind(&seed.prompt_id)
+            .bind(&seed.name)
+            .bind(Json(&seed.definition))
+            .bind(seed.enabled)
+            .bind(&seed.created_by)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict_on("graders_name_nonempty"))?
+            .rows_affected() as usize;
+        }
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    async fn list_graders(&self, prompt_id: Option<&str>) -> Result<Vec<GraderDefinition>> {
+        let mut tx = self.pool.begin().await?;
+        let rows = match prompt_id {
+            Some(prompt_id) => {
+                ensure_prompt(&mut tx, prompt_id).await?;
+                sqlx::query(&format!(
+                    "SELECT {GRADER_COLUMNS} FROM graders WHERE prompt_id = ?1 ORDER BY name"
+                ))
+                .bind(prompt_id)
+                .fetch_all(&mut *tx)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {GRADER_COLUMNS} FROM graders ORDER BY prompt_id, name"
+                ))
+                .fetch_all(&mut *tx)
+                .await?
+            }
+        };
+        tx.commit().await?;
+        rows.iter().map(grader_from_row).collect()
+    }
+
+    async fn get_grader(&self, prompt_id: &str, name: &str) -> Result<GraderDefinition> {
+        let row = sqlx::query(&format!(
+            "SELECT {GRADER_COLUMNS} FROM graders WHERE prompt_id = ?1 AND name = ?2"
+        ))
+        .bind(prompt_id)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| grader_not_found(prompt_id, name))?;
+        grader_from_row(&row)
+    }
+
+    async fn delete_grader(&self, prompt_id: &str, name: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let deleted = sqlx::query("DELETE FROM graders WHERE prompt_id = ?1 AND name = ?2")
+            .bind(prompt_id)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(grader_not_found(prompt_id, name));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_grader_enabled(
+        &self,
+        prompt_id: &str,
+        name: &str,
+        enabled: bool,
+    ) -> Result<GraderDefinition> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE graders SET enabled = ?3, updated_at = ?4 WHERE prompt_id = ?1 AND name = ?2 \
+             RETURNING {GRADER_COLUMNS}"
+        ))
+        .bind(prompt_id)
+        .bind(name)
+        .bind(enabled)
+        .bind(now())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| grader_not_found(prompt_id, name))?;
+        let stored = grader_from_row(&row)?;
+        tx.commit().await?;
+        Ok(stored)
     }
 }
 

@@ -1,0 +1,759 @@
+//! The `python` grader (graders/python: CPython compiled to a component by componentize-py)
+//! through the real grader runtime: OpenAI-style grader sources give the right scores, errors
+//! give score 0 with the error kept, bad sources are refused, and hostile sources are contained
+//! while good graders keep working.
+//!
+//! When the build could not make the component (no python3/pip), every test here prints why
+//! and returns; set `FLYWHEEL_REQUIRE_PYTHON_GRADER=1` (CI does) to make that a failure.
+
+use std::sync::Arc;
+
+use flywheel::graders::{GraderErrorKind, LoadedGrader, Outcome, TrapKind};
+use serde_json::json;
+use tokio::sync::OnceCell;
+
+use std::os::unix::fs::MetadataExt;
+
+use flywheel::graders::component::sha256_hex;
+use flywheel::graders::{Definition, Registry, RegistryOptions};
+
+use crate::graders_support::{cache_dir, load_bytes, runtime};
+
+mod built {
+    include!(concat!(env!("OUT_DIR"), "/python_grader.rs"));
+}
+
+/// The python grader, loaded once per test process (its compile takes tens of seconds), or
+/// `None` when the build could not make it.
+async fn python() -> Option<Arc<LoadedGrader>> {
+    static GRADER: OnceCell<Arc<LoadedGrader>> = OnceCell::const_new();
+    let path = match built::PYTHON_GRADER {
+        Ok(path) => path,
+        Err(reason) => {
+            if std::env::var_os("FLYWHEEL_REQUIRE_PYTHON_GRADER").is_some() {
+                panic!("{reason}");
+            }
+            eprintln!("SKIPPED: {reason}");
+            return None;
+        }
+    };
+    let grader = GRADER
+        .get_or_init(|| async {
+            let bytes = std::fs::read(path).expect("the built python grader is readable");
+            Arc::new(
+                load_bytes("python", bytes)
+                    .await
+                    .unwrap_or_else(|e| panic!("the python grader loads: {e}")),
+            )
+        })
+        .await;
+    Some(grader.clone())
+}
+
+fn config(source: &str) -> String {
+    json!({"type": "python", "name": "test", "source": source}).to_string()
+}
+
+async fn grade(
+    grader: &LoadedGrader,
+    source: &str,
+    sample: serde_json::Value,
+    item: serde_json::Value,
+) -> Outcome {
+    grader
+        .grade(
+            &runtime(),
+            &config(source),
+            &sample.to_string(),
+            &item.to_string(),
+        )
+        .await
+}
+
+fn graded_score(outcome: &Outcome) -> f64 {
+    match outcome {
+        Outcome::Graded { grade } => {
+            assert_ne!(
+                grade.label.as_deref(),
+                Some("error"),
+                "errored: {:?}",
+                grade.reasoning
+            );
+            grade.score
+        }
+        other => panic!("expected a grade, got {other:?}"),
+    }
+}
+
+/// Score 0, the `error` label and the error text, as OpenAI scores an errored sample.
+fn errored(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Graded { grade } => {
+            assert_eq!(grade.score, 0.0, "{grade:?}");
+            assert_eq!(grade.passed, Some(false), "{grade:?}");
+            assert_eq!(grade.label.as_deref(), Some("error"), "{grade:?}");
+            grade
+                .reasoning
+                .clone()
+                .expect("the error is kept in reasoning")
+        }
+        other => panic!("expected an errored grade, got {other:?}"),
+    }
+}
+
+const EXACT: &str = r#"
+def grade(sample, item) -> float:
+    return 1.0 if sample["output_text"].strip() == item["reference"].strip() else 0.0
+"#;
+
+#[tokio::test]
+async fn the_python_grader_loads_and_grades_an_exact_match() {
+    let Some(py) = python().await else { return };
+    assert_eq!(py.contract_version, "0.1.0");
+    assert_eq!(py.world, flywheel::graders::World::Grader);
+    assert!(py.sdk_version.contains("CPython 3."), "{}", py.sdk_version);
+    let hit = grade(
+        &py,
+        EXACT,
+        json!({"output_text": " Paris "}),
+        json!({"reference": "Paris"}),
+    )
+    .await;
+    assert_eq!(graded_score(&hit), 1.0);
+    let miss = grade(
+        &py,
+        EXACT,
+        json!({"output_text": "Lyon"}),
+        json!({"reference": "Paris"}),
+    )
+    .await;
+    assert_eq!(graded_score(&miss), 0.0);
+}
+
+#[tokio::test]
+async fn openai_style_sources_give_the_right_scores() {
+    let Some(py) = python().await else { return };
+    // Fuzzy match with difflib (0.9047619047619048 is what CPython's difflib gives).
+    let fuzzy = r#"
+from difflib import SequenceMatcher
+
+def grade(sample, item) -> float:
+    return SequenceMatcher(None, sample["output_text"], item["reference"]).ratio()
+"#;
+    let outcome = grade(
+        &py,
+        fuzzy,
+        json!({"output_text": "the cat sat on the mat"}),
+        json!({"reference": "the cat sat on a mat"}),
+    )
+    .await;
+    assert!(
+        (graded_score(&outcome) - 0.9047619047619048).abs() < 1e-12,
+        "{outcome:?}"
+    );
+
+    // A JSON field check with `json`, partial credit per field.
+    let fields = r#"
+import json
+
+def grade(sample, item):
+    try:
+        got = json.loads(sample["output_text"])
+    except json.JSONDecodeError:
+        return 0.0
+    keys = item["expected"].keys()
+    return sum(1 for k in keys if got.get(k) == item["expected"][k]) / len(keys)
+"#;
+    let item = json!({"expected": {"status": "done", "files": 3}});
+    let both = grade(
+        &py,
+        fields,
+        json!({"output_text": r#"{"status":"done","files":3}"#}),
+        item.clone(),
+    )
+    .await;
+    assert_eq!(graded_score(&both), 1.0);
+    let one = grade(
+        &py,
+        fields,
+        json!({"output_text": r#"{"status":"done","files":4}"#}),
+        item.clone(),
+    )
+    .await;
+    assert_eq!(graded_score(&one), 0.5);
+    let not_json = grade(&py, fields, json!({"output_text": "done!"}), item).await;
+    assert_eq!(graded_score(&not_json), 0.0);
+
+    // A numeric tolerance check with `re` and `math`, and output_json.
+    let numeric = r#"
+import math, re
+
+def grade(sample, item):
+    match = re.search(r"-?\d+(\.\d+)?", sample["output_text"])
+    if match is None:
+        return 0
+    error = abs(float(match.group()) - item["answer"])
+    if error <= item["tolerance"]:
+        return 1
+    return max(0.0, 1.0 - math.log10(error / item["tolerance"]))
+"#;
+    let item = json!({"answer": 12.5, "tolerance": 0.01});
+    let close = grade(
+        &py,
+        numeric,
+        json!({"output_text": "it is about 12.504"}),
+        item.clone(),
+    )
+    .await;
+    assert_eq!(graded_score(&close), 1.0);
+    let off = grade(&py, numeric, json!({"output_text": "12.4"}), item.clone()).await;
+    // error 0.1 = 10x the tolerance → 1 - log10(10) = 0.
+    assert!(graded_score(&off).abs() < 1e-9, "{off:?}");
+    let near = grade(&py, numeric, json!({"output_text": "12.52"}), item.clone()).await;
+    assert!(
+        (graded_score(&near) - (1.0 - 2f64.log10())).abs() < 1e-6,
+        "{near:?}"
+    );
+    let none = grade(&py, numeric, json!({"output_text": "no idea"}), item).await;
+    assert_eq!(graded_score(&none), 0.0);
+
+    // output_json reaches the grader as parsed JSON.
+    let structured =
+        "def grade(sample, item):\n    return float(sample['output_json']['n'] == item['n'])\n";
+    let hit = grade(
+        &py,
+        structured,
+        json!({"output_text": "{\"n\":2}", "output_json": {"n": 2}}),
+        json!({"n": 2}),
+    )
+    .await;
+    assert_eq!(graded_score(&hit), 1.0);
+}
+
+#[tokio::test]
+async fn pass_threshold_decides_passed() {
+    let Some(py) = python().await else { return };
+    let source = "def grade(sample, item):\n    return float(sample['output_text'])\n";
+    let config =
+        json!({"type": "python", "name": "t", "source": source, "pass_threshold": 0.5}).to_string();
+    for (text, passed) in [("0.7", true), ("0.5", true), ("0.2", false)] {
+        let outcome = py
+            .grade(
+                &runtime(),
+                &config,
+                &json!({"output_text": text}).to_string(),
+                "{}",
+            )
+            .await;
+        let Outcome::Graded { grade } = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(grade.passed, Some(passed), "{text}");
+    }
+    let unset = grade(&py, source, json!({"output_text": "0.7"}), json!({})).await;
+    let Outcome::Graded { grade } = unset else {
+        panic!("{unset:?}")
+    };
+    assert_eq!(grade.passed, None);
+}
+
+#[tokio::test]
+async fn an_exception_gives_score_zero_with_the_error_and_its_line() {
+    let Some(py) = python().await else { return };
+    let source = "def grade(sample, item):\n    total = 0\n    return item['hits'] / total\n";
+    let text = errored(&grade(&py, source, json!({"output_text": "x"}), json!({"hits": 3})).await);
+    assert!(
+        text.contains("ZeroDivisionError") && text.contains("line 3"),
+        "{text}"
+    );
+    let key = "def grade(sample, item):\n    print('looking up')\n    return item['missing']\n";
+    let text = errored(&grade(&py, key, json!({"output_text": "x"}), json!({})).await);
+    assert!(
+        text.contains("KeyError: 'missing'") && text.contains("line 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("printed:\nlooking up"),
+        "what the grader printed is kept: {text}"
+    );
+    let top = "raise RuntimeError('at import')\ndef grade(sample, item):\n    return 1.0\n";
+    let text = errored(&grade(&py, top, json!({}), json!({})).await);
+    assert!(
+        text.contains("running the source failed: RuntimeError: at import (line 1)"),
+        "{text}"
+    );
+    let exit = "import sys\ndef grade(sample, item):\n    sys.exit(3)\n";
+    let text = errored(&grade(&py, exit, json!({}), json!({})).await);
+    assert!(text.contains("SystemExit"), "{text}");
+}
+
+#[tokio::test]
+async fn a_result_that_is_not_a_finite_float_gives_score_zero_with_the_error() {
+    let Some(py) = python().await else { return };
+    for (ret, expect) in [
+        ("'1.0'", "returned str, not a float"),
+        ("None", "returned NoneType, not a float"),
+        ("[1.0]", "returned list, not a float"),
+        ("float('nan')", "not a finite float"),
+        ("float('inf')", "not a finite float"),
+        ("10**400", "too large for a float"),
+    ] {
+        let source = format!("def grade(sample, item):\n    return {ret}\n");
+        let text = errored(&grade(&py, &source, json!({}), json!({})).await);
+        assert!(text.contains(expect), "{ret}: {text}");
+    }
+    let int = grade(
+        &py,
+        "def grade(sample, item):\n    return 1\n",
+        json!({}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(graded_score(&int), 1.0);
+}
+
+#[tokio::test]
+async fn bad_sources_are_refused_at_validation_naming_source() {
+    let Some(py) = python().await else { return };
+    let validate = |source: String| {
+        let py = py.clone();
+        async move { py.validate_config(&runtime(), &config(&source)).await }
+    };
+    assert_eq!(validate(EXACT.to_string()).await, Ok(Ok(())));
+    let padding = "#".repeat(300 * 1024);
+    let big = format!("{padding}\ndef grade(sample, item):\n    return 1.0\n");
+    let Ok(Err(message)) = validate(big.clone()).await else {
+        panic!("a 300 KiB source was accepted")
+    };
+    assert!(
+        message.starts_with("source:") && message.contains("262144"),
+        "{message}"
+    );
+    // The same source at grade time is an invalid-config error, not a run.
+    let outcome = grade(&py, &big, json!({}), json!({})).await;
+    assert!(
+        matches!(&outcome, Outcome::GraderError { kind: GraderErrorKind::InvalidConfig, message } if message.contains("262144")),
+        "{outcome:?}"
+    );
+    let Ok(Err(message)) =
+        validate("import json\n\ndef grade(sample, item)\n    return 1.0\n".into()).await
+    else {
+        panic!("a syntax error was accepted")
+    };
+    assert!(
+        message.contains("source: SyntaxError at line 3"),
+        "{message}"
+    );
+    for (source, expect) in [
+        (
+            "def score(sample, item):\n    return 1.0\n",
+            "no top-level function `grade",
+        ),
+        (
+            "def grade(sample):\n    return 1.0\n",
+            "exactly two arguments",
+        ),
+        (
+            "def grade(a, b, c):\n    return 1.0\n",
+            "exactly two arguments",
+        ),
+        (
+            "async def grade(sample, item):\n    return 1.0\n",
+            "not async",
+        ),
+    ] {
+        let Ok(Err(message)) = validate(source.into()).await else {
+            panic!("accepted: {source}")
+        };
+        assert!(message.contains(expect), "{source}: {message}");
+    }
+    let defaults = "def grade(sample, item, scale=1.0):\n    return scale\n";
+    assert_eq!(validate(defaults.into()).await, Ok(Ok(())));
+    for (bad, field) in [
+        (json!({"type": "python", "name": "x"}), "source"),
+        (
+            json!({"type": "python", "name": "x", "source": EXACT, "pass_threshold": "high"}),
+            "pass_threshold",
+        ),
+        (
+            json!({"type": "python", "name": "x", "source": EXACT, "extra": 1}),
+            "extra",
+        ),
+        (
+            json!({"type": "string_check", "name": "x", "source": EXACT}),
+            "type",
+        ),
+    ] {
+        let Ok(Err(message)) = py.validate_config(&runtime(), &bad.to_string()).await else {
+            panic!("accepted {bad}")
+        };
+        assert!(message.starts_with(field), "{bad}: {message}");
+    }
+    let Ok(Err(message)) = py.validate_config(&runtime(), "not json").await else {
+        panic!()
+    };
+    assert!(message.contains("not valid JSON"), "{message}");
+}
+
+/// A good grader still grades right after a hostile one.
+async fn assert_still_grading(py: &LoadedGrader) {
+    let hit = grade(
+        py,
+        EXACT,
+        json!({"output_text": "ok"}),
+        json!({"reference": "ok"}),
+    )
+    .await;
+    assert_eq!(graded_score(&hit), 1.0);
+}
+
+fn trap(outcome: &Outcome) -> TrapKind {
+    match outcome {
+        Outcome::Trap { kind, .. } => *kind,
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn hostile_sources_are_contained_and_good_graders_keep_working() {
+    let Some(py) = python().await else { return };
+    let run = |source: &'static str| {
+        let py = py.clone();
+        async move { grade(&py, source, json!({"output_text": "a"}), json!({})).await }
+    };
+    let text = errored(
+        &run("import os\ndef grade(sample, item):\n    os.system('ls')\n    return 1.0\n").await,
+    );
+    assert!(
+        text.contains("AttributeError") && text.contains("system"),
+        "{text}"
+    );
+    assert_still_grading(&py).await;
+
+    let text = errored(
+        &run("def grade(sample, item):\n    return len(open('/etc/passwd').read())\n").await,
+    );
+    assert!(
+        text.contains("NoFiles: the grader sandbox has no filesystem (line 2)"),
+        "{text}"
+    );
+    let text = errored(
+        &run("import os\ndef grade(sample, item):\n    return len(os.listdir('/'))\n").await,
+    );
+    assert!(text.contains("no filesystem"), "{text}");
+    assert_still_grading(&py).await;
+
+    assert_eq!(
+        trap(&run("def grade(sample, item):\n    while True:\n        pass\n").await),
+        TrapKind::Timeout
+    );
+    assert_still_grading(&py).await;
+
+    let text = errored(
+        &run("import socket\ndef grade(sample, item):\n    socket.socket().connect(('127.0.0.1', 5432))\n    return 1.0\n").await,
+    );
+    assert!(
+        text.contains("ModuleNotFoundError") && text.contains("'socket'"),
+        "{text}"
+    );
+    let text = errored(&run("import subprocess\ndef grade(sample, item):\n    return 1.0\n").await);
+    assert!(
+        text.contains("ModuleNotFoundError") && text.contains("'subprocess'"),
+        "{text}"
+    );
+    let text =
+        errored(&run("def grade(sample, item):\n    import _socket\n    return 1.0\n").await);
+    assert!(text.contains("ModuleNotFoundError"), "{text}");
+    assert_still_grading(&py).await;
+
+    // Allocations past the memory cap trap; a size past 32 bits is an OverflowError.
+    let text = errored(&run("def grade(sample, item):\n    return len('x' * 10**10)\n").await);
+    assert!(
+        text.contains("OverflowError"),
+        "wasm32 has 32-bit sizes: {text}"
+    );
+    let gigabyte = run("def grade(sample, item):\n    return len('x' * 10**9)\n").await;
+    assert_eq!(trap(&gigabyte), TrapKind::OutOfMemory);
+    let growing = run(
+        "def grade(sample, item):\n    a = []\n    while True:\n        a.append('y' * 1000)\n",
+    )
+    .await;
+    assert_eq!(trap(&growing), TrapKind::OutOfMemory);
+    assert_still_grading(&py).await;
+
+    // Printing a lot keeps a bounded tail; printing forever is stopped by the deadline.
+    let flood = run("def grade(sample, item):\n    for i in range(50000):\n        print('flood', i)\n    return 0.5\n").await;
+    assert_eq!(graded_score(&flood), 0.5);
+    let text = errored(&run("def grade(sample, item):\n    for i in range(50000):\n        print('flood', i)\n    raise ValueError('after printing')\n").await);
+    assert!(
+        text.contains("earlier characters dropped") && text.contains("flood 49999"),
+        "{text}"
+    );
+    assert!(
+        text.len() < 8 * 1024,
+        "the printed tail is capped: {} bytes",
+        text.len()
+    );
+    assert_eq!(
+        trap(&run("def grade(sample, item):\n    while True:\n        print('flood')\n").await),
+        TrapKind::Timeout
+    );
+    assert_still_grading(&py).await;
+
+    // Recursion: Python's limit raises; lifting it runs into the memory cap.
+    let text = errored(
+        &run("def f(n):\n    return f(n + 1)\ndef grade(sample, item):\n    return f(0)\n").await,
+    );
+    assert!(text.contains("RecursionError"), "{text}");
+    let deep = run("import sys\nsys.setrecursionlimit(10**7)\ndef f(n):\n    return f(n + 1)\ndef grade(sample, item):\n    return f(0)\n").await;
+    assert!(
+        matches!(trap(&deep), TrapKind::OutOfMemory | TrapKind::StackOverflow),
+        "{deep:?}"
+    );
+    assert_still_grading(&py).await;
+}
+
+#[tokio::test]
+async fn a_batch_runs_the_source_once_and_keeps_rows_apart() {
+    let Some(py) = python().await else { return };
+    // `sys` outlives the grader's namespace, so it counts how often the source ran in this
+    // instance: once per batch, or later rows would score 1/2, 1/3…
+    let source = r#"
+import sys
+sys.flywheel_runs = getattr(sys, "flywheel_runs", 0) + 1
+
+def grade(sample, item):
+    if item.get("boom"):
+        raise ValueError("row asked to fail")
+    return (1.0 if sample["output_text"] == item["reference"] else 0.0) / sys.flywheel_runs
+"#;
+    let mut rows = Vec::new();
+    for i in 0..100 {
+        let item = if i == 7 {
+            json!({"boom": true})
+        } else {
+            json!({"reference": format!("r{}", i % 3)})
+        };
+        rows.push((
+            json!({"output_text": format!("r{}", i % 2)}).to_string(),
+            item.to_string(),
+        ));
+    }
+    rows[9].1 = "{not json".to_string();
+    let outcomes = py.grade_batch(&runtime(), &config(source), &rows).await;
+    assert_eq!(outcomes.len(), 100);
+    for (i, outcome) in outcomes.iter().enumerate() {
+        match i {
+            7 => assert!(
+                errored(outcome).contains("row asked to fail"),
+                "{outcome:?}"
+            ),
+            9 => assert!(
+                matches!(outcome, Outcome::GraderError { kind: GraderErrorKind::InvalidInput, message } if message.contains("item is not valid JSON")),
+                "{outcome:?}"
+            ),
+            _ => {
+                let expected = if i % 2 == i % 3 { 1.0 } else { 0.0 };
+                assert_eq!(graded_score(outcome), expected, "row {i}");
+            }
+        }
+    }
+    // A bad config fails every row with invalid-config.
+    let outcomes = py
+        .grade_batch(&runtime(), &config("def grade(:"), &rows[..3])
+        .await;
+    assert!(
+        outcomes.iter().all(|o| matches!(
+            o,
+            Outcome::GraderError {
+                kind: GraderErrorKind::InvalidConfig,
+                ..
+            }
+        )),
+        "{outcomes:?}"
+    );
+}
+
+#[tokio::test]
+async fn python_definitions_validate_and_grade_through_the_registry() {
+    let Some(_) = python().await else { return };
+    let Ok(path) = built::PYTHON_GRADER else {
+        return;
+    };
+    let registry = Registry::start(
+        runtime(),
+        RegistryOptions {
+            cache_dir: Some(cache_dir()),
+            builtins: vec![("python".into(), std::fs::read(path).expect("readable"))],
+            ..RegistryOptions::default()
+        },
+    )
+    .await;
+    let good = Definition::parse(
+        &json!({"type": "python", "name": "exact", "source": EXACT, "pass_threshold": 1}),
+    )
+    .expect("valid definition");
+    good.validate(&registry)
+        .await
+        .expect("the source is accepted");
+    let resolved = good.resolve(&registry).expect("python is loaded");
+    let outcome = resolved
+        .grade(
+            &runtime(),
+            r#"{"output_text":"yes"}"#,
+            r#"{"reference":"yes"}"#,
+        )
+        .await;
+    let Outcome::Graded { grade } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!((grade.score, grade.passed), (1.0, Some(true)));
+
+    let bad = Definition::parse(
+        &json!({"type": "python", "name": "bad", "source": "def grade(s, i):\n  return (\n"}),
+    )
+    .expect("the JSON shape is valid");
+    let error = bad
+        .validate(&registry)
+        .await
+        .expect_err("the syntax error is refused");
+    assert_eq!(error.field, "config");
+    assert!(
+        error.message.contains("source: SyntaxError at line"),
+        "{error}"
+    );
+
+    // In a multi grader, next to a formula.
+    let multi = Definition::parse(&json!({
+        "type": "multi", "name": "m",
+        "graders": {"a": {"type": "python", "name": "a", "source": EXACT}},
+        "calculate_output": "a * 0.5"
+    }))
+    .expect("valid multi");
+    multi.validate(&registry).await.expect("valid");
+    let outcome = multi
+        .resolve(&registry)
+        .expect("resolves")
+        .grade(
+            &runtime(),
+            r#"{"output_text":"yes"}"#,
+            r#"{"reference":"yes"}"#,
+        )
+        .await;
+    assert_eq!(outcome.score(), Some(0.5), "{outcome:?}");
+}
+
+#[tokio::test]
+async fn a_second_start_loads_the_compiled_interpreter_from_the_cache() {
+    let Some(_) = python().await else { return };
+    let Ok(path) = built::PYTHON_GRADER else {
+        return;
+    };
+    let bytes = std::fs::read(path).expect("readable");
+    let sha = sha256_hex(&bytes);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = || RegistryOptions {
+        cache_dir: Some(dir.path().to_path_buf()),
+        builtins: vec![("python".into(), bytes.clone())],
+        ..RegistryOptions::default()
+    };
+    let cached = || -> Vec<(std::path::PathBuf, u64)> {
+        std::fs::read_dir(dir.path())
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(&sha))
+                    .map(|e| (e.path(), e.metadata().expect("metadata").ino()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(cached().is_empty());
+    let first = Registry::start(runtime(), options()).await;
+    assert!(
+        first.get("python").is_some(),
+        "{:?}",
+        first.load_error("python")
+    );
+    let after_first = cached();
+    assert_eq!(
+        after_first.len(),
+        1,
+        "one compiled artifact: {after_first:?}"
+    );
+    drop(first);
+    let second = Registry::start(runtime(), options()).await;
+    let python = second.get("python").expect("loaded from the cache");
+    assert_eq!(python.sha256, sha);
+    // A recompile writes a new file (temp file + rename, so a new inode); a cache hit only
+    // reads it.
+    assert_eq!(cached(), after_first, "the second start did not recompile");
+    assert_still_grading(&python).await;
+}
+
+#[tokio::test]
+async fn the_documented_modules_are_importable() {
+    let Some(py) = python().await else { return };
+    // docs/python-graders.md lists these as available.
+    let modules = [
+        "array",
+        "base64",
+        "bisect",
+        "cmath",
+        "collections",
+        "copy",
+        "csv",
+        "dataclasses",
+        "datetime",
+        "decimal",
+        "difflib",
+        "enum",
+        "fnmatch",
+        "fractions",
+        "functools",
+        "hashlib",
+        "heapq",
+        "html",
+        "inspect",
+        "itertools",
+        "json",
+        "math",
+        "numbers",
+        "operator",
+        "pprint",
+        "random",
+        "re",
+        "shlex",
+        "statistics",
+        "string",
+        "struct",
+        "textwrap",
+        "typing",
+        "unicodedata",
+    ];
+    let source = format!(
+        "import {}\ndef grade(sample, item):\n    return 1.0\n",
+        modules.join(", ")
+    );
+    let outcome = grade(&py, &source, json!({}), json!({})).await;
+    assert_eq!(graded_score(&outcome), 1.0);
+    let uses = "import base64, hashlib, csv, io\ndef grade(sample, item):\n    rows = list(csv.reader(io.StringIO('a,b\\n1,2')))\n    ok = base64.b64decode(base64.b64encode(b'x')) == b'x' and len(hashlib.sha256(b'x').hexdigest()) == 64\n    return float(ok and rows[1] == ['1', '2'])\n";
+    assert_eq!(
+        graded_score(&grade(&py, uses, json!({}), json!({})).await),
+        1.0
+    );
+    for missing in [
+        "numpy",
+        "scipy",
+        "pandas",
+        "sklearn",
+        "rapidfuzz",
+        "nltk",
+        "urllib.request",
+        "ssl",
+    ] {
+        let source = format!("import {missing}\ndef grade(sample, item):\n    return 1.0\n");
+        let text = errored(&grade(&py, &source, json!({}), json!({})).await);
+        assert!(text.contains("ModuleNotFoundError"), "{missing}: {text}");
+    }
+}
