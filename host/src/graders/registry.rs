@@ -180,6 +180,13 @@ impl Registry {
         // milliseconds while the ~20 MB Python interpreter still compiles (seconds, once per
         // compile cache).
         builtins.sort_by_key(|(_, bytes)| bytes.len());
+        // The directory exists from the start, so operators can deploy into it while the
+        // built-ins still compile; it is scanned once they are loaded.
+        if let Some(dir) = &self.graders_dir
+            && let Err(error) = std::fs::create_dir_all(dir)
+        {
+            tracing::warn!(dir = %dir.display(), %error, "cannot create the graders directory");
+        }
         let mut loaded = Builtins::default();
         for (name, bytes) in builtins {
             let sha256 = component::sha256_hex(&bytes);
@@ -211,15 +218,11 @@ impl Registry {
             }
             self.builtins.store(Arc::new(loaded.clone()));
         }
-        if let Some(dir) = &self.graders_dir
-            && let Err(error) = std::fs::create_dir_all(dir)
-        {
-            tracing::warn!(dir = %dir.display(), %error, "cannot create the graders directory");
-        }
-        self.rescan().await;
+        // Watch before the first scan, so a file written in between is seen by one or the other.
         if watch {
             self.watch();
         }
+        self.rescan().await;
     }
 
     /// The runtime graders run in.
