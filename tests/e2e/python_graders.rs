@@ -112,6 +112,12 @@ async fn the_python_grader_loads_and_grades_an_exact_match() {
     assert_eq!(py.contract_version, "0.1.0");
     assert_eq!(py.world, flywheel::graders::World::Grader);
     assert!(py.sdk_version.contains("CPython 3."), "{}", py.sdk_version);
+    // Instantiating the interpreter costs milliseconds, so grading sends it big batches.
+    assert!(
+        py.batch_rows >= 500,
+        "python batch of {} rows",
+        py.batch_rows
+    );
     let hit = grade(
         &py,
         EXACT,

@@ -87,6 +87,8 @@ pub struct LoadedGrader {
     pub generation: u64,
     /// Where it came from.
     pub source: GraderSource,
+    /// Rows per `grade-batch` call, from the instantiation cost measured at load.
+    pub batch_rows: usize,
     pub(crate) pre: ModelGraderPre<HostState>,
 }
 
@@ -315,10 +317,13 @@ pub async fn load(
         .instantiate_pre(&component)
         .map_err(|e| LoadError::Link(format!("{e:#}")))?;
     let pre = ModelGraderPre::new(instance_pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+    let started = std::time::Instant::now();
     let info = runtime
         .info(&pre)
         .await
         .map_err(|outcome| LoadError::Info(describe(&outcome)))?;
+    // A fresh store + instance + one call: what every batch pays before its first row.
+    let instantiation = started.elapsed();
     Ok(LoadedGrader {
         name: name.to_string(),
         contract_version: inspected.contract_version,
@@ -328,8 +333,27 @@ pub async fn load(
         description: info.description,
         generation,
         source,
+        batch_rows: batch_rows_for(instantiation),
         pre,
     })
+}
+
+/// Fewest rows sent to one `grade-batch` call.
+pub const MIN_BATCH_ROWS: usize = 100;
+/// Most rows sent to one `grade-batch` call: bounds what one trapped batch costs to regrade row
+/// by row, and what a batch holds against the call's wall-time limit.
+pub const MAX_BATCH_ROWS: usize = 1000;
+/// Share of a row's cost that instantiation may add when spread over a batch.
+const INSTANTIATION_PER_ROW: std::time::Duration = std::time::Duration::from_micros(2);
+
+/// Rows per batch for a component whose fresh instance costs `instantiation`: enough rows that
+/// instantiation adds about 2 µs to each (the small Rust graders: the minimum; the ~20 MB
+/// Python interpreter, ~1.8 ms to instantiate: the maximum).
+fn batch_rows_for(instantiation: std::time::Duration) -> usize {
+    let rows = instantiation.as_nanos() / INSTANTIATION_PER_ROW.as_nanos();
+    usize::try_from(rows)
+        .unwrap_or(MAX_BATCH_ROWS)
+        .clamp(MIN_BATCH_ROWS, MAX_BATCH_ROWS)
 }
 
 fn describe(outcome: &Outcome) -> String {
@@ -431,6 +455,15 @@ pub fn supported_range() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batch_size_grows_with_instantiation_cost() {
+        use std::time::Duration;
+        assert_eq!(batch_rows_for(Duration::from_micros(15)), MIN_BATCH_ROWS);
+        assert_eq!(batch_rows_for(Duration::from_micros(1_000)), 500);
+        assert_eq!(batch_rows_for(Duration::from_millis(50)), MAX_BATCH_ROWS);
+        assert_eq!(batch_rows_for(Duration::ZERO), MIN_BATCH_ROWS);
+    }
 
     #[test]
     fn contract_versions_follow_semver_for_zero_majors() {

@@ -532,6 +532,19 @@ pub enum Resolved {
 }
 
 impl Resolved {
+    /// Rows per batch when grading many rows: the largest its components ask for (each part of
+    /// a `multi` grades the whole batch in one instance of its own).
+    pub fn batch_rows(&self) -> usize {
+        match self {
+            Resolved::Component { grader, .. } => grader.batch_rows,
+            Resolved::Multi { parts, .. } => parts
+                .iter()
+                .map(|(_, grader, _)| grader.batch_rows)
+                .max()
+                .unwrap_or(crate::graders::component::MIN_BATCH_ROWS),
+        }
+    }
+
     /// Grades one row, in a grading run of its own.
     pub async fn grade(&self, runtime: &GraderRuntime, sample: &str, item: &str) -> Outcome {
         self.grade_in(runtime, &runtime.new_run(), sample, item)

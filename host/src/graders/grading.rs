@@ -15,9 +15,6 @@ use crate::graders::engine::GraderRuntime;
 use crate::graders::llm::LlmRun;
 use crate::graders::outcome::Outcome;
 
-/// Rows sent to one `grade-batch` call.
-pub const BATCH_ROWS: usize = 100;
-
 /// One graded row.
 #[derive(Debug, Clone, Serialize)]
 pub struct RowReport {
@@ -203,7 +200,7 @@ where
                 },
             }),
         }
-        if pending.len() >= BATCH_ROWS {
+        if pending.len() >= definition.batch_rows() {
             flush(definition, runtime, run, &mut pending, &mut reports).await;
         }
         progress(reports.len() + pending.len());
