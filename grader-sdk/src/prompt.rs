@@ -188,6 +188,56 @@ pub fn render_input(
     Ok(messages)
 }
 
+/// What every model-grader definition sends: the model, an optional named endpoint, the
+/// templated input and the sampling parameters. `score_model` and `label_model` differ only in
+/// the answer schema and in how they read the answer.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelCall<'a> {
+    /// The model name.
+    pub model: &'a str,
+    /// A named endpoint configured on the host.
+    pub endpoint: Option<&'a str>,
+    /// The templated messages.
+    pub input: &'a [InputMessage],
+    /// Sampling parameters.
+    pub sampling_params: Option<&'a SamplingParams>,
+}
+
+impl ModelCall<'_> {
+    /// Checks the shared fields, naming the offending one.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(params) = self.sampling_params {
+            params.validate()?;
+        }
+        if let Some(endpoint) = self.endpoint
+            && endpoint.trim().is_empty()
+        {
+            return Err("`endpoint`: must name an endpoint when present".into());
+        }
+        validate_input(self.input)
+    }
+
+    /// The request for one row, asking for an answer that follows `json_schema`.
+    pub fn request(
+        &self,
+        sample: &Sample,
+        item: &Item,
+        json_schema: String,
+    ) -> Result<ChatRequest, GradeError> {
+        let mut request = ChatRequest {
+            model: Some(self.model.to_string()),
+            endpoint: self.endpoint.map(str::to_string),
+            messages: render_input(self.input, sample, item)?,
+            json_schema: Some(json_schema),
+            ..ChatRequest::default()
+        };
+        if let Some(params) = self.sampling_params {
+            params.apply(&mut request);
+        }
+        Ok(request)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,8 +8,8 @@
 //! `passed` follows the score and the label is recorded. A label outside `labels` (a server that
 //! ignores the schema) scores 0 with the reason kept.
 
-use grader_sdk::llm::{self, ChatRequest};
-use grader_sdk::prompt::{self, InputMessage, SamplingParams};
+use grader_sdk::llm;
+use grader_sdk::prompt::{InputMessage, ModelCall, SamplingParams};
 use grader_sdk::{Grade, GradeError, Grader, Item, Sample};
 use serde::Deserialize;
 use serde_json::Value;
@@ -111,28 +111,15 @@ impl Grader for LabelModel {
                 ));
             }
         }
-        if let Some(params) = &config.sampling_params {
-            params.validate()?;
-        }
-        if let Some(endpoint) = &config.endpoint
-            && endpoint.trim().is_empty()
-        {
-            return Err("`endpoint`: must name an endpoint when present".into());
-        }
-        prompt::validate_input(&config.input)
+        model_call(config).validate()
     }
 
     fn grade(config: &Config, sample: &Sample, item: &Item) -> Result<Grade, GradeError> {
-        let mut request = ChatRequest {
-            model: Some(config.model.clone()),
-            endpoint: config.endpoint.clone(),
-            messages: prompt::render_input(&config.input, sample, item)?,
-            json_schema: Some(response_schema(&config.labels).to_string()),
-            ..ChatRequest::default()
-        };
-        if let Some(params) = &config.sampling_params {
-            params.apply(&mut request);
-        }
+        let request = model_call(config).request(
+            sample,
+            item,
+            response_schema(&config.labels).to_string(),
+        )?;
         let answer = llm::complete(&request).map_err(|e| GradeError::failed(e.to_string()))?;
         let label = match read_label(&answer.content) {
             Ok(label) => label,
@@ -152,6 +139,16 @@ impl Grader for LabelModel {
 }
 
 grader_sdk::export!(LabelModel);
+
+/// The fields every model grader shares, borrowed from the config.
+fn model_call(config: &Config) -> ModelCall<'_> {
+    ModelCall {
+        model: &config.model,
+        endpoint: config.endpoint.as_deref(),
+        input: &config.input,
+        sampling_params: config.sampling_params.as_ref(),
+    }
+}
 
 #[cfg(test)]
 mod tests {
