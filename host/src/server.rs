@@ -1,4 +1,5 @@
-//! Builds the application (state + router) and serves it with graceful shutdown.
+//! Builds the application (store, model client, grader runtime, state, router) and serves it
+//! with graceful shutdown.
 //!
 //! [`build_app`] is the factory tests use to run the real app in-process; [`start`] binds and
 //! serves in the background; [`serve`] is what `flywheel serve` runs until SIGINT or SIGTERM.
@@ -12,27 +13,13 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::api;
 use crate::api::auth::Authenticator;
 use crate::api::metrics::Metrics;
+use crate::api::{self, AppState};
 use crate::config::{DatabaseKind, Settings};
+use crate::llm::LlmClient;
 use crate::prompts::PromptRegistry;
 use crate::store::{self, Store};
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    /// The validated settings.
-    pub settings: Arc<Settings>,
-    /// The prompt registry (and through it, the store).
-    pub registry: Arc<PromptRegistry>,
-    /// Prometheus metrics.
-    pub metrics: Arc<Metrics>,
-    /// Token checks.
-    pub auth: Arc<Authenticator>,
-    /// The grader components: built-ins plus the watched graders directory.
-    pub graders: Arc<crate::graders::Registry>,
-}
 
 /// Opens the configured database (which applies migrations) and seeds it (prompts, then the
 /// grader definitions that refer to them). Creates the data directory
@@ -64,13 +51,19 @@ pub fn build_app_with_store(
     settings: Settings,
     store: Arc<dyn Store>,
 ) -> anyhow::Result<(Router, AppState)> {
-    let graders = start_graders(&settings)?;
-    let registry = Arc::new(PromptRegistry::new(store, settings.resolve_cache_ttl));
+    let llm = model_client(&settings)?;
+    let graders = start_graders(&settings, llm.clone())?;
+    let registry = Arc::new(PromptRegistry::new(
+        store.clone(),
+        settings.resolve_cache_ttl,
+    ));
     let mut metrics = Metrics::new();
     metrics.watch_resolve_cache(registry.clone());
     let state = AppState {
         graders,
+        store,
         registry,
+        llm,
         metrics: Arc::new(metrics),
         auth: Arc::new(Authenticator::new(&settings.tokens)),
         settings: Arc::new(settings),
@@ -82,8 +75,11 @@ pub fn build_app_with_store(
 /// Starts the grader registry in the background: the built-ins embedded in the binary and every
 /// `*.wasm` of `FLYWHEEL_GRADERS_DIR` (created when missing), watched for changes; compiled
 /// components are cached in `<cache-dir>/components` (`FLYWHEEL_CACHE_DIR`, default `<data-dir>/cache`). Must run inside a tokio runtime.
-pub fn start_graders(settings: &Settings) -> anyhow::Result<Arc<crate::graders::Registry>> {
-    let runtime = grader_runtime(settings)?;
+pub fn start_graders(
+    settings: &Settings,
+    llm: Option<LlmClient>,
+) -> anyhow::Result<Arc<crate::graders::Registry>> {
+    let runtime = grader_runtime(settings, llm)?;
     let options = crate::graders::RegistryOptions {
         graders_dir: Some(settings.graders_dir.clone()),
         cache_dir: Some(settings.cache_dir.join("components")),
@@ -93,31 +89,37 @@ pub fn start_graders(settings: &Settings) -> anyhow::Result<Arc<crate::graders::
     Ok(crate::graders::Registry::spawn(runtime, options))
 }
 
+/// The model client for these settings: one per process (or per app a test builds), shared by
+/// the grader runtime's `llm` import and every later caller of a model, so the concurrency limit
+/// and the connection pool are the process's, not each caller's. `None` when no endpoint is
+/// configured: model graders then answer "not configured".
+pub fn model_client(settings: &Settings) -> anyhow::Result<Option<LlmClient>> {
+    let configured = settings.llm.default_endpoint.is_some() || !settings.llm.endpoints.is_empty();
+    if !configured {
+        return Ok(None);
+    }
+    let client = LlmClient::new(settings.llm.clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("building the model client")?;
+    Ok(Some(client))
+}
+
 /// The grader runtime for these settings: the process-wide one when the grader limits are the
-/// defaults and no model endpoint or run budget is configured (one engine per process, shared by
-/// every app a test process builds); otherwise one of its own, with the configured limits
+/// defaults and there is no model client or run budget (one engine per process, shared by every
+/// app a test process builds); otherwise one of its own, with the configured limits
 /// (`FLYWHEEL_GRADER_TIMEOUT_MS`, `…_MEMORY_MB`, `…_MAX_CONCURRENCY`: memory and concurrency size
-/// the instance pool) and an `llm` import calling the one model client built here from
-/// `settings.llm`. Without an endpoint, model graders answer "not configured".
-pub fn grader_runtime(settings: &Settings) -> anyhow::Result<Arc<crate::graders::GraderRuntime>> {
-    let model_configured =
-        settings.llm.default_endpoint.is_some() || !settings.llm.endpoints.is_empty();
+/// the instance pool) and an `llm` import calling `llm`.
+pub fn grader_runtime(
+    settings: &Settings,
+    llm: Option<LlmClient>,
+) -> anyhow::Result<Arc<crate::graders::GraderRuntime>> {
     if settings.grader_limits == crate::config::GraderLimits::default()
-        && !model_configured
+        && llm.is_none()
         && settings.llm_run_token_budget.is_none()
     {
         return crate::graders::GraderRuntime::process_wide()
             .context("building the grader runtime");
     }
-    let llm = if model_configured {
-        Some(
-            crate::llm::LlmClient::new(settings.llm.clone())
-                .map_err(|e| anyhow::anyhow!("{e}"))
-                .context("building the model client")?,
-        )
-    } else {
-        None
-    };
     crate::graders::GraderRuntime::new(crate::graders::RuntimeOptions {
         llm,
         run_token_budget: settings.llm_run_token_budget,

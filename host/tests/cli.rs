@@ -106,6 +106,90 @@ fn every_subcommand_has_help() {
 }
 
 #[test]
+fn each_subcommand_help_lists_only_the_settings_it_reads() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let help = |args: &[&str]| ok(flywheel(dir.path()).args(args).arg("--help"));
+    let service_only = [
+        "--bind",
+        "--tokens",
+        "--ab-test-traffic-split",
+        "FLYWHEEL_BIND",
+    ];
+    let serve = help(&["serve"]);
+    for flag in
+        service_only
+            .iter()
+            .chain(&["--database-url", "--grader-timeout-ms", "--openai-base-url"])
+    {
+        assert!(serve.contains(flag), "serve --help lacks {flag}: {serve}");
+    }
+    let grade = help(&["grade"]);
+    for flag in ["--grader-timeout-ms", "--openai-base-url", "--graders-dir"] {
+        assert!(grade.contains(flag), "grade --help lacks {flag}: {grade}");
+    }
+    for command in [
+        &["grade"][..],
+        &["graders", "list"],
+        &["prompts", "list"],
+        &["deploy"],
+    ] {
+        let text = help(command);
+        for flag in service_only {
+            assert!(
+                !text.contains(flag),
+                "{command:?} --help lists {flag}, which it does not read: {text}"
+            );
+        }
+    }
+    let prompts = help(&["prompts", "list"]);
+    assert!(!prompts.contains("--openai-base-url"), "{prompts}");
+    assert!(!prompts.contains("--grader-memory-mb"), "{prompts}");
+}
+
+#[test]
+fn user_errors_print_a_message_and_no_backtrace() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases: [(&str, &[&str], &str); 3] = [
+        (
+            "bad setting",
+            &["prompts", "list"],
+            "PROMPT_AB_TEST_TRAFFIC_SPLIT",
+        ),
+        (
+            "unknown version",
+            &["deploy", "planner", "42"],
+            "version 42",
+        ),
+        (
+            "missing file",
+            &[
+                "prompts",
+                "create-version",
+                "planner",
+                "--file",
+                "/nonexistent/t.txt",
+            ],
+            "/nonexistent/t.txt",
+        ),
+    ];
+    for (case, args, expected) in cases {
+        let mut cmd = flywheel(dir.path());
+        cmd.env("RUST_BACKTRACE", "full")
+            .env("RUST_LIB_BACKTRACE", "1");
+        if case == "bad setting" {
+            cmd.env("PROMPT_AB_TEST_TRAFFIC_SPLIT", "2");
+        }
+        let out = run(cmd.args(args));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{case}: {err}");
+        assert!(err.contains(expected), "{case}: {err}");
+        assert!(err.starts_with("error: "), "{case}: {err}");
+        assert!(!err.to_lowercase().contains("backtrace"), "{case}: {err}");
+        assert!(!err.contains("Caused by"), "{case}: {err}");
+    }
+}
+
+#[test]
 fn database_mode_lists_creates_deploys_and_rolls_back() {
     let dir = tempfile::tempdir().expect("temp dir");
     let list = ok(flywheel(dir.path()).args(["prompts", "list"]));

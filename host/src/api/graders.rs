@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{JsonBody, PathParams, QueryParams};
+use super::state::AppState;
 use crate::graders::registry::GraderListing;
 use crate::graders::stored::{self, PutDefinition};
-use crate::server::AppState;
 use crate::store::{GraderDefinition, PutOutcome};
 
 /// What `GET /api/graders` answers: the registry's listing plus the stored definitions.
@@ -65,7 +65,7 @@ pub struct DefinitionsQuery {
     )
 )]
 pub async fn list(State(state): State<AppState>) -> Result<Json<GradersOverview>, ApiError> {
-    let stored_definitions = state.registry.store().list_graders(None).await?;
+    let stored_definitions = state.store.list_graders(None).await?;
     Ok(Json(GradersOverview {
         listing: state.graders.list(),
         stored_definitions,
@@ -97,13 +97,8 @@ pub async fn put_definition(
         definition: body.definition,
         enabled: body.enabled.unwrap_or(true),
     };
-    let (stored, outcome) = stored::put(
-        state.registry.store().as_ref(),
-        &state.graders,
-        request,
-        &caller.name,
-    )
-    .await?;
+    let (stored, outcome) =
+        stored::put(state.store.as_ref(), &state.graders, request, &caller.name).await?;
     let status = match outcome {
         PutOutcome::Created => StatusCode::CREATED,
         PutOutcome::Replaced => StatusCode::OK,
@@ -178,9 +173,7 @@ pub async fn get_definition(
     State(state): State<AppState>,
     PathParams((prompt_id, name)): PathParams<(String, String)>,
 ) -> Result<Json<GraderDefinition>, ApiError> {
-    Ok(Json(
-        state.registry.store().get_grader(&prompt_id, &name).await?,
-    ))
+    Ok(Json(state.store.get_grader(&prompt_id, &name).await?))
 }
 
 /// Enable a stored definition (it runs again).

@@ -5,7 +5,7 @@ use axum::extract::State;
 use serde::Serialize;
 
 use super::error::{ApiError, ErrorBody};
-use crate::server::AppState;
+use super::state::AppState;
 use crate::store::StoreError;
 
 /// The health answer.
@@ -28,7 +28,7 @@ const PROBE_ID: &str = "/healthz probe/";
 )]
 pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     // The store has no ping; a lookup that reaches the database answers the same question.
-    match state.registry.store().get_prompt(PROBE_ID).await {
+    match state.store.get_prompt(PROBE_ID).await {
         Ok(_) | Err(StoreError::NotFound(_)) => Ok(Json(Health { status: "ok" })),
         Err(e) => Err(ApiError::Unavailable(e.to_string())),
     }

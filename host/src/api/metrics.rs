@@ -23,8 +23,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::error::ApiError;
+use super::state::AppState;
 use crate::prompts::PromptRegistry;
-use crate::server::AppState;
 
 /// Labels of one HTTP request.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -13,6 +13,7 @@ pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod prompts;
+pub mod state;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
@@ -23,8 +24,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Role;
-use crate::server::AppState;
 pub use error::ApiError;
+pub use state::AppState;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,8 @@
 //! Handlers of `/api/prompts/…`: parse, call the [`PromptRegistry`](crate::prompts::PromptRegistry),
 //! answer. No rules live here; the registry owns them.
 
+use std::sync::Arc;
+
 use axum::Extension;
 use axum::Json;
 use axum::extract::State;
@@ -10,8 +12,7 @@ use serde::Deserialize;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{JsonBody, PathParams, QueryParams};
-use crate::prompts::{CreateVersion, ResolvedPrompt};
-use crate::server::AppState;
+use crate::prompts::{CreateVersion, PromptRegistry, ResolvedPrompt};
 use crate::store::{DeployRecord, FailureMode, PromptVersion, PromptWithVersions};
 
 /// `?task_id=…` of resolve.
@@ -33,9 +34,9 @@ pub struct ResolveQuery {
     )
 )]
 pub async fn list(
-    State(state): State<AppState>,
+    State(registry): State<Arc<PromptRegistry>>,
 ) -> Result<Json<Vec<PromptWithVersions>>, ApiError> {
-    Ok(Json(state.registry.list().await?))
+    Ok(Json(registry.list().await?))
 }
 
 /// The versions of one prompt, oldest first.
@@ -49,10 +50,10 @@ pub async fn list(
     )
 )]
 pub async fn versions(
-    State(state): State<AppState>,
+    State(registry): State<Arc<PromptRegistry>>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Vec<PromptVersion>>, ApiError> {
-    Ok(Json(state.registry.versions(&id).await?))
+    Ok(Json(registry.versions(&id).await?))
 }
 
 /// One version of a prompt.
@@ -70,10 +71,10 @@ pub async fn versions(
     )
 )]
 pub async fn version(
-    State(state): State<AppState>,
+    State(registry): State<Arc<PromptRegistry>>,
     PathParams((id, version)): PathParams<(String, i64)>,
 ) -> Result<Json<PromptVersion>, ApiError> {
-    Ok(Json(state.registry.version(&id, version).await?))
+    Ok(Json(registry.version(&id, version).await?))
 }
 
 /// Create a new (inactive) version; its template is parsed first.
@@ -90,15 +91,12 @@ pub async fn version(
     )
 )]
 pub async fn create_version(
-    State(state): State<AppState>,
+    State(registry): State<Arc<PromptRegistry>>,
     Extension(caller): Extension<Caller>,
     PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody<CreateVersion>,
 ) -> Result<(StatusCode, Json<PromptVersion>), ApiError> {
-    let created = state
-        .registry
-        .create_version(&id, body, &caller.name)
-        .await?;
+    let created = registry.create_version(&id, body, &caller.name).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -117,13 +115,11 @@ pub async fn create_version(
     )
 )]
 pub async fn deploy(
-    State(state): State<AppState>,
+    State(registry): State<Arc<PromptRegistry>>,
     Extension(caller): Extension<Caller>,
     PathParams((id, version)): PathParams<(String, i64)>,
 ) -> Result<Json<DeployRecord>, ApiError> {
-    Ok(Json(
-        state.registry.deploy(&id, version, &caller.name).await?,
-    ))
+    Ok(Json(registry.deploy(&id, version, &caller.name).await?))
 }
 
 /// Re-activate the version that was active before the current one.
@@ -138,11 +134,11 @@ pub async fn deploy(
     )
 )]
 pub async fn rollback(
-    State(state): State<AppState>,
+    State(registry): State<Arc<PromptRegistry>>,
     Extension(caller): Extension<Caller>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<DeployRecord>, ApiError> {
-    Ok(Json(state.registry.rollback(&id, &caller.name).await?))
+    Ok(Json(registry.rollback(&id, &caller.name).await?))
 }
 
 /// Every change of the active version, oldest first.
@@ -156,10 +152,10 @@ pub async fn rollback(
     )
 )]
 pub async fn history(
-    State(state): State<AppState>,
+    State(registry): State<Arc<PromptRegistry>>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Vec<DeployRecord>>, ApiError> {
-    Ok(Json(state.registry.history(&id).await?))
+    Ok(Json(registry.history(&id).await?))
 }
 
 /// The failure-mode taxonomy of a prompt.
@@ -173,10 +169,10 @@ pub async fn history(
     )
 )]
 pub async fn failure_modes(
-    State(state): State<AppState>,
+    State(registry): State<Arc<PromptRegistry>>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Vec<FailureMode>>, ApiError> {
-    Ok(Json(state.registry.failure_modes(&id).await?))
+    Ok(Json(registry.failure_modes(&id).await?))
 }
 
 /// The version an agent must use for a task, and its content.
@@ -192,9 +188,9 @@ pub async fn failure_modes(
     )
 )]
 pub async fn resolve(
-    State(state): State<AppState>,
+    State(registry): State<Arc<PromptRegistry>>,
     PathParams(id): PathParams<String>,
     QueryParams(query): QueryParams<ResolveQuery>,
 ) -> Result<Json<ResolvedPrompt>, ApiError> {
-    Ok(Json(state.registry.resolve(&id, &query.task_id).await?))
+    Ok(Json(registry.resolve(&id, &query.task_id).await?))
 }

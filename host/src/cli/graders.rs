@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
 use crate::config::Settings;
+use crate::config::args::{GraderArgs, LogArgs, ModelArgs, Overlay, StorageArgs};
 use crate::graders::definition::Definition;
 use crate::graders::grading::{RowReport, Summary, grade_rows};
 use crate::graders::{Registry, RegistryOptions};
@@ -22,6 +23,22 @@ pub struct GradersArgs {
     /// Which graders command.
     #[command(subcommand)]
     pub command: GradersCommand,
+    /// The data directory (default home of the graders directory and compile cache).
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Grader components and limits.
+    #[command(flatten)]
+    pub graders: GraderArgs,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl GradersArgs {
+    /// The setting groups `flywheel graders` reads from its flags.
+    pub fn groups(&self) -> Vec<&dyn Overlay> {
+        vec![&self.storage, &self.graders, &self.log]
+    }
 }
 
 /// The graders commands.
@@ -64,6 +81,25 @@ pub struct GradeArgs {
     /// Print one JSON result per row (the summary goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// The data directory (default home of the graders directory and compile cache).
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Grader components and limits.
+    #[command(flatten)]
+    pub graders: GraderArgs,
+    /// Model endpoints of model graders.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl GradeArgs {
+    /// The setting groups `flywheel grade` reads from its flags.
+    pub fn groups(&self) -> Vec<&dyn Overlay> {
+        vec![&self.storage, &self.graders, &self.model, &self.log]
+    }
 }
 
 /// Runs `flywheel graders …`.
@@ -88,7 +124,8 @@ pub async fn run(args: GradersArgs, settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn load_registry(settings: &Settings) -> anyhow::Result<Arc<Registry>> {
-    let runtime = crate::server::grader_runtime(settings)?;
+    let llm = crate::server::model_client(settings)?;
+    let runtime = crate::server::grader_runtime(settings, llm)?;
     let options = RegistryOptions {
         graders_dir: Some(settings.graders_dir.clone()).filter(|d| d.is_dir()),
         cache_dir: Some(settings.cache_dir.join("components")),

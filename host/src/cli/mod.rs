@@ -16,7 +16,8 @@ pub mod target;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{ConfigArgs, Settings};
+use crate::config::args::Overlay;
+use crate::config::{ConfigArgs, Settings, field};
 
 const AFTER_HELP: &str = "\
 Prompt commands open the database directly (DATABASE_URL, or the SQLite file in --data-dir) unless
@@ -25,14 +26,80 @@ FLYWHEEL_TOKEN.";
 
 /// Flywheel: versioned prompts for LLM agents, served per task, deployed and rolled back.
 #[derive(Debug, Parser)]
-#[command(name = "flywheel", version, about, after_help = AFTER_HELP)]
+#[command(name = "flywheel", version, about, after_help = settings_overview())]
 pub struct Cli {
-    /// Settings shared by every command (flags or environment).
-    #[command(flatten)]
-    pub config: ConfigArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The raw settings of this invocation: the environment, with the flags the command was
+    /// given on top.
+    pub fn config(&self) -> ConfigArgs {
+        let mut config = ConfigArgs::from_env();
+        for group in self.command.groups() {
+            group.overlay(&mut config);
+        }
+        config
+    }
+}
+
+/// The top-level help's list of settings by group; each subcommand's `--help` shows the flags of
+/// the groups it reads.
+fn settings_overview() -> String {
+    let groups: [(&str, &[field::Field]); 5] = [
+        (
+            "service (serve)",
+            &[
+                field::BIND,
+                field::TOKENS,
+                field::TOKENS_FILE,
+                field::ENABLE_PROMPT_OPTIMIZATION,
+                field::AB_TEST_TRAFFIC_SPLIT,
+                field::MIN_SAMPLES_FOR_OPTIMIZATION,
+            ],
+        ),
+        (
+            "storage (every command)",
+            &[field::DATABASE_URL, field::DATA_DIR],
+        ),
+        (
+            "graders (serve, graders, grade)",
+            &[
+                field::GRADERS_DIR,
+                field::CACHE_DIR,
+                field::GRADER_TIMEOUT_MS,
+                field::GRADER_MEMORY_MB,
+                field::GRADER_MAX_CONCURRENCY,
+            ],
+        ),
+        (
+            "model (serve, grade)",
+            &[
+                field::OPENAI_BASE_URL,
+                field::OPENAI_API_KEY,
+                field::LLM_MODEL,
+                field::LLM_EMBEDDING_MODEL,
+                field::LLM_TIMEOUT_SECS,
+                field::LLM_MAX_RETRIES,
+                field::LLM_MAX_CONCURRENCY,
+                field::LLM_ENDPOINTS,
+                field::LLM_RUN_TOKEN_BUDGET,
+            ],
+        ),
+        ("logging (every command)", &[field::LOG_FORMAT]),
+    ];
+    let mut text = String::from(
+        "Settings are flags after the subcommand or environment variables;          `flywheel <command> --help` lists the flags a command reads:\n",
+    );
+    for (group, fields) in groups {
+        let names: Vec<&str> = fields.iter().map(|f| f.variable).collect();
+        text.push_str(&format!("  {group}: {}\n", names.join(", ")));
+    }
+    text.push('\n');
+    text.push_str(AFTER_HELP);
+    text
 }
 
 /// Every subcommand of `flywheel`.
@@ -50,6 +117,20 @@ pub enum Command {
     Graders(graders::GradersArgs),
     /// Grade a JSONL file of OpenAI eval rows with a grader definition or component.
     Grade(graders::GradeArgs),
+}
+
+impl Command {
+    /// The setting groups this command reads from its flags.
+    fn groups(&self) -> Vec<&dyn Overlay> {
+        match self {
+            Command::Serve(args) => args.groups(),
+            Command::Prompts(args) => args.target.groups(),
+            Command::Deploy(args) => args.target.groups(),
+            Command::Rollback(args) => args.target.groups(),
+            Command::Graders(args) => args.groups(),
+            Command::Grade(args) => args.groups(),
+        }
+    }
 }
 
 /// Runs a parsed command with validated settings.

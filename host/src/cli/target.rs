@@ -6,6 +6,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::client::ApiClient;
+use crate::config::args::{LogArgs, Overlay, StorageArgs};
 use crate::config::{Secret, Settings};
 use crate::prompts::{CreateVersion, PromptRegistry};
 use crate::store::{DeployRecord, PromptVersion, PromptWithVersions};
@@ -27,6 +28,19 @@ pub struct TargetArgs {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The database of database mode.
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl TargetArgs {
+    /// The setting groups a prompt command reads from its flags.
+    pub fn groups(&self) -> Vec<&dyn Overlay> {
+        vec![&self.storage, &self.log]
+    }
 }
 
 /// An opened target.

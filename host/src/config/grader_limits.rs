@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use super::ConfigError;
+use super::field;
 use crate::graders::engine::{DEFAULT_MAX_CONCURRENCY, EPOCH_TICK};
 use crate::graders::limits::{DEFAULT_MEMORY_BYTES, DEFAULT_TIMEOUT};
 use crate::graders::{Limits, RuntimeOptions};
@@ -58,13 +59,8 @@ impl GraderLimits {
                     .ok()
                     .filter(|ms| (MIN_TIMEOUT_MS..=MAX_TIMEOUT_MS).contains(ms))
                     .ok_or_else(|| {
-                        ConfigError::new(
-                            "FLYWHEEL_GRADER_TIMEOUT_MS",
-                            "grader-timeout-ms",
-                            Some(v),
-                            "not a whole number of milliseconds from 10 to 600000",
-                            "a whole number of milliseconds from 10 to 600000, such as 2000",
-                        )
+                        field::GRADER_TIMEOUT_MS
+                            .error(v, "not a whole number of milliseconds from 10 to 600000")
                     })?,
             ),
         };
@@ -76,19 +72,11 @@ impl GraderLimits {
                     .ok()
                     .filter(|mb| (MIN_MEMORY_MB..=MAX_MEMORY_MB).contains(mb))
                     .ok_or_else(|| {
-                        ConfigError::new(
-                            "FLYWHEEL_GRADER_MEMORY_MB",
-                            "grader-memory-mb",
-                            Some(v),
-                            "not a whole number of MiB from 2 to 4096",
-                            "a whole number of MiB from 2 to 4096, such as 64",
-                        )
+                        field::GRADER_MEMORY_MB.error(v, "not a whole number of MiB from 2 to 4096")
                     })?;
                 usize::try_from(mb << 20).map_err(|_| {
-                    ConfigError::new(
-                        "FLYWHEEL_GRADER_MEMORY_MB",
-                        "grader-memory-mb",
-                        Some(v),
+                    field::GRADER_MEMORY_MB.error_accepting(
+                        v,
                         "larger than this platform can address",
                         "a smaller number of MiB",
                     )
@@ -102,13 +90,7 @@ impl GraderLimits {
                 .ok()
                 .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
                 .ok_or_else(|| {
-                    ConfigError::new(
-                        "FLYWHEEL_GRADER_MAX_CONCURRENCY",
-                        "grader-max-concurrency",
-                        Some(v),
-                        "not a whole number from 1 to 256",
-                        "a whole number from 1 to 256, such as 16",
-                    )
+                    field::GRADER_MAX_CONCURRENCY.error(v, "not a whole number from 1 to 256")
                 })?,
         };
         Ok(GraderLimits {

@@ -1,9 +1,12 @@
 //! Settings from flags and environment, validated once into typed values.
 //!
-//! [`ConfigArgs`] is what clap reads (raw strings, so that every bad value is reported by this
-//! module with the variable's name and the accepted values, not by clap); [`Settings`] is what the
-//! rest of the program sees. Nothing outside this module reads the environment.
+//! [`ConfigArgs`] is the raw form (strings, so that every bad value is reported by this module
+//! with the variable's name and the accepted values, not by clap), read by the command line in
+//! groups ([`args`]); [`Settings`] is what the rest of the program sees. Each variable's names
+//! are written once, in [`field`]. Nothing outside this module reads the environment.
 
+pub mod args;
+pub mod field;
 pub mod grader_limits;
 pub mod tokens;
 
@@ -12,8 +15,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::ValueEnum;
 
+pub use args::ConfigArgs;
 pub use grader_limits::GraderLimits;
 pub use tokens::{Role, Secret, TokenSpec};
 
@@ -37,113 +41,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// The configuration as read from flags and environment variables, before validation. Values
-/// that may hold a secret (tokens, API key, a database password) are [`Secret`]s already, so
-/// even this raw form never prints them.
-#[derive(Debug, Clone, Default, Args)]
-pub struct ConfigArgs {
-    /// Database: `sqlite://PATH` (default: `sqlite://<data-dir>/flywheel.db`) or
-    /// `postgres://USER@HOST:PORT/DB`.
-    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
-    pub database_url: Option<Secret>,
-
-    /// Address the server listens on, IP:PORT [default: 127.0.0.1:8080]. A non-loopback address
-    /// needs at least one token.
-    #[arg(long, env = "FLYWHEEL_BIND", global = true)]
-    pub bind: Option<String>,
-
-    /// Data directory: the default SQLite file and graders directory live here [default: ./data].
-    #[arg(long, env = "FLYWHEEL_DATA_DIR", global = true)]
-    pub data_dir: Option<String>,
-
-    /// API tokens, comma-separated `name:role:secret` entries; roles: read, agent, admin.
-    #[arg(long, env = "FLYWHEEL_TOKENS", global = true, hide_env_values = true)]
-    pub tokens: Option<Secret>,
-
-    /// File of API tokens, one `name:role:secret` per line, `#` starts a comment.
-    #[arg(long, env = "FLYWHEEL_TOKENS_FILE", global = true)]
-    pub tokens_file: Option<PathBuf>,
-
-    /// Collect runs, A/B test, export and optimize (true/false) [default: true]. Prompts are
-    /// served either way.
-    #[arg(long, env = "ENABLE_PROMPT_OPTIMIZATION", global = true)]
-    pub enable_prompt_optimization: Option<String>,
-
-    /// Default share of traffic sent to version B of an A/B test, 0 to 1 [default: 0.5].
-    #[arg(long, env = "PROMPT_AB_TEST_TRAFFIC_SPLIT", global = true)]
-    pub ab_test_traffic_split: Option<String>,
-
-    /// Annotated runs required before export or optimization, a whole number >= 1 [default: 50].
-    #[arg(long, env = "PROMPT_MIN_SAMPLES_FOR_OPTIMIZATION", global = true)]
-    pub min_samples_for_optimization: Option<String>,
-
-    /// Directory of grader components (`.wasm`), watched for changes
-    /// [default: <data-dir>/graders].
-    #[arg(long, env = "FLYWHEEL_GRADERS_DIR", global = true)]
-    pub graders_dir: Option<String>,
-
-    /// Directory of compiled grader components (a cache keyed by content hash and engine
-    /// version; safe to share between instances of the same build, writable only by Flywheel)
-    /// [default: <data-dir>/cache].
-    #[arg(long, env = "FLYWHEEL_CACHE_DIR", global = true)]
-    pub cache_dir: Option<String>,
-
-    /// OpenAI-compatible model endpoint for model graders and the optimizer, http(s)://….
-    #[arg(long, env = "OPENAI_BASE_URL", global = true)]
-    pub openai_base_url: Option<String>,
-
-    /// API key for the model endpoint (never printed or logged).
-    #[arg(long, env = "OPENAI_API_KEY", global = true, hide_env_values = true)]
-    pub openai_api_key: Option<Secret>,
-
-    /// Chat model model graders use when their definition names none [default: gpt-4.1-mini].
-    #[arg(long, env = "FLYWHEEL_LLM_MODEL", global = true)]
-    pub llm_model: Option<String>,
-
-    /// Embeddings model for text_similarity cosine [default: text-embedding-3-small].
-    #[arg(long, env = "FLYWHEEL_LLM_EMBEDDING_MODEL", global = true)]
-    pub llm_embedding_model: Option<String>,
-
-    /// Time limit of one model call, retries and waits included, 1-3600 seconds [default: 120].
-    #[arg(long, env = "FLYWHEEL_LLM_TIMEOUT_SECS", global = true)]
-    pub llm_timeout_secs: Option<String>,
-
-    /// Retries of a model call after 429, 5xx or a connection error, 0-10 [default: 3].
-    #[arg(long, env = "FLYWHEEL_LLM_MAX_RETRIES", global = true)]
-    pub llm_max_retries: Option<String>,
-
-    /// Model calls in flight at once, all endpoints together, 1-1024 [default: 8].
-    #[arg(long, env = "FLYWHEEL_LLM_MAX_CONCURRENCY", global = true)]
-    pub llm_max_concurrency: Option<String>,
-
-    /// Named model endpoints a grader definition may select with `"endpoint"`:
-    /// `name=URL,name=URL`; the key of endpoint `name` is read from
-    /// FLYWHEEL_LLM_ENDPOINT_<NAME>_API_KEY.
-    #[arg(long, env = "FLYWHEEL_LLM_ENDPOINTS", global = true)]
-    pub llm_endpoints: Option<String>,
-
-    /// Tokens (prompt + completion) one grading run may spend on model calls; unset means no
-    /// limit. When spent the run ends cleanly: remaining rows report budget_exhausted.
-    #[arg(long, env = "FLYWHEEL_LLM_RUN_TOKEN_BUDGET", global = true)]
-    pub llm_run_token_budget: Option<String>,
-    /// Wall time of one grader call (a row or a batch), milliseconds, 10 to 600000
-    /// [default: 2000].
-    #[arg(long, env = "FLYWHEEL_GRADER_TIMEOUT_MS", global = true)]
-    pub grader_timeout_ms: Option<String>,
-
-    /// Linear memory one grader instance may grow to, MiB, 2 to 4096 [default: 64].
-    #[arg(long, env = "FLYWHEEL_GRADER_MEMORY_MB", global = true)]
-    pub grader_memory_mb: Option<String>,
-
-    /// Grader calls running at once (sizes the instance pool), 1 to 256 [default: 16].
-    #[arg(long, env = "FLYWHEEL_GRADER_MAX_CONCURRENCY", global = true)]
-    pub grader_max_concurrency: Option<String>,
-
-    /// Log format: text or json [default: text].
-    #[arg(long, env = "FLYWHEEL_LOG_FORMAT", global = true)]
-    pub log_format: Option<String>,
-}
-
 /// A configuration value that was refused; the message names the variable and what it accepts.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid {variable} (--{flag}){shown}: {problem}; accepted: {accepted}")]
@@ -161,7 +58,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(
+    pub(crate) fn new(
         variable: &'static str,
         flag: &'static str,
         value: Option<&str>,
@@ -314,172 +211,64 @@ impl Settings {
     /// Validates raw arguments into settings. Reads the tokens file if one is named.
     pub fn from_args(args: &ConfigArgs) -> Result<Settings, ConfigError> {
         let data_dir = PathBuf::from(given(&args.data_dir).unwrap_or(DEFAULT_DATA_DIR));
-
-        let database_url = match given_secret(&args.database_url) {
-            None => DatabaseUrl::sqlite_file(&data_dir.join(DEFAULT_SQLITE_FILE)),
-            // The value may hold a password, so it is not echoed.
-            Some(url) => DatabaseUrl::parse(url).map_err(|problem| {
-                ConfigError::new(
-                    "DATABASE_URL",
-                    "database-url",
-                    None,
-                    problem,
-                    "sqlite://PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DB",
-                )
-            })?,
-        };
-
-        let bind_raw = given(&args.bind).unwrap_or(DEFAULT_BIND);
-        let bind: SocketAddr = bind_raw.parse().map_err(|_| {
-            ConfigError::new(
-                "FLYWHEEL_BIND",
-                "bind",
-                Some(bind_raw),
+        let database_url = field::DATABASE_URL
+            .parse_with(given_secret(&args.database_url), DatabaseUrl::parse)?
+            .unwrap_or_else(|| DatabaseUrl::sqlite_file(&data_dir.join(DEFAULT_SQLITE_FILE)));
+        let bind = field::BIND
+            .parse(
+                Some(given(&args.bind).unwrap_or(DEFAULT_BIND)),
                 "not an IP:PORT socket address",
-                "IP:PORT such as 127.0.0.1:8080 or [::1]:8080",
-            )
-        })?;
-
-        let mut tokens = match given_secret(&args.tokens) {
-            None => Vec::new(),
-            Some(list) => tokens::parse_token_list(list).map_err(|problem| {
-                ConfigError::new(
-                    "FLYWHEEL_TOKENS",
-                    "tokens",
-                    None,
-                    problem,
-                    "comma-separated name:role:secret with role read, agent or admin",
-                )
-            })?,
-        };
-        if let Some(path) = &args.tokens_file {
-            let file_error = |problem: String| {
-                ConfigError::new(
-                    "FLYWHEEL_TOKENS_FILE",
-                    "tokens-file",
-                    Some(&path.display().to_string()),
-                    problem,
-                    "a readable file of name:role:secret lines (role read, agent or admin)",
-                )
-            };
-            let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-            tokens.extend(tokens::parse_token_file(&text).map_err(file_error)?);
-        }
-        for (i, token) in tokens.iter().enumerate() {
-            if tokens[..i].iter().any(|other| other.name == token.name) {
-                return Err(ConfigError::new(
-                    "FLYWHEEL_TOKENS",
-                    "tokens",
-                    None,
-                    format!("token name {:?} is configured twice", token.name),
-                    "unique token names",
-                ));
-            }
-            if tokens[..i].iter().any(|other| other.secret == token.secret) {
-                return Err(ConfigError::new(
-                    "FLYWHEEL_TOKENS",
-                    "tokens",
-                    None,
-                    format!("token {:?} reuses another token's secret", token.name),
-                    "a distinct secret per token",
-                ));
-            }
-        }
-
-        let enable_prompt_optimization = match given(&args.enable_prompt_optimization) {
-            None => true,
-            Some(v) => parse_bool(v).ok_or_else(|| {
-                ConfigError::new(
-                    "ENABLE_PROMPT_OPTIMIZATION",
-                    "enable-prompt-optimization",
-                    Some(v),
-                    "not a boolean",
-                    "true, false, 1, 0, yes, no, on, off",
-                )
-            })?,
-        };
-
-        let ab_test_traffic_split = match given(&args.ab_test_traffic_split) {
-            None => DEFAULT_AB_TEST_TRAFFIC_SPLIT,
-            Some(v) => v
-                .parse::<f64>()
-                .ok()
-                .filter(|x| (0.0..=1.0).contains(x))
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        "PROMPT_AB_TEST_TRAFFIC_SPLIT",
-                        "ab-test-traffic-split",
-                        Some(v),
-                        "not a number between 0 and 1",
-                        "a number from 0 to 1 inclusive, such as 0.5",
-                    )
-                })?,
-        };
-
-        let min_samples_for_optimization = match given(&args.min_samples_for_optimization) {
-            None => DEFAULT_MIN_SAMPLES_FOR_OPTIMIZATION,
-            Some(v) => v.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                ConfigError::new(
-                    "PROMPT_MIN_SAMPLES_FOR_OPTIMIZATION",
-                    "min-samples-for-optimization",
-                    Some(v),
-                    "not a whole number of at least 1",
-                    "a whole number from 1 to 4294967295",
-                )
-            })?,
-        };
-
+                |v| v.parse::<SocketAddr>().ok(),
+            )?
+            .expect("a default is given");
+        let tokens = read_tokens(args)?;
+        let enable_prompt_optimization = field::ENABLE_PROMPT_OPTIMIZATION
+            .parse(
+                given(&args.enable_prompt_optimization),
+                "not a boolean",
+                parse_bool,
+            )?
+            .unwrap_or(true);
+        let ab_test_traffic_split = field::AB_TEST_TRAFFIC_SPLIT
+            .parse(
+                given(&args.ab_test_traffic_split),
+                "not a number between 0 and 1",
+                |v| v.parse::<f64>().ok().filter(|x| (0.0..=1.0).contains(x)),
+            )?
+            .unwrap_or(DEFAULT_AB_TEST_TRAFFIC_SPLIT);
+        let min_samples_for_optimization = field::MIN_SAMPLES_FOR_OPTIMIZATION
+            .parse(
+                given(&args.min_samples_for_optimization),
+                "not a whole number of at least 1",
+                |v| v.parse::<u32>().ok().filter(|n| *n >= 1),
+            )?
+            .unwrap_or(DEFAULT_MIN_SAMPLES_FOR_OPTIMIZATION);
         let graders_dir = given(&args.graders_dir)
             .map(PathBuf::from)
             .unwrap_or_else(|| data_dir.join("graders"));
         let cache_dir = given(&args.cache_dir)
             .map(PathBuf::from)
             .unwrap_or_else(|| data_dir.join("cache"));
-
-        let openai_base_url = match given(&args.openai_base_url) {
-            None => None,
-            Some(v) if v.starts_with("http://") || v.starts_with("https://") => {
-                Some(v.trim_end_matches('/').to_owned())
-            }
-            Some(v) => {
-                return Err(ConfigError::new(
-                    "OPENAI_BASE_URL",
-                    "openai-base-url",
-                    Some(v),
-                    "not an http(s) URL",
-                    "http://HOST[:PORT]/PATH or https://…",
-                ));
-            }
-        };
+        let openai_base_url = field::OPENAI_BASE_URL.parse(
+            given(&args.openai_base_url),
+            "not an http(s) URL",
+            |v| {
+                (v.starts_with("http://") || v.starts_with("https://"))
+                    .then(|| v.trim_end_matches('/').to_owned())
+            },
+        )?;
         let openai_api_key = given_secret(&args.openai_api_key).map(Secret::new);
-
         let llm = llm_settings(args)?;
-        let llm_run_token_budget = match given(&args.llm_run_token_budget) {
-            None => None,
-            Some(v) => Some(v.parse::<u64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                ConfigError::new(
-                    "FLYWHEEL_LLM_RUN_TOKEN_BUDGET",
-                    "llm-run-token-budget",
-                    Some(v),
-                    "not a whole number of at least 1",
-                    "a whole number of tokens, such as 200000, or unset for no limit",
-                )
-            })?),
-        };
-
-        let log_format = match given(&args.log_format) {
-            None => LogFormat::Text,
-            Some(v) => LogFormat::from_str(v, true).map_err(|_| {
-                ConfigError::new(
-                    "FLYWHEEL_LOG_FORMAT",
-                    "log-format",
-                    Some(v),
-                    "unknown log format",
-                    "text, json",
-                )
-            })?,
-        };
-
+        let llm_run_token_budget = field::LLM_RUN_TOKEN_BUDGET.parse(
+            given(&args.llm_run_token_budget),
+            "not a whole number of at least 1",
+            |v| v.parse::<u64>().ok().filter(|n| *n >= 1),
+        )?;
+        let log_format = field::LOG_FORMAT
+            .parse(given(&args.log_format), "unknown log format", |v| {
+                LogFormat::from_str(v, true).ok()
+            })?
+            .unwrap_or(LogFormat::Text);
         let grader_limits = GraderLimits::parse(
             given(&args.grader_timeout_ms),
             given(&args.grader_memory_mb),
@@ -510,16 +299,49 @@ impl Settings {
     /// would be open to the network.
     pub fn check_bind_is_safe(&self) -> Result<(), ConfigError> {
         if self.tokens.is_empty() && !self.bind.ip().is_loopback() {
-            return Err(ConfigError::new(
-                "FLYWHEEL_BIND",
-                "bind",
-                Some(&self.bind.to_string()),
-                "a non-loopback address needs at least one API token (FLYWHEEL_TOKENS or --tokens-file)",
+            return Err(field::BIND.error_accepting(
+                &self.bind.to_string(),
+                format!(
+                    "a non-loopback address needs at least one API token ({} or --{})",
+                    field::TOKENS.variable,
+                    field::TOKENS_FILE.flag
+                ),
                 "a loopback address such as 127.0.0.1:8080, or configure FLYWHEEL_TOKENS",
             ));
         }
         Ok(())
     }
+}
+
+/// The tokens of `FLYWHEEL_TOKENS` and the file of `FLYWHEEL_TOKENS_FILE`, each name and secret
+/// used once.
+fn read_tokens(args: &ConfigArgs) -> Result<Vec<TokenSpec>, ConfigError> {
+    let mut tokens = field::TOKENS
+        .parse_with(given_secret(&args.tokens), tokens::parse_token_list)?
+        .unwrap_or_default();
+    if let Some(path) = &args.tokens_file {
+        let shown = path.display().to_string();
+        let file_error = |problem: String| field::TOKENS_FILE.error(&shown, problem);
+        let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+        tokens.extend(tokens::parse_token_file(&text).map_err(file_error)?);
+    }
+    for (i, token) in tokens.iter().enumerate() {
+        if tokens[..i].iter().any(|other| other.name == token.name) {
+            return Err(field::TOKENS.error_accepting(
+                "",
+                format!("token name {:?} is configured twice", token.name),
+                "unique token names",
+            ));
+        }
+        if tokens[..i].iter().any(|other| other.secret == token.secret) {
+            return Err(field::TOKENS.error_accepting(
+                "",
+                format!("token {:?} reuses another token's secret", token.name),
+                "a distinct secret per token",
+            ));
+        }
+    }
+    Ok(tokens)
 }
 
 /// The model client's settings, validated by [`crate::llm::LlmSettings::from_lookup`] from the
@@ -528,52 +350,29 @@ impl Settings {
 /// are read from the environment here, the only place that reads it.
 fn llm_settings(args: &ConfigArgs) -> Result<crate::llm::LlmSettings, ConfigError> {
     let lookup = |name: &str| -> Option<String> {
-        let value = match name {
-            "OPENAI_BASE_URL" => args.openai_base_url.clone(),
-            "OPENAI_API_KEY" => args.openai_api_key.as_ref().map(|k| k.expose().to_owned()),
-            "FLYWHEEL_LLM_MODEL" => args.llm_model.clone(),
-            "FLYWHEEL_LLM_EMBEDDING_MODEL" => args.llm_embedding_model.clone(),
-            "FLYWHEEL_LLM_TIMEOUT_SECS" => args.llm_timeout_secs.clone(),
-            "FLYWHEEL_LLM_MAX_RETRIES" => args.llm_max_retries.clone(),
-            "FLYWHEEL_LLM_MAX_CONCURRENCY" => args.llm_max_concurrency.clone(),
-            "FLYWHEEL_LLM_ENDPOINTS" => args.llm_endpoints.clone(),
-            key if key.starts_with("FLYWHEEL_LLM_ENDPOINT_") && key.ends_with("_API_KEY") => {
-                std::env::var(key).ok()
-            }
-            _ => None,
-        };
-        value.map(|v| v.trim().to_owned())
+        if name.starts_with("FLYWHEEL_LLM_ENDPOINT_") && name.ends_with("_API_KEY") {
+            return std::env::var(name).ok().map(|v| v.trim().to_owned());
+        }
+        args.model_value(name)
     };
     crate::llm::LlmSettings::from_lookup(lookup).map_err(|error| {
-        let (variable, flag, accepted) = match error.name.as_str() {
-            "OPENAI_BASE_URL" => (
-                "OPENAI_BASE_URL",
-                "openai-base-url",
-                "http://HOST[:PORT]/PATH or https://…, without credentials",
-            ),
-            "FLYWHEEL_LLM_TIMEOUT_SECS" => (
-                "FLYWHEEL_LLM_TIMEOUT_SECS",
-                "llm-timeout-secs",
-                "a whole number of seconds from 1 to 3600",
-            ),
-            "FLYWHEEL_LLM_MAX_RETRIES" => (
-                "FLYWHEEL_LLM_MAX_RETRIES",
-                "llm-max-retries",
-                "a whole number from 0 to 10",
-            ),
-            "FLYWHEEL_LLM_MAX_CONCURRENCY" => (
-                "FLYWHEEL_LLM_MAX_CONCURRENCY",
-                "llm-max-concurrency",
-                "a whole number from 1 to 1024",
-            ),
-            _ => (
-                "FLYWHEEL_LLM_ENDPOINTS",
-                "llm-endpoints",
-                "comma-separated name=URL entries; names of 1-64 characters a-z, 0-9, -, _",
-            ),
-        };
+        let field = [
+            field::OPENAI_BASE_URL,
+            field::LLM_TIMEOUT_SECS,
+            field::LLM_MAX_RETRIES,
+            field::LLM_MAX_CONCURRENCY,
+        ]
+        .into_iter()
+        .find(|f| f.variable == error.name)
+        .unwrap_or(field::LLM_ENDPOINTS);
         // The reason may quote the value (never a key: keys are not parsed, only carried).
-        ConfigError::new(variable, flag, None, error.reason, accepted)
+        ConfigError::new(
+            field.variable,
+            field.flag,
+            None,
+            error.reason,
+            field.accepted,
+        )
     })
 }
 
