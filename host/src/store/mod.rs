@@ -10,8 +10,9 @@
 //! - `sql/`: each domain's SQL, row structs and operation flows, written once and generic over
 //!   the sqlx database ([`sql::Backend`]); both dialects accept the same text (`$N`
 //!   placeholders, `ON CONFLICT`, `RETURNING`, `TRUE`).
-//! - `sqlite/` and `postgres/`: only what the dialects force apart (below); a backend has a
-//!   domain file only where that domain needs dialect code of its own.
+//! - `sqlite/` and `postgres/`: only what the dialects force apart (below), as their
+//!   implementation of [`sql::Backend`]. Today no domain needs more; a domain that does gets a
+//!   file in each (see "Adding a domain").
 //! - `conformance/`: the suite both backends must pass, a file per domain, plus the check that
 //!   both migration sets define the same schema.
 //!
@@ -19,11 +20,11 @@
 //!
 //! | | SQLite | PostgreSQL | why |
 //! |---|---|---|---|
-//! | write lock | `BEGIN IMMEDIATE` (whole database) | `SELECT … FOR UPDATE` on the prompt's row | SQLite has no row locks; a deferred SQLite transaction that reads, then writes fails with `SQLITE_BUSY` instead of waiting |
+//! | write lock | `BEGIN IMMEDIATE` (whole database) | `SELECT … FOR UPDATE` on the prompt's row (`ROW_LOCK`) | SQLite has no row locks; a deferred SQLite transaction that reads, then writes fails with `SQLITE_BUSY` instead of waiting |
 //! | snapshot reads | a deferred transaction (one WAL snapshot) | `REPEATABLE READ READ ONLY` | READ COMMITTED, PostgreSQL's default, snapshots per statement |
 //! | constraint names | named by the statement being run | read from the error | SQLite reports only the kind of violation |
 //! | uuids | hyphenated TEXT | `UUID` | SQLite has no uuid type (sqlx would write a BLOB) |
-//! | migrations | `migrations/sqlite` | `migrations/postgres` | types, triggers and CHECK syntax differ |
+//! | migrations | `migrations/sqlite` | `migrations/postgres` (under an advisory lock) | types, triggers and CHECK syntax differ |
 //!
 //! # Invariants
 //!
@@ -42,9 +43,10 @@
 //! 1. `store/<domain>.rs`: the row types and a `<Domain>Store` trait; add it to [`Store`]'s
 //!    supertraits and re-export it here.
 //! 2. `store/sql/<domain>.rs`: the queries, row structs (`FromRow`) and the trait implemented
-//!    for every [`sql::Backend`]. If a backend must differ (a lock, a claim with
-//!    `FOR UPDATE SKIP LOCKED`, which SQLite lacks), declare a `<Domain>Dialect: Backend`
-//!    trait there and implement it in `store/sqlite/<domain>.rs` and `store/postgres/<domain>.rs`.
+//!    for every [`sql::Backend`]. If a backend must differ beyond what `Backend` says (a job
+//!    claim with `FOR UPDATE SKIP LOCKED`, which SQLite lacks), declare a
+//!    `<Domain>Dialect: Backend` trait there and implement it in `store/sqlite/<domain>.rs` and
+//!    `store/postgres/<domain>.rs`.
 //! 3. `store/conformance/<domain>.rs`: the behaviour as cases both backends run.
 //! 4. A migration pair: the same number and name in `migrations/sqlite` and
 //!    `migrations/postgres` (never edit an applied one), every constraint named;

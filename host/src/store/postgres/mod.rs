@@ -1,7 +1,7 @@
 //! The PostgreSQL backend: the scale-out store several Flywheel instances share.
 //!
 //! Every write that depends on what is there (create a version, deploy, roll back) runs in a
-//! transaction that first locks the prompt's row (`SELECT … FOR UPDATE`, `prompts.rs`), so
+//! transaction that first locks the prompt's row (`SELECT … FOR UPDATE`, `ROW_LOCK`), so
 //! writers to one prompt queue while writers to different prompts proceed. Under READ COMMITTED
 //! each later statement sees everything committed before the lock was granted; reads that must
 //! agree across statements run under REPEATABLE READ.
@@ -9,22 +9,21 @@
 //! PostgreSQL names the violated constraint, so violations map to [`StoreError::Conflict`] by that
 //! name (see `map_error`). Uuids are native `UUID`s.
 //!
-//! The queries are shared ([`super::sql`]); this module holds the connection, the transaction
-//! levels, the error mapping and the uuid encoding.
-
-mod prompts;
+//! The queries are shared (`store/sql`); this module holds the connection, the row lock, the
+//! transaction levels, the error mapping and the uuid encoding.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgArgumentBuffer, PgPool, PgPoolOptions, PgTypeInfo, PgValueRef};
 use sqlx::{Decode, Encode, Postgres, Transaction, Type};
 use uuid::Uuid;
 
 use super::sql::{Backend, DbId};
-use super::{Result, Store, StoreError};
+use super::{Result, StoreError};
 
 /// Connections per instance. Several instances share one server (default limit 100), so keep
 /// each pool modest; writes to one prompt serialise on a row lock anyway.
@@ -32,7 +31,10 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 /// How long a caller waits for a free connection before the operation fails.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A [`Store`] on a PostgreSQL database.
+/// sqlx takes an advisory lock while it migrates, so instances starting together migrate once.
+static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// A [`Store`](super::Store) on a PostgreSQL database.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
@@ -82,7 +84,7 @@ impl Backend for PgStore {
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>> {
-        // Row locks (`lock_prompt`) and `ON CONFLICT` serialise what must be; a plain READ
+        // Row locks (`ROW_LOCK`) and `ON CONFLICT` serialise what must be; a plain READ
         // COMMITTED transaction lets writers to different prompts proceed.
         Ok(self.pool.begin().await?)
     }
@@ -96,25 +98,15 @@ impl Backend for PgStore {
         Ok(tx)
     }
 
+    const ROW_LOCK: &'static str = "FOR UPDATE";
+
+    fn migrator(&self) -> &'static Migrator {
+        &MIGRATOR
+    }
+
     fn conflict(_constraint: &'static str, error: sqlx::Error) -> StoreError {
         // The server names the constraint; the caller's guess is not needed.
         map_error(error)
-    }
-}
-
-#[async_trait]
-impl Store for PgStore {
-    async fn migrate(&self) -> Result<()> {
-        // sqlx takes an advisory lock, so instances starting together migrate once.
-        sqlx::migrate!("../migrations/postgres")
-            .run(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
     }
 }
 

@@ -64,7 +64,7 @@ where
     async fn put_grader(&self, new: NewGraderDefinition) -> Result<(GraderDefinition, PutOutcome)> {
         check_grader_json(&new)?;
         let mut tx = self.begin_write().await?;
-        ensure_prompt(&mut tx, &new.prompt_id).await?;
+        ensure_prompt(&mut tx, &new.prompt_id, "").await?;
         let id = Uuid::now_v7();
         // The id and created_at of an existing row are kept.
         let row: GraderRow = sqlx::query_as(&format!(
@@ -98,7 +98,7 @@ where
         let mut written = 0;
         for seed in seeds {
             check_grader_json(seed)?;
-            ensure_prompt(&mut tx, &seed.prompt_id).await?;
+            ensure_prompt(&mut tx, &seed.prompt_id, "").await?;
             // DO NOTHING waits for a concurrent seeder's insert, then skips it: instances
             // starting together seed each definition once.
             let inserted: Option<String> = sqlx::query_scalar(&format!(
@@ -125,7 +125,7 @@ where
         let mut tx = self.begin_snapshot().await?;
         let rows: Vec<GraderRow> = match prompt_id {
             Some(prompt_id) => {
-                ensure_prompt(&mut tx, prompt_id).await?;
+                ensure_prompt(&mut tx, prompt_id, "").await?;
                 sqlx::query_as(&format!(
                     "SELECT {GRADER_COLUMNS} FROM graders WHERE prompt_id = $1 ORDER BY name"
                 ))

@@ -14,10 +14,11 @@ pub(crate) mod graders;
 pub(crate) mod prompts;
 
 use async_trait::async_trait;
+use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 use uuid::Uuid;
 
-use super::{Missing, Result, StoreError};
+use super::{GraderStore, Missing, PromptStore, Result, Store, StoreError};
 
 /// What a backend says for itself; everything else about SQL is shared. Implemented by
 /// `SqliteStore` and `PgStore`.
@@ -36,6 +37,14 @@ pub trait Backend: Send + Sync + 'static {
     /// Opens a read-only transaction whose statements all see one snapshot.
     async fn begin_snapshot(&self) -> Result<Transaction<'static, Self::Db>>;
 
+    /// What follows a `SELECT` to lock the rows it reads until the transaction ends: PostgreSQL
+    /// `FOR UPDATE`, so writers to one prompt queue while writers to others proceed; nothing on
+    /// SQLite, where [`Backend::begin_write`] already holds the whole database.
+    const ROW_LOCK: &'static str;
+
+    /// The backend's migrations (`migrations/sqlite` or `migrations/postgres`).
+    fn migrator(&self) -> &'static Migrator;
+
     /// Turns the error of a statement that can violate `constraint` into a
     /// [`StoreError::Conflict`] if it is a constraint violation. PostgreSQL reports the
     /// violated constraint's name and uses it; SQLite does not, so it names `constraint`.
@@ -49,9 +58,11 @@ pub trait Backend: Send + Sync + 'static {
 pub struct DbId(pub Uuid);
 
 /// `NotFound` unless the prompt exists; inside `tx`, so the answer holds for the transaction.
+/// `row_lock` is empty or [`Backend::ROW_LOCK`], which also makes `tx` the prompt's only writer.
 pub(crate) async fn ensure_prompt<DB>(
     tx: &mut Transaction<'static, DB>,
     prompt_id: &str,
+    row_lock: &str,
 ) -> Result<()>
 where
     DB: Database,
@@ -60,10 +71,29 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'r> (String,): FromRow<'r, DB::Row>,
 {
-    sqlx::query_scalar::<_, String>("SELECT id FROM prompts WHERE id = $1")
+    sqlx::query_scalar::<_, String>(&format!("SELECT id FROM prompts WHERE id = $1 {row_lock}"))
         .bind(prompt_id)
         .fetch_optional(&mut **tx)
         .await?
         .map(|_| ())
         .ok_or_else(|| Missing::prompt(prompt_id).into())
+}
+
+#[async_trait]
+impl<B> Store for B
+where
+    B: Backend + PromptStore + GraderStore,
+    <B::Db as Database>::Connection: Migrate,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
+{
+    async fn migrate(&self) -> Result<()> {
+        self.migrator().run(self.pool()).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
+        Ok(())
+    }
 }

@@ -8,10 +8,8 @@
 //! SQLite does not report which constraint failed, so violations are mapped by error kind plus
 //! the statement being run (see `conflict_on`). Uuids are stored as hyphenated TEXT.
 //!
-//! The queries are shared ([`super::sql`]); this module holds the connection, the lock, the
-//! error mapping and the uuid encoding; `prompts.rs` the prompt domain's lock.
-
-mod prompts;
+//! The queries are shared (`store/sql`); this module holds the connection, the lock, the error
+//! mapping and the uuid encoding.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -20,6 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::encode::IsNull;
 use sqlx::error::{BoxDynError, ErrorKind};
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteArgumentValue, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous, SqliteTypeInfo, SqliteValueRef,
@@ -28,7 +27,7 @@ use sqlx::{Decode, Encode, Sqlite, Transaction, Type};
 use uuid::fmt::Hyphenated;
 
 use super::sql::{Backend, DbId};
-use super::{Result, Store, StoreError};
+use super::{Result, StoreError};
 
 /// How long a writer waits for the write lock before giving up. Write transactions are a few
 /// statements long, so even 50 queued deploys clear well within it.
@@ -36,7 +35,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Readers run in parallel under WAL; a handful of connections covers two cores.
 const MAX_CONNECTIONS: u32 = 8;
 
-/// A [`Store`] on a SQLite file.
+static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// A [`Store`](super::Store) on a SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -127,23 +128,14 @@ impl Backend for SqliteStore {
         Ok(self.pool.begin().await?)
     }
 
+    const ROW_LOCK: &'static str = "";
+
+    fn migrator(&self) -> &'static Migrator {
+        &MIGRATOR
+    }
+
     fn conflict(constraint: &'static str, error: sqlx::Error) -> StoreError {
         conflict_on(constraint)(error)
-    }
-}
-
-#[async_trait]
-impl Store for SqliteStore {
-    async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("../migrations/sqlite")
-            .run(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
     }
 }
 
@@ -175,6 +167,7 @@ impl<'r> Decode<'r, Sqlite> for DbId {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
     use crate::store::testing::sqlite_temp;
 
     #[tokio::test]

@@ -1,9 +1,10 @@
-//! The prompt domain's SQL, once for both backends: row structs, queries and the flows of
-//! [`PromptStore`] (seed, create, deploy, rollback), implemented for every [`PromptDialect`].
+//! The prompt domain's SQL, once for both backends: queries and the flows of [`PromptStore`]
+//! (seed, create, deploy, rollback), implemented for every [`Backend`]; the row structs are in
+//! `rows.rs`.
 //!
-//! The one thing a backend adds is how a write to one prompt excludes other writers to it
-//! ([`PromptDialect::lock_prompt`]): within that lock, "max + 1" and "deactivate, then activate"
-//! need no further care.
+//! A write that depends on what is there (create, deploy, roll back) first makes itself the
+//! prompt's only writer (`begin_write`, then the prompt's row read with [`Backend::ROW_LOCK`]):
+//! within that, "max + 1" and "deactivate, then activate" need no further care.
 
 use std::collections::HashMap;
 
@@ -32,18 +33,10 @@ const VERSION_COLUMNS: &str = "id, prompt_id, version, content, created_at, is_a
      parent_version, notes, created_by, tasks_executed, success_rate, avg_tokens";
 const HISTORY_COLUMNS: &str = "id, prompt_id, from_version, to_version, action, actor, created_at";
 
-/// The prompt domain's part of a backend: how a write to one prompt is serialised.
-#[async_trait]
-pub trait PromptDialect: Backend {
-    /// Makes `tx` the only writer to `prompt_id` until it ends (a transaction from
-    /// [`Backend::begin_write`]); `NotFound` if the prompt does not exist.
-    async fn lock_prompt(tx: &mut Transaction<'static, Self::Db>, prompt_id: &str) -> Result<()>;
-}
-
 #[async_trait]
 impl<B> PromptStore for B
 where
-    B: PromptDialect,
+    B: Backend,
     for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
     for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
     for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
@@ -84,7 +77,7 @@ where
             sqlx::query(
                 "INSERT INTO prompt_versions \
                  (id, prompt_id, version, content, created_at, is_active, source, created_by) \
-                 VALUES ($1, $2, 1, $3, $4, TRUE, $5, $6)",
+                 VALUES ($1, $2, 1, $3, $4, FALSE, $5, $6)",
             )
             .bind(DbId(Uuid::now_v7()))
             .bind(seed.prompt.id.as_str())
@@ -108,7 +101,8 @@ where
                 .await
                 .map_err(|e| B::conflict("failure_modes_pkey", e))?;
             }
-            insert_history::<B>(
+            // Activated like any deploy, so the seed's history entry is written by the same code.
+            switch_active::<B>(
                 &mut tx,
                 &seed.prompt.id,
                 None,
@@ -223,7 +217,7 @@ where
         loop {
             attempt += 1;
             let mut tx = self.begin_write().await?;
-            B::lock_prompt(&mut tx, &new.prompt_id).await?;
+            ensure_prompt(&mut tx, &new.prompt_id, B::ROW_LOCK).await?;
             if let Some(parent) = new.parent_version {
                 version_exists::<B::Db>(&mut tx, &new.prompt_id, parent).await?;
             }
@@ -283,7 +277,7 @@ where
 
     async fn deploy(&self, prompt_id: &str, version: i64, actor: &str) -> Result<DeployRecord> {
         let mut tx = self.begin_write().await?;
-        B::lock_prompt(&mut tx, prompt_id).await?;
+        ensure_prompt(&mut tx, prompt_id, B::ROW_LOCK).await?;
         version_exists::<B::Db>(&mut tx, prompt_id, version).await?;
         let current = active_number::<B::Db>(&mut tx, prompt_id).await?;
         if current == Some(version) {
@@ -320,7 +314,7 @@ where
 
     async fn rollback(&self, prompt_id: &str, actor: &str) -> Result<DeployRecord> {
         let mut tx = self.begin_write().await?;
-        B::lock_prompt(&mut tx, prompt_id).await?;
+        ensure_prompt(&mut tx, prompt_id, B::ROW_LOCK).await?;
         let current = active_number::<B::Db>(&mut tx, prompt_id)
             .await?
             .ok_or_else(|| {
@@ -360,7 +354,7 @@ where
 
     async fn deploy_history(&self, prompt_id: &str) -> Result<Vec<DeployRecord>> {
         let mut tx = self.begin_snapshot().await?;
-        ensure_prompt(&mut tx, prompt_id).await?;
+        ensure_prompt(&mut tx, prompt_id, "").await?;
         let rows: Vec<HistoryRow> = sqlx::query_as(&format!(
             "SELECT {HISTORY_COLUMNS} FROM deploy_history WHERE prompt_id = $1 ORDER BY seq"
         ))
@@ -373,7 +367,7 @@ where
 
     async fn failure_modes(&self, prompt_id: &str) -> Result<Vec<FailureMode>> {
         let mut tx = self.begin_snapshot().await?;
-        ensure_prompt(&mut tx, prompt_id).await?;
+        ensure_prompt(&mut tx, prompt_id, "").await?;
         let rows: Vec<FailureModeRow> = sqlx::query_as(
             "SELECT prompt_id, code, description FROM failure_modes \
              WHERE prompt_id = $1 ORDER BY code",
@@ -431,7 +425,8 @@ where
     .await?)
 }
 
-/// Moves the active flag to `to` and records the change; the caller holds the prompt's lock.
+/// Moves the active flag to `to` and records the change in the deploy history; the caller holds
+/// the prompt's lock.
 async fn switch_active<B>(
     tx: &mut Transaction<'static, B::Db>,
     prompt_id: &str,
@@ -467,28 +462,6 @@ where
     .execute(&mut **tx)
     .await
     .map_err(|e| B::conflict("one_active_version_per_prompt", e))?;
-    insert_history::<B>(tx, prompt_id, from, to, action, actor).await
-}
-
-/// Records a change of the active version.
-async fn insert_history<B>(
-    tx: &mut Transaction<'static, B::Db>,
-    prompt_id: &str,
-    from: Option<i64>,
-    to: i64,
-    action: DeployAction,
-    actor: &str,
-) -> Result<DeployRecord>
-where
-    B: Backend,
-    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
-    for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
-    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
-    for<'q> i64: Encode<'q, B::Db> + Type<B::Db>,
-    for<'q> Option<i64>: Encode<'q, B::Db> + Type<B::Db>,
-    for<'q> DateTime<Utc>: Encode<'q, B::Db> + Type<B::Db>,
-    for<'q> DbId: Encode<'q, B::Db> + Type<B::Db>,
-{
     let record = DeployRecord {
         id: Uuid::now_v7(),
         prompt_id: prompt_id.to_owned(),
