@@ -231,7 +231,7 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            StoreError::NotFound(missing) => ApiError::NotFound(format!("{missing} not found")),
             StoreError::Conflict { constraint } => {
                 ApiError::Conflict(conflict_message(&constraint))
             }

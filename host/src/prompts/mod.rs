@@ -40,7 +40,7 @@ pub enum PromptError {
 impl From<StoreError> for PromptError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::NotFound(what) => PromptError::NotFound(what),
+            StoreError::NotFound(missing) => PromptError::NotFound(missing.to_string()),
             StoreError::InvalidState(message) => PromptError::InvalidState(message),
             StoreError::Conflict { constraint } => PromptError::Conflict(constraint),
             other => PromptError::Store(other),

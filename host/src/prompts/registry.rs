@@ -328,8 +328,8 @@ impl PromptRegistry {
 mod tests {
     use super::*;
     use crate::prompts::seeds::default_seeds;
-    use crate::store::open_store;
     use crate::store::testing::{TempDirGuard, postgres_fresh, sqlite_temp};
+    use crate::store::{Missing, open_store};
 
     async fn sqlite_registry(ttl: Duration) -> (TempDirGuard, PromptRegistry) {
         let (dir, url) = sqlite_temp();
@@ -573,7 +573,7 @@ mod tests {
     #[test]
     fn store_errors_keep_their_meaning() {
         assert!(matches!(
-            PromptError::from(StoreError::NotFound("prompt x".into())),
+            PromptError::from(StoreError::NotFound(Missing::prompt("x"))),
             PromptError::NotFound(w) if w == "prompt x"
         ));
         assert!(matches!(

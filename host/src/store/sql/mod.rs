@@ -1,0 +1,99 @@
+//! The SQL both backends run, written once and generic over the sqlx [`Database`]: each domain's
+//! queries, row structs and operation flows (`prompts.rs`, `graders.rs`), on top of
+//! [`Backend`], the few things a backend must say for itself.
+//!
+//! This works because both dialects accept the same text for everything the store does: sqlx's
+//! SQLite driver takes `$N` placeholders, both know `ON CONFLICT (…) DO …`, `RETURNING` and
+//! `TRUE`, and every column type has an encoding on both sides ([`DbId`] covers the one that
+//! does not: uuids). `sqlx::Any` is not used because it has no uuid, time or JSON types.
+//!
+//! The bounds in the `where` clauses below list what the shared code binds and reads; Rust does
+//! not imply them from a trait, so each generic item states the ones it uses.
+
+pub(crate) mod graders;
+pub(crate) mod prompts;
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migrate, Migrator};
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
+use uuid::Uuid;
+
+use super::{GraderStore, Missing, PromptStore, Result, Store, StoreError};
+
+/// What a backend says for itself; everything else about SQL is shared. Implemented by
+/// `SqliteStore` and `PgStore`.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// The sqlx database.
+    type Db: Database;
+
+    /// The connection pool.
+    fn pool(&self) -> &Pool<Self::Db>;
+
+    /// Opens a transaction for a write. SQLite takes the database's write lock here
+    /// (`BEGIN IMMEDIATE`); PostgreSQL starts a plain transaction and locks rows as needed.
+    async fn begin_write(&self) -> Result<Transaction<'static, Self::Db>>;
+
+    /// Opens a read-only transaction whose statements all see one snapshot.
+    async fn begin_snapshot(&self) -> Result<Transaction<'static, Self::Db>>;
+
+    /// What follows a `SELECT` to lock the rows it reads until the transaction ends: PostgreSQL
+    /// `FOR UPDATE`, so writers to one prompt queue while writers to others proceed; nothing on
+    /// SQLite, where [`Backend::begin_write`] already holds the whole database.
+    const ROW_LOCK: &'static str;
+
+    /// The backend's migrations (`migrations/sqlite` or `migrations/postgres`).
+    fn migrator(&self) -> &'static Migrator;
+
+    /// Turns the error of a statement that can violate `constraint` into a
+    /// [`StoreError::Conflict`] if it is a constraint violation. PostgreSQL reports the
+    /// violated constraint's name and uses it; SQLite does not, so it names `constraint`.
+    fn conflict(constraint: &'static str, error: sqlx::Error) -> StoreError;
+}
+
+/// A uuid column as each schema stores it: TEXT (hyphenated) in SQLite, `UUID` in PostgreSQL.
+/// Each backend encodes it (`sqlite/mod.rs`, `postgres/mod.rs`), so the shared queries bind and
+/// read one type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbId(pub Uuid);
+
+/// `NotFound` unless the prompt exists; inside `tx`, so the answer holds for the transaction.
+/// `row_lock` is empty or [`Backend::ROW_LOCK`], which also makes `tx` the prompt's only writer.
+pub(crate) async fn ensure_prompt<DB>(
+    tx: &mut Transaction<'static, DB>,
+    prompt_id: &str,
+    row_lock: &str,
+) -> Result<()>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'r> (String,): FromRow<'r, DB::Row>,
+{
+    sqlx::query_scalar::<_, String>(&format!("SELECT id FROM prompts WHERE id = $1 {row_lock}"))
+        .bind(prompt_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|_| ())
+        .ok_or_else(|| Missing::prompt(prompt_id).into())
+}
+
+#[async_trait]
+impl<B> Store for B
+where
+    B: Backend + PromptStore + GraderStore,
+    <B::Db as Database>::Connection: Migrate,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
+{
+    async fn migrate(&self) -> Result<()> {
+        self.migrator().run(self.pool()).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
+        Ok(())
+    }
+}
