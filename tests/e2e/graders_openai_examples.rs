@@ -97,10 +97,10 @@ fn sample_row() -> (String, String) {
         "response": "I love it",
         "label": "positive",
         "correct_label": "positive",
+        "ground_truth": "positive",
         "reference_answer": "positive",
         "name": "Ada Lovelace",
         "email": "ada@example.com",
-        "expected_caption": "A golden retriever jumps to catch a tennis ball",
         "target_phrase": "Please deliver the package on Tuesday",
         "audio_clip_b64": "AAAA"
     });
