@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use fake_model::{Behaviour, FakeModel, UsageMode};
 use flywheel::graders::definition::Definition;
-use flywheel::graders::grading::grade_rows_in;
 use flywheel::graders::{GraderRuntime, Registry, RegistryOptions, RuntimeOptions};
+use flywheel::grading::file::grade_rows_in;
 use flywheel::llm::{EndpointSettings, LlmClient, LlmSettings};
 
 /// The fake server's answer time.

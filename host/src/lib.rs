@@ -7,6 +7,7 @@
 //! - [`store`]: the one storage interface and its SQLite and PostgreSQL backends; no HTTP here.
 //! - [`prompts`]: the prompt registry: templates, immutable versions, deploy, rollback, resolve.
 //! - [`graders`]: the WebAssembly grader runtime, the graders directory and grader definitions.
+//! - [`grading`]: grading stored and file data with that runtime: stored definitions, seeds.
 //! - [`api`]: the HTTP surface (axum): routes, auth, errors, OpenAPI, metrics; thin handlers.
 //! - [`cli`]: the `flywheel` command line.
 //! - [`server`]: builds the application state and serves it with graceful shutdown.
@@ -15,6 +16,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod graders;
+pub mod grading;
 pub mod llm;
 pub mod prompts;
 pub mod server;

@@ -37,9 +37,9 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<Arc<dyn Store>
         .seed(&crate::prompts::seeds::default_seeds())
         .await
         .context("seeding the default prompts")?;
-    crate::graders::stored::seed(
+    crate::grading::stored::seed(
         store.as_ref(),
-        crate::graders::seeds::all_seed_definitions(),
+        crate::grading::seeds::all_seed_definitions(),
     )
     .await
     .context("seeding the default grader definitions")?;

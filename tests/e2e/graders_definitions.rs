@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use flywheel::graders::definition::Definition;
-use flywheel::graders::grading::grade_rows;
 use flywheel::graders::{Registry, RegistryOptions};
+use flywheel::grading::file::grade_rows;
 use serde_json::json;
 
 use crate::graders_support::{bytes, components, runtime};

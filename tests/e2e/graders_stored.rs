@@ -202,9 +202,9 @@ async fn seeds_are_stored_and_valid_and_definitions_round_trip(backend: Backend)
 
     // Seeding again (a restart) does not resurrect edits or add rows.
     let before = stored(&app).await;
-    flywheel::graders::stored::seed(
+    flywheel::grading::stored::seed(
         app.server.state.registry.store().as_ref(),
-        flywheel::graders::seeds::all_seed_definitions(),
+        flywheel::grading::seeds::all_seed_definitions(),
     )
     .await
     .expect("seed again");

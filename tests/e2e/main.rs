@@ -10,6 +10,7 @@ mod route_auth;
 
 mod graders_api;
 mod graders_definitions;
+mod graders_openai_examples;
 mod graders_reload;
 mod graders_stored;
 mod graders_support;

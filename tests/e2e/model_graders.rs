@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use fake_model::{Behaviour, FakeModel, UsageMode, embedding_for, last_user_message};
 use flywheel::graders::definition::{Definition, Resolved};
-use flywheel::graders::grading::{RowReport, Summary, grade_rows_in};
 use flywheel::graders::{
     GraderErrorKind, GraderRuntime, LlmRun, Outcome, Registry, RegistryOptions, RuntimeOptions,
     World,
 };
+use flywheel::grading::file::{RowReport, Summary, grade_rows_in};
 use flywheel::llm::{EndpointSettings, LlmClient, LlmSettings, Secret};
 use flywheel_e2e::{ADMIN_TOKEN, TestApp, TestDb};
 use serde_json::{Value, json};
@@ -594,7 +594,7 @@ async fn the_seeded_model_definitions_pass_their_components_validation_and_grade
     let item =
         json!({"task_title": "Add a health check", "task_description": "Expose GET /healthz"})
             .to_string();
-    for (_, name, value) in flywheel::graders::seeds::model_seed_definitions() {
+    for (_, name, value) in flywheel::grading::seeds::model_seed_definitions() {
         let definition = Definition::parse(&value).unwrap_or_else(|e| panic!("{name}: {e}"));
         definition
             .validate(&registry)

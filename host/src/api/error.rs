@@ -260,9 +260,9 @@ fn conflict_message(constraint: &str) -> String {
     }
 }
 
-impl From<crate::graders::stored::StoredError> for ApiError {
-    fn from(err: crate::graders::stored::StoredError) -> Self {
-        use crate::graders::stored::StoredError;
+impl From<crate::grading::stored::StoredError> for ApiError {
+    fn from(err: crate::grading::stored::StoredError) -> Self {
+        use crate::grading::stored::StoredError;
         match err {
             StoredError::InvalidName(_) => ApiError::InvalidInput(err.to_string()),
             StoredError::Definition(e) => ApiError::InvalidGraderDefinition {

@@ -1,7 +1,7 @@
 //! `/api/graders…`: the loaded grader components (name, contract version, world, hash,
 //! generation, load error), the definition types this host runs, and the stored definitions per
 //! prompt (create or replace, list, delete). Validation rules live in
-//! [`crate::graders::stored`]; these handlers parse and map.
+//! [`crate::grading::stored`]; these handlers parse and map.
 
 use axum::Extension;
 use axum::Json;
@@ -14,7 +14,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{JsonBody, PathParams, QueryParams};
 use super::state::AppState;
 use crate::graders::registry::GraderListing;
-use crate::graders::stored::{self, PutDefinition};
+use crate::grading::stored::{self, PutDefinition};
 use crate::store::{GraderDefinition, PutOutcome};
 
 /// What `GET /api/graders` answers: the registry's listing plus the stored definitions.

@@ -14,8 +14,8 @@ use clap::{Args, Subcommand};
 use crate::config::Settings;
 use crate::config::args::{GraderArgs, LogArgs, ModelArgs, Overlay, StorageArgs};
 use crate::graders::definition::Definition;
-use crate::graders::grading::{RowReport, Summary, grade_rows};
 use crate::graders::{Registry, RegistryOptions};
+use crate::grading::file::{RowReport, Summary, grade_rows};
 
 /// `flywheel graders`.
 #[derive(Debug, Args)]

@@ -12,13 +12,16 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
-use crate::graders::CONTRACT_VERSION;
 use crate::graders::bindings::ModelGraderPre;
 use crate::graders::cache::CompileCache;
 use crate::graders::engine::GraderRuntime;
 use crate::graders::host::HostState;
 use crate::graders::llm::LlmRun;
 use crate::graders::outcome::Outcome;
+
+/// The contract version this host implements: `flywheel:grader@0.1.0`. Components built for
+/// any `0.1.x` are accepted.
+pub const CONTRACT_VERSION: &str = "0.1.0";
 
 /// The package of the contract, in export and import names.
 const CONTRACT_PACKAGE: &str = "flywheel:grader";

@@ -16,13 +16,13 @@
 //!   version, world, imports allowed, pre-instantiation, `info()`.
 //! - [`cache`]: compiled artifacts on disk, keyed by content hash and engine.
 //! - [`registry`]: built-ins plus the watched graders directory, swapped atomically.
-//! - [`definition`] and [`formula`]: OpenAI grader JSON and `calculate_output`.
-//! - [`grading`]: grading a JSONL file of OpenAI eval rows, with a summary.
-//! - [`stored`]: stored definitions per prompt: validate-then-write, and seeding.
-//! - [`seeds`]: the definitions seeded per agent on first start (model ones in `seeds/*.json`).
+//! - [`definition`] and [`formula`]: OpenAI grader JSON and `calculate_output`: parsed, checked
+//!   against the registry, pinned and run.
+//! - [`kinds`]: the definition types and the component each runs on.
 //!
-//! Not here: HTTP routes and CLI commands (they call [`registry::Registry::list`] and
-//! [`grading::grade_rows`]).
+//! Not here: stored definitions, their seeds and the grading of files or stored data
+//! ([`crate::grading`], which uses this runtime); HTTP routes and CLI commands. This module
+//! imports no store.
 
 pub mod bindings;
 pub mod builtin;
@@ -31,24 +31,18 @@ pub mod component;
 pub mod definition;
 pub mod engine;
 pub mod formula;
-pub mod grading;
 pub mod host;
+pub mod kinds;
 pub mod limits;
 pub mod llm;
 pub mod log_pipe;
 pub mod outcome;
 pub mod registry;
-pub mod seeds;
-pub mod stored;
 
-pub use component::{LoadError, LoadedGrader, World};
+pub use component::{CONTRACT_VERSION, LoadError, LoadedGrader, World};
 pub use definition::{Definition, DefinitionError};
 pub use engine::{GraderRuntime, RuntimeError, RuntimeOptions};
 pub use limits::Limits;
 pub use llm::LlmRun;
 pub use outcome::{GradeResult, GraderErrorKind, Outcome, TokenUsage, TrapKind};
 pub use registry::{GraderListing, Registry, RegistryOptions};
-
-/// The contract version this host implements: `flywheel:grader@0.1.0`. Components built for
-/// any `0.1.x` are accepted.
-pub const CONTRACT_VERSION: &str = "0.1.0";

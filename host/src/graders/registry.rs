@@ -295,7 +295,7 @@ impl Registry {
                 }
             })
             .collect();
-        let definitions = crate::graders::definition::KINDS
+        let definitions = crate::graders::kinds::KINDS
             .iter()
             .map(|(kind, component)| DefinitionKind {
                 kind,

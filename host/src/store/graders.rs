@@ -12,7 +12,7 @@ use super::{Result, StoreError};
 /// A stored grader definition: one named grader of one prompt (`planner` / `files_match`). The
 /// definition is OpenAI grader JSON or `{"type":"wasm",…}`; the store keeps it as given and
 /// checks only that it is a JSON object (the API validates it against the grader runtime before
-/// writing, see [`crate::graders::stored`]).
+/// writing, see [`crate::grading::stored`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GraderDefinition {

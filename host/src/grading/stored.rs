@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::graders::Definition;
 use crate::graders::definition::DefinitionError;
 use crate::graders::registry::Registry;
-use crate::graders::seeds::SeedDefinition;
+use crate::grading::seeds::SeedDefinition;
 use crate::store::{
     GraderDefinition, NewGraderDefinition, PutOutcome, SEED_ACTOR, Store, StoreError,
 };
@@ -142,7 +142,7 @@ pub async fn seed(store: &dyn Store, seeds: Vec<SeedDefinition>) -> Result<usize
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graders::seeds::pure_seed_definitions;
+    use crate::grading::seeds::pure_seed_definitions;
     use crate::store::open_store;
     use serde_json::json;
 

@@ -1,89 +1,39 @@
-//! Grader definitions: OpenAI grader JSON (`string_check`, `text_similarity`, `multi`) and
-//! `{"type":"wasm","component":"<name>","config":{…}}`, parsed, validated and resolved to the
-//! components that run them.
+//! The OpenAI grader JSON shapes (and `wasm`), and the mapping of each `type` onto the
+//! component that runs it: `string_check` on `string-check`; `text_similarity` on
+//! `text-similarity`, or on the model grader `cosine-similarity` for `evaluation_metric:
+//! "cosine"` (it needs embeddings); `score_model` and `label_model` on the built-in model
+//! graders of the same names; `python` on the `python` component (CPython compiled to
+//! WebAssembly, docs/python-graders.md); `multi` on its parts.
 //!
-//! Validation has two layers: the JSON shape here (strict: unknown fields are refused, errors
-//! name the field by its path, such as `graders.name.operation`), then the component's own
-//! `validate-config`. `python` runs in the `python` component (CPython compiled to WebAssembly,
-//! docs/python-graders.md). `score_model` and `label_model` run on the built-in model graders
-//! `score-model` and `label-model`; `text_similarity` with `evaluation_metric: "cosine"` runs on
-//! the model grader `cosine-similarity` (it needs embeddings), every other metric on the pure
-//! `text-similarity`. Model-grader definitions may add `"endpoint": "<name>"`, a model endpoint
-//! configured on the host.
+//! Each shape takes exactly the fields the component's own config takes (`graders/*/src`,
+//! `graders/python/app.py`), so an exported definition carrying OpenAI's `id`, or no `name`, is
+//! not refused here when its component accepts it. The fields' contents (templates, labels,
+//! sampling ranges, Python syntax) are the component's to check in its `validate-config`; the
+//! JSON itself is the config. Model-grader definitions may add `"endpoint": "<name>"`, a model
+//! endpoint configured on the host.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::graders::component::LoadedGrader;
-use crate::graders::engine::GraderRuntime;
-use crate::graders::formula::{self, Expr};
-use crate::graders::llm::LlmRun;
-use crate::graders::outcome::{GradeResult, GraderErrorKind, Metric, Outcome, TokenUsage};
-use crate::graders::registry::Registry;
+use super::tree::{Definition, DefinitionError, join};
+use crate::graders::formula;
+use crate::graders::kinds::KINDS;
 
-/// Every definition `type` this host knows, and the built-in component that runs it.
-pub const KINDS: &[(&str, Option<&str>)] = &[
-    ("string_check", Some("string-check")),
-    ("text_similarity", Some("text-similarity")),
-    ("multi", None),
-    ("wasm", None),
-    ("score_model", Some("score-model")),
-    ("label_model", Some("label-model")),
-    ("python", Some("python")),
-];
-
-/// A definition was refused; `field` is its path in the JSON (`graders.name.operation`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct DefinitionError {
-    /// The path of the offending field (`.` for the whole definition).
-    pub field: String,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-impl DefinitionError {
-    fn at(field: impl Into<String>, message: impl Into<String>) -> Self {
-        DefinitionError {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-/// A parsed definition.
-#[derive(Debug, Clone)]
-pub enum Definition {
-    /// One component with its config (JSON text).
-    Component {
-        /// The definition's `name`, when given.
-        name: Option<String>,
-        /// The component that runs it.
-        component: String,
-        /// The config passed to every call, as JSON text.
-        config: String,
-    },
-    /// Several graders combined by a formula.
-    Multi {
-        /// The definition's `name`.
-        name: Option<String>,
-        /// The sub-graders by variable name.
-        graders: BTreeMap<String, Definition>,
-        /// The parsed `calculate_output`.
-        formula: Expr,
-    },
-}
-
+/// OpenAI `string_check` (graders/string-check).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)] // the fields are read by serde's validation; the JSON itself is the config
 struct StringCheck {
     #[serde(rename = "type")]
     kind: String,
-    name: String,
+    #[serde(default)]
+    name: Option<String>,
+    /// OpenAI's id of a stored testing criterion: accepted so exported definitions import
+    /// unchanged, as the component accepts it.
+    #[serde(default)]
+    id: Option<String>,
     input: String,
     reference: String,
     operation: StringOperation,
@@ -98,13 +48,20 @@ enum StringOperation {
     Ilike,
 }
 
+/// OpenAI `text_similarity` (graders/text-similarity, and graders/cosine-similarity for
+/// `cosine`, which alone takes `model` and `endpoint`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)] // as above
 struct TextSimilarity {
     #[serde(rename = "type")]
     kind: String,
-    name: String,
+    #[serde(default)]
+    name: Option<String>,
+    /// OpenAI's id of a stored testing criterion: accepted so exported definitions import
+    /// unchanged, as the component accepts it.
+    #[serde(default)]
+    id: Option<String>,
     input: String,
     reference: String,
     evaluation_metric: EvaluationMetric,
@@ -125,7 +82,8 @@ struct TextSimilarity {
 struct ScoreModel {
     #[serde(rename = "type")]
     kind: String,
-    name: String,
+    #[serde(default)]
+    name: Option<String>,
     #[serde(default)]
     id: Option<String>,
     model: String,
@@ -147,7 +105,8 @@ struct ScoreModel {
 struct LabelModel {
     #[serde(rename = "type")]
     kind: String,
-    name: String,
+    #[serde(default)]
+    name: Option<String>,
     #[serde(default)]
     id: Option<String>,
     model: String,
@@ -183,14 +142,15 @@ enum EvaluationMetric {
 }
 
 /// OpenAI's `python` grader. The `python` component checks the source itself (size, syntax,
-/// the `grade` signature) in its `validate-config`.
+/// the `grade` signature) in its `validate-config`; it takes no `id` (its `KNOWN_FIELDS`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)] // as above
 struct Python {
     #[serde(rename = "type")]
     kind: String,
-    name: String,
+    #[serde(default)]
+    name: Option<String>,
     source: String,
     #[serde(default)]
     image_tag: Option<String>,
@@ -221,11 +181,17 @@ struct Wasm {
     config: Option<Value>,
 }
 
-fn join(prefix: &str, field: &str) -> String {
-    if prefix.is_empty() {
-        field.to_string()
-    } else {
-        format!("{prefix}.{field}")
+impl Definition {
+    /// Parses a definition from JSON text.
+    pub fn from_json(text: &str) -> Result<Definition, DefinitionError> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| DefinitionError::at(".", format!("not valid JSON: {e}")))?;
+        Definition::parse(&value)
+    }
+
+    /// Parses a definition from a JSON value.
+    pub fn parse(value: &Value) -> Result<Definition, DefinitionError> {
+        parse_at(value, "", true)
     }
 }
 
@@ -244,153 +210,6 @@ fn typed<T: for<'de> Deserialize<'de>>(value: &Value, prefix: &str) -> Result<T,
         };
         DefinitionError::at(field, e.into_inner().to_string())
     })
-}
-
-impl Definition {
-    /// Parses a definition from JSON text.
-    pub fn from_json(text: &str) -> Result<Definition, DefinitionError> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| DefinitionError::at(".", format!("not valid JSON: {e}")))?;
-        Definition::parse(&value)
-    }
-
-    /// Parses a definition from a JSON value.
-    pub fn parse(value: &Value) -> Result<Definition, DefinitionError> {
-        parse_at(value, "", true)
-    }
-
-    /// The components this definition needs, in order.
-    pub fn components(&self) -> Vec<&str> {
-        match self {
-            Definition::Component { component, .. } => vec![component.as_str()],
-            Definition::Multi { graders, .. } => {
-                graders.values().flat_map(|g| g.components()).collect()
-            }
-        }
-    }
-
-    /// Checks that every component is loaded and accepts its config (its own
-    /// `validate-config`).
-    pub async fn validate(&self, registry: &Registry) -> Result<(), DefinitionError> {
-        let runtime = registry.runtime();
-        match self {
-            Definition::Component {
-                component, config, ..
-            } => validate_leaf(registry, runtime, "", component, config).await,
-            Definition::Multi { graders, .. } => {
-                for (key, sub) in graders {
-                    if let Definition::Component {
-                        component, config, ..
-                    } = sub
-                    {
-                        validate_leaf(
-                            registry,
-                            runtime,
-                            &format!("graders.{key}"),
-                            component,
-                            config,
-                        )
-                        .await?;
-                    }
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// Pins the serving version of every component, so a whole run grades with one version
-    /// even if the graders directory changes meanwhile.
-    pub fn resolve(&self, registry: &Registry) -> Result<Resolved, DefinitionError> {
-        match self {
-            Definition::Component {
-                component, config, ..
-            } => Ok(Resolved::Component {
-                grader: pin(registry, "", component)?,
-                config: config.clone(),
-            }),
-            Definition::Multi {
-                graders, formula, ..
-            } => {
-                let mut parts = Vec::new();
-                for (key, sub) in graders {
-                    let Definition::Component {
-                        component, config, ..
-                    } = sub
-                    else {
-                        return Err(DefinitionError::at(
-                            format!("graders.{key}.type"),
-                            "a multi grader cannot contain another multi grader",
-                        ));
-                    };
-                    parts.push((
-                        key.clone(),
-                        pin(registry, &format!("graders.{key}"), component)?,
-                        config.clone(),
-                    ));
-                }
-                Ok(Resolved::Multi {
-                    parts,
-                    formula: formula.clone(),
-                })
-            }
-        }
-    }
-}
-
-fn pin(
-    registry: &Registry,
-    prefix: &str,
-    component: &str,
-) -> Result<Arc<LoadedGrader>, DefinitionError> {
-    registry.get(component).ok_or_else(|| {
-        let why = registry
-            .load_error(component)
-            .map(|e| format!(" (its last load failed: {e})"))
-            .unwrap_or_default();
-        DefinitionError::at(
-            join(prefix, "component"),
-            format!("component `{component}` is not loaded{why}"),
-        )
-    })
-}
-
-async fn validate_leaf(
-    registry: &Registry,
-    runtime: &GraderRuntime,
-    prefix: &str,
-    component: &str,
-    config: &str,
-) -> Result<(), DefinitionError> {
-    let grader = pin(registry, prefix, component)?;
-    match grader.validate_config(runtime, config).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(message)) => Err(DefinitionError::at(
-            if prefix.is_empty() {
-                "config".to_string()
-            } else {
-                join(prefix, "config")
-            },
-            message,
-        )),
-        Err(outcome) => Err(DefinitionError::at(
-            join(prefix, "component"),
-            format!(
-                "`{component}` failed to validate its config: {}",
-                describe(&outcome)
-            ),
-        )),
-    }
-}
-
-fn describe(outcome: &Outcome) -> String {
-    match outcome {
-        Outcome::Trap { kind, message, .. } => format!("{}: {message}", kind.name()),
-        Outcome::Refused { message }
-        | Outcome::InvalidRow { message }
-        | Outcome::BudgetExhausted { message } => message.clone(),
-        Outcome::GraderError { message, .. } => message.clone(),
-        Outcome::Graded { .. } => "graded".to_string(),
-    }
 }
 
 fn parse_at(value: &Value, prefix: &str, top: bool) -> Result<Definition, DefinitionError> {
@@ -512,134 +331,6 @@ fn parse_at(value: &Value, prefix: &str, top: bool) -> Result<Definition, Defini
     }
 }
 
-/// A definition with every component pinned to one loaded version.
-#[derive(Debug, Clone)]
-pub enum Resolved {
-    /// One component.
-    Component {
-        /// The pinned grader.
-        grader: Arc<LoadedGrader>,
-        /// Its config.
-        config: String,
-    },
-    /// Sub-graders and a formula.
-    Multi {
-        /// (variable, grader, config).
-        parts: Vec<(String, Arc<LoadedGrader>, String)>,
-        /// `calculate_output`.
-        formula: Expr,
-    },
-}
-
-impl Resolved {
-    /// Rows per batch when grading many rows: the largest its components ask for (each part of
-    /// a `multi` grades the whole batch in one instance of its own).
-    pub fn batch_rows(&self) -> usize {
-        match self {
-            Resolved::Component { grader, .. } => grader.batch_rows,
-            Resolved::Multi { parts, .. } => parts
-                .iter()
-                .map(|(_, grader, _)| grader.batch_rows)
-                .max()
-                .unwrap_or(crate::graders::component::MIN_BATCH_ROWS),
-        }
-    }
-
-    /// Grades one row, in a grading run of its own.
-    pub async fn grade(&self, runtime: &GraderRuntime, sample: &str, item: &str) -> Outcome {
-        self.grade_in(runtime, &runtime.new_run(), sample, item)
-            .await
-    }
-
-    /// Grades one row as part of grading run `run` (model graders spend its token budget).
-    pub async fn grade_in(
-        &self,
-        runtime: &GraderRuntime,
-        run: &LlmRun,
-        sample: &str,
-        item: &str,
-    ) -> Outcome {
-        match self {
-            Resolved::Component { grader, config } => {
-                grader.grade_in(runtime, run, config, sample, item).await
-            }
-            Resolved::Multi { parts, formula } => {
-                let mut values = HashMap::new();
-                let mut metrics = Vec::new();
-                let mut usage: Option<TokenUsage> = None;
-                for (key, grader, config) in parts {
-                    let outcome = grader.grade_in(runtime, run, config, sample, item).await;
-                    if let Outcome::Graded { grade } = &outcome
-                        && let Some(used) = grade.usage
-                    {
-                        usage = Some(usage.unwrap_or_default() + used);
-                    }
-                    match outcome.score() {
-                        Some(score) => {
-                            values.insert(key.clone(), score);
-                            metrics.push(Metric {
-                                name: key.clone(),
-                                value: score,
-                            });
-                        }
-                        // The whole row fails the way its first failing grader did.
-                        None => return outcome,
-                    }
-                }
-                let score = formula.eval(&values);
-                if !score.is_finite() {
-                    return Outcome::GraderError {
-                        kind: GraderErrorKind::Failed,
-                        message: format!("calculate_output gave {score} for {values:?}"),
-                    };
-                }
-                Outcome::Graded {
-                    grade: GradeResult {
-                        score,
-                        passed: None,
-                        label: None,
-                        reasoning: None,
-                        metrics,
-                        usage,
-                    },
-                }
-            }
-        }
-    }
-
-    /// Grades rows, in a grading run of their own.
-    pub async fn grade_batch(
-        &self,
-        runtime: &GraderRuntime,
-        rows: &[(String, String)],
-    ) -> Vec<Outcome> {
-        self.grade_batch_in(runtime, &runtime.new_run(), rows).await
-    }
-
-    /// Grades rows as part of grading run `run`: one sandbox per batch for a single pure
-    /// component, one sandbox per row (several at once) for model graders and multi graders.
-    pub async fn grade_batch_in(
-        &self,
-        runtime: &GraderRuntime,
-        run: &LlmRun,
-        rows: &[(String, String)],
-    ) -> Vec<Outcome> {
-        match self {
-            Resolved::Component { grader, config } => {
-                grader.grade_batch_in(runtime, run, config, rows).await
-            }
-            Resolved::Multi { .. } => {
-                use futures::StreamExt;
-                futures::stream::iter(rows)
-                    .map(|(sample, item)| self.grade_in(runtime, run, sample, item))
-                    .buffered(runtime.max_concurrency())
-                    .collect()
-                    .await
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -693,6 +384,25 @@ mod tests {
         assert!(e.message.contains("bogus"));
         let e = err(json!([1, 2]));
         assert_eq!(e.field, ".");
+    }
+
+    #[test]
+    fn exported_definitions_with_an_id_or_without_a_name_parse_as_their_components_take_them() {
+        // OpenAI gives each stored testing criterion an `id`; the components accept it and
+        // treat `name` as optional, so the host does too.
+        for value in [
+            json!({"type":"string_check","id":"c-1","name":"n","input":"a","reference":"b","operation":"eq"}),
+            json!({"type":"string_check","input":"a","reference":"b","operation":"eq"}),
+            json!({"type":"text_similarity","id":"c-2","input":"a","reference":"b","evaluation_metric":"bleu"}),
+            json!({"type":"score_model","id":"c-3","model":"m","input":[]}),
+            json!({"type":"label_model","model":"m","input":[],"labels":["a"],"passing_labels":["a"],"sampling_params":null}),
+            json!({"type":"python","source":"def grade(s, i):\n    return 1.0\n"}),
+        ] {
+            Definition::parse(&value).unwrap_or_else(|e| panic!("{value}: {e}"));
+        }
+        // The python component takes no `id` (its KNOWN_FIELDS), so neither does the host.
+        let e = err(json!({"type":"python","id":"c-4","source":""}));
+        assert!(e.message.contains("id"), "{e}");
     }
 
     #[test]
