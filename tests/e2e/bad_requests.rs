@@ -155,61 +155,61 @@ fn cases() -> Vec<Case> {
             "create on unknown prompt",
             Req::post("/api/prompts/nosuch/versions", admin).json(r#"{"content":"a"}"#),
             404,
-            "not_found",
+            "prompt_not_found",
         ),
         case(
             "versions of unknown prompt",
             Req::get("/api/prompts/nosuch/versions", read),
             404,
-            "not_found",
+            "prompt_not_found",
         ),
         case(
             "unknown version",
             Req::get("/api/prompts/planner/versions/999", read),
             404,
-            "not_found",
+            "version_not_found",
         ),
         case(
             "version of unknown prompt",
             Req::get("/api/prompts/nosuch/versions/1", read),
             404,
-            "not_found",
+            "prompt_not_found",
         ),
         case(
             "history of unknown prompt",
             Req::get("/api/prompts/nosuch/history", read),
             404,
-            "not_found",
+            "prompt_not_found",
         ),
         case(
             "failure modes of unknown prompt",
             Req::get("/api/prompts/nosuch/failure-modes", read),
             404,
-            "not_found",
+            "prompt_not_found",
         ),
         case(
             "deploy of unknown version",
             Req::post("/api/prompts/planner/deploy/999", admin),
             404,
-            "not_found",
+            "version_not_found",
         ),
         case(
             "deploy on unknown prompt",
             Req::post("/api/prompts/nosuch/deploy/1", admin),
             404,
-            "not_found",
+            "prompt_not_found",
         ),
         case(
             "rollback of unknown prompt",
             Req::post("/api/prompts/nosuch/rollback", admin),
             404,
-            "not_found",
+            "prompt_not_found",
         ),
         case(
             "resolve of unknown prompt",
             Req::get("/api/prompts/nosuch/resolve?task_id=t1", agent),
             404,
-            "not_found",
+            "prompt_not_found",
         ),
         case(
             "unknown route",
@@ -274,7 +274,7 @@ fn cases() -> Vec<Case> {
             "rollback with no earlier version",
             Req::post("/api/prompts/planner/rollback", admin),
             409,
-            "invalid_state",
+            "nothing_to_roll_back",
         ),
         case(
             "method not allowed",
@@ -361,6 +361,7 @@ async fn bad_requests_are_refused_with_their_code_and_change_nothing(backend: Ba
         let answer = app.send(&c.req).await;
         let ok = answer.status.as_u16() == c.status
             && answer.error_code() == Some(c.code)
+            && answer.json["error"]["type"].as_str() == Some(general_code(c.code))
             && answer.content_type.starts_with("application/json")
             && answer.json["error"]["message"]
                 .as_str()
@@ -429,4 +430,15 @@ async fn template_errors_report_line_and_column() {
     );
     let message = answer.json["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("line 3"), "{message}");
+}
+
+/// The general `type` the API answers beside a specific code: the code the API answered before
+/// codes became specific.
+fn general_code(code: &str) -> &str {
+    match code {
+        "route_not_found" => code,
+        c if c.ends_with("_not_found") => "not_found",
+        "nothing_to_roll_back" => "invalid_state",
+        c => c,
+    }
 }

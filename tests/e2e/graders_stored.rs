@@ -185,7 +185,8 @@ async fn seeds_are_stored_and_valid_and_definitions_round_trip(backend: Backend)
             Some(READ_TOKEN),
         ))
         .await;
-    assert_eq!(missing.error_code(), Some("not_found"));
+    assert_eq!(missing.error_code(), Some("grader_definition_not_found"));
+    assert_eq!(missing.json["error"]["type"], "not_found");
 
     let path = format!("{DEFINITIONS}/planner/exact");
     let deleted = app
@@ -196,7 +197,7 @@ async fn seeds_are_stored_and_valid_and_definitions_round_trip(backend: Backend)
         .send(&Req::new(Method::DELETE, path, Some(ADMIN_TOKEN)))
         .await;
     assert_eq!(again.status.as_u16(), 404);
-    assert_eq!(again.error_code(), Some("not_found"));
+    assert_eq!(again.error_code(), Some("grader_definition_not_found"));
     // Six seeds (four pure, two model graders), plus `combined` left of the two created.
     assert_eq!(stored(&app).await.as_array().map(Vec::len), Some(7));
 
@@ -382,7 +383,7 @@ fn cases() -> Vec<Case> {
             "unknown prompt",
             put(body("ghost", "x", check("eq"))),
             404,
-            "not_found",
+            "prompt_not_found",
         ),
         refused(
             "name with a slash",
@@ -455,7 +456,7 @@ fn cases() -> Vec<Case> {
                 Some(ADMIN_TOKEN),
             ),
             404,
-            "not_found",
+            "grader_definition_not_found",
         ),
         refused(
             "delete under an unknown prompt",
@@ -465,7 +466,7 @@ fn cases() -> Vec<Case> {
                 Some(ADMIN_TOKEN),
             ),
             404,
-            "not_found",
+            "prompt_not_found",
         ),
         refused(
             "disable with read role",
@@ -483,13 +484,13 @@ fn cases() -> Vec<Case> {
                 Some(ADMIN_TOKEN),
             ),
             404,
-            "not_found",
+            "grader_definition_not_found",
         ),
         refused(
             "list of an unknown prompt",
             Req::get(format!("{DEFINITIONS}?promptId=ghost"), Some(READ_TOKEN)),
             404,
-            "not_found",
+            "prompt_not_found",
         ),
         refused(
             "list with a snake_case query",

@@ -1,8 +1,13 @@
 //! The one HTTP error type. Every failure a client can see is an [`ApiError`] with a stable
-//! snake_case code; [`ApiError::code_and_status`] is the single table from variant to code and
-//! status. The body is `{"error":{"code":"…","message":"…"}}`, plus `details` where a client can
-//! use them (a template error's line and column). Internal failures are logged here and answered
-//! with a generic message.
+//! snake_case code; [`ApiError::code_and_status`] is the single table from variant to code,
+//! type and status. The body is `{"error":{"code":"…","type":"…","message":"…"}}`, plus
+//! `details` where a client can use them (a template error's line and column).
+//!
+//! Codes are specific where a client must tell causes apart (`prompt_not_found` vs
+//! `version_not_found`, as meilisearch's table does); `type` is the general kind, which is the
+//! code this API answered before codes became specific (`not_found`, `invalid_state`), so a client
+//! written against the general codes keeps working by reading `type`. Internal failures are
+//! logged here and answered with a generic message.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -11,7 +16,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::prompts::PromptError;
-use crate::store::StoreError;
+use crate::store::{Missing, StoreError};
 
 /// Every error the API answers with.
 #[derive(Debug, thiserror::Error)]
@@ -33,9 +38,12 @@ pub enum ApiError {
     /// The path exists but not with this method.
     #[error("method not allowed on this route")]
     MethodNotAllowed,
-    /// A prompt, version or other resource does not exist.
+    /// A prompt, version or other resource does not exist; the code says which.
+    #[error("{0} not found")]
+    NotFound(Missing),
+    /// Rollback asked of a prompt with no earlier deployed version (or none active).
     #[error("{0}")]
-    NotFound(String),
+    NothingToRollBack(String),
     /// The body is not syntactically valid JSON.
     #[error("malformed JSON: {0}")]
     MalformedJson(String),
@@ -91,14 +99,51 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// THE table: each variant's stable code and HTTP status.
+    /// The stable code and HTTP status (see [`ApiError::table`]).
     pub fn code_and_status(&self) -> (&'static str, StatusCode) {
+        let (code, _, status) = self.table();
+        (code, status)
+    }
+
+    /// The general kind of the error: the code before codes became specific.
+    pub fn kind(&self) -> &'static str {
+        self.table().1
+    }
+
+    /// THE table: each variant's stable code, its general type and its HTTP status.
+    fn table(&self) -> (&'static str, &'static str, StatusCode) {
+        let (code, status) = match self {
+            ApiError::NotFound(missing) => {
+                let code = match missing {
+                    Missing::Prompt(_) => "prompt_not_found",
+                    Missing::Version { .. } => "version_not_found",
+                    Missing::ActiveVersion(_) => "active_version_not_found",
+                    Missing::GraderDefinition { .. } => "grader_definition_not_found",
+                };
+                return (code, "not_found", StatusCode::NOT_FOUND);
+            }
+            ApiError::NothingToRollBack(_) => {
+                return (
+                    "nothing_to_roll_back",
+                    "invalid_state",
+                    StatusCode::CONFLICT,
+                );
+            }
+            other => other.general_code_and_status(),
+        };
+        (code, code, status)
+    }
+
+    /// Code and status of the variants whose code is their type.
+    fn general_code_and_status(&self) -> (&'static str, StatusCode) {
         match self {
+            ApiError::NotFound(_) | ApiError::NothingToRollBack(_) => {
+                unreachable!("specific codes are answered by ApiError::table")
+            }
             ApiError::Unauthorized => ("unauthorized", StatusCode::UNAUTHORIZED),
             ApiError::Forbidden { .. } => ("forbidden", StatusCode::FORBIDDEN),
             ApiError::RouteNotFound(_) => ("route_not_found", StatusCode::NOT_FOUND),
             ApiError::MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
-            ApiError::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
             ApiError::MalformedJson(_) => ("malformed_json", StatusCode::BAD_REQUEST),
             ApiError::InvalidBody(_) => ("invalid_body", StatusCode::UNPROCESSABLE_ENTITY),
             ApiError::UnsupportedMediaType => {
@@ -143,7 +188,11 @@ impl ApiError {
             },
             ApiError::RouteNotFound(String::new()),
             ApiError::MethodNotAllowed,
-            ApiError::NotFound(String::new()),
+            ApiError::NotFound(Missing::prompt("planner")),
+            ApiError::NotFound(Missing::version("planner", 7)),
+            ApiError::NotFound(Missing::active_version("planner")),
+            ApiError::NotFound(Missing::grader_definition("planner", "exact")),
+            ApiError::NothingToRollBack(String::new()),
             ApiError::MalformedJson(String::new()),
             ApiError::InvalidBody(String::new()),
             ApiError::UnsupportedMediaType,
@@ -178,8 +227,12 @@ pub struct ErrorBody {
 /// The inside of [`ErrorBody`].
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// Stable machine-readable code such as `not_found` or `invalid_template`.
+    /// Stable machine-readable code such as `prompt_not_found` or `invalid_template`.
     pub code: String,
+    /// The general kind (`not_found`, `invalid_state`, …): the code before codes became
+    /// specific; equal to `code` where the code is already general.
+    #[serde(rename = "type")]
+    pub kind: String,
     /// Human-readable explanation.
     pub message: String,
     /// Extra fields for some codes (`line`, `column` for `invalid_template`; `field` for
@@ -190,7 +243,7 @@ pub struct ErrorDetail {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (code, status) = self.code_and_status();
+        let (code, kind, status) = self.table();
         let message = match &self {
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
@@ -212,6 +265,7 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: ErrorDetail {
                 code: code.to_owned(),
+                kind: kind.to_owned(),
                 message,
                 details,
             },
@@ -231,7 +285,7 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::NotFound(missing) => ApiError::NotFound(format!("{missing} not found")),
+            StoreError::NotFound(missing) => ApiError::NotFound(missing),
             StoreError::Conflict { constraint } => {
                 ApiError::Conflict(conflict_message(&constraint))
             }
@@ -283,9 +337,6 @@ impl From<PromptError> for ApiError {
                 line: t.line,
                 column: t.column,
             },
-            PromptError::NotFound(what) => ApiError::NotFound(what),
-            PromptError::InvalidState(message) => ApiError::InvalidState(message),
-            PromptError::Conflict(constraint) => ApiError::Conflict(conflict_message(&constraint)),
             PromptError::Invalid(message) => ApiError::InvalidInput(message),
             PromptError::Store(store) => store.into(),
         }

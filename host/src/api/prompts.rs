@@ -12,8 +12,8 @@ use serde::Deserialize;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{JsonBody, PathParams, QueryParams};
-use crate::prompts::{CreateVersion, PromptRegistry, ResolvedPrompt};
-use crate::store::{DeployRecord, FailureMode, PromptVersion, PromptWithVersions};
+use crate::prompts::{CreateVersion, PromptError, PromptRegistry, ResolvedPrompt};
+use crate::store::{DeployRecord, FailureMode, PromptVersion, PromptWithVersions, StoreError};
 
 /// `?task_id=…` of resolve.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -138,7 +138,14 @@ pub async fn rollback(
     Extension(caller): Extension<Caller>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<DeployRecord>, ApiError> {
-    Ok(Json(registry.rollback(&id, &caller.name).await?))
+    match registry.rollback(&id, &caller.name).await {
+        Ok(record) => Ok(Json(record)),
+        // The store's only refusal of a rollback of an existing prompt: nothing earlier to go to.
+        Err(PromptError::Store(StoreError::InvalidState(message))) => {
+            Err(ApiError::NothingToRollBack(message))
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// Every change of the active version, oldest first.

@@ -14,36 +14,18 @@ pub use template::{RenderError, Template, TemplateError};
 
 use crate::store::StoreError;
 
-/// Why a registry operation failed.
+/// Why a registry operation failed: the registry's own refusals, or the store's error carried
+/// through whole (an unknown prompt is `Store(StoreError::NotFound(Missing::Prompt(_)))`), so the
+/// API maps one set of storage errors, not a copy of them.
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
     /// The template does not parse; the error says where.
     #[error("invalid template: {0}")]
     Template(#[from] TemplateError),
-    /// The named thing (`prompt planner`, `version 7 of prompt planner`) does not exist.
-    #[error("{0} not found")]
-    NotFound(String),
-    /// The operation makes no sense now (rollback with nothing to roll back to).
-    #[error("{0}")]
-    InvalidState(String),
-    /// A schema constraint refused the change; the constraint's name.
-    #[error("conflict on {0}")]
-    Conflict(String),
     /// The input is unacceptable (empty or oversized content, unknown parent version).
     #[error("{0}")]
     Invalid(String),
-    /// The store failed.
+    /// The store refused or failed.
     #[error(transparent)]
-    Store(StoreError),
-}
-
-impl From<StoreError> for PromptError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::NotFound(missing) => PromptError::NotFound(missing.to_string()),
-            StoreError::InvalidState(message) => PromptError::InvalidState(message),
-            StoreError::Conflict { constraint } => PromptError::Conflict(constraint),
-            other => PromptError::Store(other),
-        }
-    }
+    Store(#[from] StoreError),
 }

@@ -381,7 +381,9 @@ mod tests {
             other => panic!("expected a template error, got {other:?}"),
         }
         match registry.create_version("nope", req("x"), "alice").await {
-            Err(PromptError::NotFound(what)) => assert_eq!(what, "prompt nope"),
+            Err(PromptError::Store(StoreError::NotFound(what))) => {
+                assert_eq!(what.to_string(), "prompt nope")
+            }
             other => panic!("expected NotFound, got {other:?}"),
         }
         assert_eq!(registry.versions("planner").await.unwrap().len(), 1);
@@ -432,7 +434,7 @@ mod tests {
         }
         assert!(matches!(
             registry.resolve("nope", "task-1").await,
-            Err(PromptError::NotFound(_))
+            Err(PromptError::Store(StoreError::NotFound(_)))
         ));
     }
 
@@ -489,11 +491,11 @@ mod tests {
         assert_eq!(history.len(), 3);
         assert!(matches!(
             registry.rollback("coder", "bob").await,
-            Err(PromptError::InvalidState(_))
+            Err(PromptError::Store(StoreError::InvalidState(_)))
         ));
         assert!(matches!(
             registry.deploy("coder", 42, "bob").await,
-            Err(PromptError::NotFound(_))
+            Err(PromptError::Store(StoreError::NotFound(_)))
         ));
     }
 
@@ -574,15 +576,15 @@ mod tests {
     fn store_errors_keep_their_meaning() {
         assert!(matches!(
             PromptError::from(StoreError::NotFound(Missing::prompt("x"))),
-            PromptError::NotFound(w) if w == "prompt x"
+            PromptError::Store(StoreError::NotFound(w)) if w.to_string() == "prompt x"
         ));
         assert!(matches!(
             PromptError::from(StoreError::Conflict { constraint: "c".into() }),
-            PromptError::Conflict(c) if c == "c"
+            PromptError::Store(StoreError::Conflict { constraint: c }) if c == "c"
         ));
         assert!(matches!(
             PromptError::from(StoreError::InvalidState("s".into())),
-            PromptError::InvalidState(_)
+            PromptError::Store(StoreError::InvalidState(_))
         ));
         assert!(matches!(
             PromptError::from(StoreError::UnsupportedUrl("x".into())),
