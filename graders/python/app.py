@@ -59,6 +59,7 @@ import textwrap  # noqa: F401
 import typing  # noqa: F401
 import unicodedata  # noqa: F401
 
+import library
 from componentize_py_types import Err, Ok
 from wit_world import exports
 from wit_world.imports import types
@@ -229,6 +230,43 @@ def parse_json(text, what):
         raise ValueError("%s is not valid JSON: %s" % (what, e))
 
 
+def _refuse_constant(name):
+    raise ValueError("%s is not JSON" % name)
+
+
+def parse_sample(text):
+    """The sample as every Flywheel grader sees it (grader-sdk `Sample::parse`, which templates
+    such as `{{sample.output_json.verdict}}` read): a bare JSON string is `{"output_text": s}`,
+    and when `output_json` is absent and `output_text` is a JSON object or array,
+    `output_json` is that value parsed, as OpenAI's runner fills it."""
+    sample = parse_json(text, "sample")
+    if isinstance(sample, str):
+        sample = {"output_text": sample}
+    elif not isinstance(sample, dict):
+        raise ValueError("sample must be a JSON object, found %s" % json_kind(sample))
+    if "output_json" not in sample and isinstance(sample.get("output_text"), str):
+        try:
+            # NaN and Infinity are not JSON for serde_json, so not for templates either.
+            parsed = json.loads(sample["output_text"], parse_constant=_refuse_constant)
+        except (ValueError, RecursionError):
+            parsed = None
+        if isinstance(parsed, (dict, list)):
+            sample["output_json"] = parsed
+    return sample
+
+
+def json_kind(value):
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
 def clip(text):
     if len(text) > MAX_ERROR_CHARS:
         return text[: MAX_ERROR_CHARS // 2] + "\n[…]\n" + text[-MAX_ERROR_CHARS // 2 :]
@@ -276,34 +314,39 @@ def new_namespace():
 
 
 class Session:
-    """One program run: its namespace is built once and serves every row of a call."""
+    """One program run per row: each row gets a fresh namespace, so module-level state of the
+    source never carries from one row to the next. The builtins and `sys.stdout`/`sys.stderr`
+    are put back after each row. Imported modules (including `sys`) are shared by the rows of
+    one call, as re-importing them per row would cost milliseconds (docs/python-graders.md)."""
 
     def __init__(self, program):
         self.program = program
         self.namespace = None
-        self.setup_error = None
 
     def run_row(self, sample_text, item_text):
         try:
-            sample = parse_json(sample_text, "sample")
+            sample = parse_sample(sample_text)
             item = parse_json(item_text, "item")
         except ValueError as e:
             raise Err(types.GradeError_InvalidInput(str(e)))
+        try:
+            return self.grade_row(sample, item)
+        finally:
+            restore_shared_state()
+
+    def grade_row(self, sample, item):
         # stdout and stderr are this buffer for the life of the instance (see `seal`); it is
         # emptied per row so an error shows what that row printed.
         printed = PRINTED
         printed.reset()
-        if self.namespace is None and self.setup_error is None:
-            namespace = new_namespace()
-            try:
-                exec(self.program.code, namespace)
-                if not callable(namespace.get("grade")):
-                    raise TypeError("the source's `grade` is not a function once run")
-                self.namespace = namespace
-            except BaseException as e:  # noqa: B902 — SystemExit, MemoryError too
-                self.setup_error = "running the source failed: " + describe_exception(e)
-        if self.setup_error is not None:
-            return errored(self.setup_error, printed)
+        namespace = new_namespace()
+        try:
+            exec(self.program.code, namespace)
+            if not callable(namespace.get("grade")):
+                raise TypeError("the source's `grade` is not a function once run")
+            self.namespace = namespace
+        except BaseException as e:  # noqa: B902 — SystemExit, MemoryError too
+            return errored("running the source failed: " + describe_exception(e), printed)
         try:
             result = self.namespace["grade"](sample, item)
         except BaseException as e:  # noqa: B902
@@ -328,6 +371,23 @@ class Session:
         )
 
 
+#: The builtins as sealed; a row that replaces or adds one does not pass it to the next row.
+_SEALED_BUILTINS = {}
+_MISSING = object()
+
+
+def restore_shared_state():
+    current = vars(builtins)
+    # Identity, not ==: a hostile value's __eq__ must not run here.
+    changed = len(current) != len(_SEALED_BUILTINS) or any(
+        current.get(name, _MISSING) is not value for name, value in _SEALED_BUILTINS.items()
+    )
+    if changed:
+        current.clear()
+        current.update(_SEALED_BUILTINS)
+    sys.stdout = sys.stderr = PRINTED
+
+
 def session_for(config):
     try:
         return Session(program_for(config))
@@ -344,21 +404,18 @@ def _no_files(*args, **kwargs):
     raise NoFiles("the grader sandbox has no filesystem")
 
 
-class SnapshotOnlyImports:
-    """A meta-path finder that refuses every module not already loaded.
+#: A file that marks the directory of the bundled packages (made by build-support/src/python.rs).
+PACKAGES_MARKER = "flywheel-packages.txt"
 
-    The interpreter snapshot holds the modules imported above (and their dependencies); any
-    other import would search the (absent) filesystem, which the WASI stubs answer with a trap.
-    This turns it into the ModuleNotFoundError a grader can catch or report.
-    """
 
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        raise ModuleNotFoundError(
-            "No module named %r in the grader sandbox (only the preloaded standard library "
-            "modules listed in docs/python-graders.md are available)" % name,
-            name=name,
-        )
+def fill_library():
+    """Compiles the standard library and the bundled packages into `library`'s in-memory
+    archive, while they are still files (componentize-py's pre-initialisation)."""
+    import os
+
+    stdlib_dir = os.path.dirname(os.path.dirname(json.__file__))
+    package_dirs = [p for p in sys.path if os.path.isfile(os.path.join(p, PACKAGES_MARKER))]
+    library.build(stdlib_dir, package_dirs)
 
 
 def seal():
@@ -377,9 +434,13 @@ def seal():
             setattr(os, name, _no_files)
     io.open = _no_files
     builtins.open = _no_files
-    sys.meta_path.insert(0, SnapshotOnlyImports)
+    library.install()
+    # rapidfuzz's native code is not bundled; this makes it pick its pure-Python code at once
+    # rather than after failed imports.
+    os.environ["RAPIDFUZZ_IMPLEMENTATION"] = "python"
     sys.addaudithook(_audit)
     sys.stdout = sys.stderr = PRINTED
+    _SEALED_BUILTINS.update(vars(builtins))
 
 
 def _audit(event, args):
@@ -420,4 +481,5 @@ class Grading(exports.Grading):
         return out
 
 
+fill_library()
 seal()
