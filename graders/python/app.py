@@ -285,10 +285,13 @@ def describe_exception(error):
         if tb.tb_frame.f_code.co_filename == "<grader>":
             line = tb.tb_lineno
         tb = tb.tb_next
+    name = getattr(type(error), "__name__", "exception")
     try:
-        text = "%s: %s" % (type(error).__name__, error)
-    except Exception:  # a hostile __str__
-        text = type(error).__name__
+        text = "%s: %s" % (name, error)
+        if not isinstance(text, str):
+            text = name
+    except BaseException:  # noqa: B902 — a hostile __str__ may raise SystemExit too
+        text = name
     if line is not None:
         text += " (line %d)" % line
     return text
@@ -304,9 +307,18 @@ def errored(message, printed):
         score=0.0,
         passed=False,
         label="error",
-        reasoning=clip(text),
+        reasoning=clip(valid_utf8(text)),
         metrics=[],
     )
+
+
+def valid_utf8(text):
+    """`text` with lone surrogates (which UTF-8 cannot carry to the host) written as `\\udcxx`."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def new_namespace():
@@ -328,7 +340,7 @@ class Session:
             sample = parse_sample(sample_text)
             item = parse_json(item_text, "item")
         except ValueError as e:
-            raise Err(types.GradeError_InvalidInput(str(e)))
+            raise Err(types.GradeError_InvalidInput(valid_utf8(str(e))))
         try:
             return self.grade_row(sample, item)
         finally:
@@ -356,9 +368,13 @@ class Session:
                 "grade() returned %s, not a float" % type(result).__name__, printed
             )
         try:
-            score = float(result)
+            # The base types' own conversion: a subclass's __float__ (which may raise or return
+            # a str) is never called.
+            score = float.__float__(result) if isinstance(result, float) else int.__float__(result)
         except OverflowError:
             return errored("grade() returned an int too large for a float", printed)
+        except BaseException as e:  # noqa: B902
+            return errored("grade() returned a number that converts to no float: " + describe_exception(e), printed)
         if not math.isfinite(score):
             return errored("grade() returned %r, not a finite float" % score, printed)
         threshold = self.program.pass_threshold
@@ -392,7 +408,7 @@ def session_for(config):
     try:
         return Session(program_for(config))
     except ConfigError as e:
-        raise Err(types.GradeError_InvalidConfig(str(e)))
+        raise Err(types.GradeError_InvalidConfig(valid_utf8(str(e))))
 
 
 
@@ -462,7 +478,7 @@ class Grading(exports.Grading):
         try:
             program_for(config, check_signature=True)
         except ConfigError as e:
-            raise Err(str(e))
+            raise Err(valid_utf8(str(e)))
 
     def grade(self, config, sample, item):
         return session_for(config).run_row(sample, item)

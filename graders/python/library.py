@@ -7,6 +7,7 @@ packages are still readable as files), `build()` reads every module's source, co
 keeps its marshalled, zlib-compressed code object in a dict; the interpreter snapshot then holds
 that dict. At grading time `SandboxFinder`, the only finder on `sys.meta_path`, serves imports:
 
+- `socket` is a stand-in whose every call raises `NoNetwork` (see `SocketStandInLoader`);
 - a module in `LEFT_OUT` (it would reach the OS: processes, sockets, files through C code) is
   refused with a `ModuleNotFoundError` saying why;
 - an extension module compiled into the interpreter is loaded as usual (`BuiltinImporter`);
@@ -29,14 +30,13 @@ from importlib.machinery import BuiltinImporter, ModuleSpec
 from importlib.resources.abc import Traversable
 
 #: Standard-library modules refused on purpose, with the reason the error gives. Modules that
-#: import one of them (asyncio imports socket…) fail with the same error, naming the dependency.
+#: import one of them (asyncio imports subprocess…) fail with the same error, naming the dependency.
 LEFT_OUT = {
     "subprocess": "it starts processes",
     "multiprocessing": "it starts processes",
     "_posixsubprocess": "it starts processes",
     "pty": "it starts processes",
-    "socket": "it opens network connections",
-    "_socket": "it opens network connections",
+    "_socket": "it opens network connections (`socket` is a stand-in whose calls raise NoNetwork)",
     "ssl": "it opens network connections",
     "_ssl": "it opens network connections",
     "select": "it waits on OS file descriptors",
@@ -238,11 +238,60 @@ def refusal(name):
             )
     if top in NOT_BUNDLED:
         return ModuleNotFoundError(
-            "No module named %r in the grader sandbox: the package %r is not bundled because "
-            "%s (see the package table in %s)" % (name, top, NOT_BUNDLED[top], DOCS),
+            "No module named %r in the grader sandbox: the package %r is not bundled (%s; see "
+            "the package table in %s)" % (name, top, NOT_BUNDLED[top], DOCS),
             name=name,
         )
     return None
+
+
+class NoNetwork(PermissionError):
+    """Raised by every call of the stand-in `socket` module: the sandbox has no network."""
+
+
+def _no_network(*args, **kwargs):
+    raise NoNetwork("the grader sandbox has no network")
+
+
+class _NoSocket:
+    """`socket.socket` of the stand-in: constructing one raises NoNetwork."""
+
+    def __init__(self, *args, **kwargs):
+        _no_network()
+
+
+def _socket_getattr(name):
+    if name.startswith("__"):
+        raise AttributeError(name)
+    if name.isupper():
+        return 0  # AF_INET, SOCK_STREAM…: only ever passed to calls that raise
+    return _no_network
+
+
+class SocketStandInLoader:
+    """`socket` for the sandbox. Much of the standard library imports `socket` at module level
+    but uses it only in functions (`email.utils`, `http.client`, `urllib.request`, which
+    jsonschema imports); the stand-in lets those import, and every call raises NoNetwork."""
+
+    @staticmethod
+    def create_module(spec):
+        return None
+
+    @staticmethod
+    def exec_module(module):
+        herror = type("herror", (OSError,), {"__module__": "socket"})
+        module.__dict__.update(
+            error=OSError,
+            herror=herror,
+            gaierror=type("gaierror", (OSError,), {"__module__": "socket"}),
+            timeout=TimeoutError,
+            NoNetwork=NoNetwork,
+            socket=_NoSocket,
+            SocketType=_NoSocket,
+            _GLOBAL_DEFAULT_TIMEOUT=object(),
+            has_ipv6=False,
+            __getattr__=_socket_getattr,
+        )
 
 
 class SandboxFinder:
@@ -253,6 +302,8 @@ class SandboxFinder:
         error = refusal(name)
         if error is not None:
             raise error
+        if name == "socket":
+            return ModuleSpec(name, SocketStandInLoader, origin="<sandbox>")
         if name in sys.builtin_module_names:
             return BuiltinImporter.find_spec(name)
         entry = _MODULES.get(name)
