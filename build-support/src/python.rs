@@ -212,7 +212,8 @@ fn input_files(app_dir: &Path, wit_dir: &Path) -> Result<Vec<PathBuf>, PythonUna
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
                 p.extension().is_some_and(|ext| ext == "py" || ext == "wit")
-                    || p.file_name().is_some_and(|n| n == crate::python_packages::PACKAGES_FILE)
+                    || p.file_name()
+                        .is_some_and(|n| n == crate::python_packages::PACKAGES_FILE)
             })
             .collect();
         files.sort();

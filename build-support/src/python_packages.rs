@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::python::{run, PythonUnavailable};
+use crate::python::{PythonUnavailable, run};
 
 /// The pinned requirements, relative to the grader's directory.
 pub const PACKAGES_FILE: &str = "packages.txt";
@@ -52,9 +52,8 @@ pub(crate) fn bundled_packages(
     python: &Path,
 ) -> Result<PathBuf, PythonUnavailable> {
     let requirements = app_dir.join(PACKAGES_FILE);
-    let text = std::fs::read(&requirements).map_err(|e| {
-        PythonUnavailable(format!("cannot read {}: {e}", requirements.display()))
-    })?;
+    let text = std::fs::read(&requirements)
+        .map_err(|e| PythonUnavailable(format!("cannot read {}: {e}", requirements.display())))?;
     let dir = work_dir.join(format!("packages-{:016x}", crate::python::fnv1a(&text)));
     if dir.join(MARKER).is_file() {
         return Ok(dir);

@@ -47,6 +47,9 @@ import hashlib  # noqa: F401
 import heapq  # noqa: F401
 import html  # noqa: F401
 import itertools  # noqa: F401
+import logging  # noqa: F401  (reads the clock at import, which traps at grading time)
+import sysconfig  # noqa: F401  (these two read files at import: done here, while there are files)
+import zoneinfo  # noqa: F401
 import operator  # noqa: F401
 import pprint  # noqa: F401
 import random  # noqa: F401

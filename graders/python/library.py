@@ -76,6 +76,12 @@ NOT_BUNDLED = {
     "regex": "native code with no WASI build",
 }
 
+#: Standard-library extension modules of other platforms.
+OTHER_PLATFORMS = {
+    "nt": "Windows", "msvcrt": "Windows", "winreg": "Windows", "winsound": "Windows",
+    "_winapi": "Windows", "_wmi": "Windows", "_overlapped": "Windows", "_scproxy": "macOS",
+}
+
 DOCS = "docs/python-graders.md"
 
 #: name -> (is_package, origin, compressed marshalled code)
@@ -313,10 +319,15 @@ class SandboxFinder:
             # Sets `__file__` (some packages derive names from it); reading it fails like any file.
             spec.has_location = True
             return spec
+        top = name.split(".", 1)[0]
+        if top in OTHER_PLATFORMS:
+            why = "it exists on %s only" % OTHER_PLATFORMS[top]
+        elif top in sys.stdlib_module_names:
+            why = "its C extension is not part of CPython's WASI build"
+        else:
+            why = "it has the standard library and the packages listed in %s" % DOCS
         raise ModuleNotFoundError(
-            "No module named %r in the grader sandbox (it has the standard library and the "
-            "packages listed in %s)" % (name, DOCS),
-            name=name,
+            "No module named %r in the grader sandbox (%s)" % (name, why), name=name
         )
 
     @staticmethod
