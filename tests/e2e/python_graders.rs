@@ -761,14 +761,7 @@ async fn the_documented_modules_are_importable() {
         graded_score(&grade(&py, uses, json!({}), json!({})).await),
         1.0
     );
-    for missing in [
-        "numpy",
-        "scipy",
-        "pandas",
-        "sklearn",
-        "nltk",
-        "ssl",
-    ] {
+    for missing in ["numpy", "scipy", "pandas", "sklearn", "nltk", "ssl"] {
         let source = format!("import {missing}\ndef grade(sample, item):\n    return 1.0\n");
         let text = errored(&grade(&py, &source, json!({}), json!({})).await);
         assert!(text.contains("ModuleNotFoundError"), "{missing}: {text}");
