@@ -242,6 +242,7 @@ fn clean_env(cmd: &mut Command) {
 }
 
 mod python;
+mod python_packages;
 pub use python::{
     COMPONENTIZE_PY_VERSION, PYTHON_GRADER_DIR, PythonUnavailable, build_python_grader,
     python_work_dir,

@@ -77,6 +77,7 @@ fn build_with(
     std::fs::create_dir_all(work_dir)
         .map_err(|e| PythonUnavailable(format!("cannot create {}: {e}", work_dir.display())))?;
     let python = venv_python(work_dir, system_python)?;
+    let packages = crate::python_packages::bundled_packages(&app_dir, work_dir, &python)?;
     let tmp = work_dir.join(format!(".python-grader-{}.wasm", std::process::id()));
     let mut cmd = Command::new(&python);
     cmd.arg("-c")
@@ -89,6 +90,8 @@ fn build_with(
         .arg("--stub-wasi")
         .arg("-p")
         .arg(&app_dir)
+        .arg("-p")
+        .arg(&packages)
         .arg(APP_MODULE)
         .arg("-o")
         .arg(&tmp)
@@ -177,7 +180,7 @@ fn remove_stale_outputs(work_dir: &Path, keep: &Path) {
     }
 }
 
-fn run(cmd: &mut Command, what: &str) -> Result<(), PythonUnavailable> {
+pub(crate) fn run(cmd: &mut Command, what: &str) -> Result<(), PythonUnavailable> {
     let output = cmd
         .output()
         .map_err(|e| PythonUnavailable(format!("cannot run {what}: {e}")))?;
@@ -200,14 +203,18 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), PythonUnavailable> {
     )))
 }
 
-/// The `.py` files of the app and the `.wit` files of the contract, sorted.
+/// The `.py` files of the app, its pinned packages and the `.wit` files of the contract, sorted.
 fn input_files(app_dir: &Path, wit_dir: &Path) -> Result<Vec<PathBuf>, PythonUnavailable> {
     let mut all = Vec::new();
     for dir in [app_dir, wit_dir] {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| PythonUnavailable(format!("cannot read {}: {e}", dir.display())))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|ext| ext == "py" || ext == "wit"))
+            .filter(|p| {
+                p.extension().is_some_and(|ext| ext == "py" || ext == "wit")
+                    || p.file_name()
+                        .is_some_and(|n| n == crate::python_packages::PACKAGES_FILE)
+            })
             .collect();
         files.sort();
         all.extend(files);
@@ -215,18 +222,34 @@ fn input_files(app_dir: &Path, wit_dir: &Path) -> Result<Vec<PathBuf>, PythonUna
     Ok(all)
 }
 
-/// FNV-1a over the inputs that decide the output (stable across Rust versions, unlike
-/// `DefaultHasher`).
-fn input_hash(app_dir: &Path, wit_dir: &Path) -> Result<u64, PythonUnavailable> {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
+/// FNV-1a of `bytes` (stable across Rust versions, unlike `DefaultHasher`).
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash = Fnv1a::new();
+    hash.feed(bytes);
+    hash.0
+}
+
+struct Fnv1a(u64);
+
+impl Fnv1a {
+    fn new() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
         for b in bytes {
-            hash ^= u64::from(*b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
-    };
+    }
+}
+
+/// FNV-1a over the inputs that decide the output.
+fn input_hash(app_dir: &Path, wit_dir: &Path) -> Result<u64, PythonUnavailable> {
+    let mut hasher = Fnv1a::new();
+    let mut feed = |bytes: &[u8]| hasher.feed(bytes);
     feed(COMPONENTIZE_PY_VERSION.as_bytes());
-    feed(b"--stub-wasi grader app");
+    feed(b"--stub-wasi grader app packages");
     for file in input_files(app_dir, wit_dir)? {
         let bytes = std::fs::read(&file)
             .map_err(|e| PythonUnavailable(format!("cannot read {}: {e}", file.display())))?;
@@ -238,7 +261,7 @@ fn input_hash(app_dir: &Path, wit_dir: &Path) -> Result<u64, PythonUnavailable> 
         feed(&(bytes.len() as u64).to_le_bytes());
         feed(&bytes);
     }
-    Ok(hash)
+    Ok(hasher.0)
 }
 
 #[cfg(test)]

@@ -47,6 +47,9 @@ import hashlib  # noqa: F401
 import heapq  # noqa: F401
 import html  # noqa: F401
 import itertools  # noqa: F401
+import logging  # noqa: F401  (reads the clock at import, which traps at grading time)
+import sysconfig  # noqa: F401  (these two read files at import: done here, while there are files)
+import zoneinfo  # noqa: F401
 import operator  # noqa: F401
 import pprint  # noqa: F401
 import random  # noqa: F401
@@ -59,6 +62,7 @@ import textwrap  # noqa: F401
 import typing  # noqa: F401
 import unicodedata  # noqa: F401
 
+import library
 from componentize_py_types import Err, Ok
 from wit_world import exports
 from wit_world.imports import types
@@ -229,6 +233,43 @@ def parse_json(text, what):
         raise ValueError("%s is not valid JSON: %s" % (what, e))
 
 
+def _refuse_constant(name):
+    raise ValueError("%s is not JSON" % name)
+
+
+def parse_sample(text):
+    """The sample as every Flywheel grader sees it (grader-sdk `Sample::parse`, which templates
+    such as `{{sample.output_json.verdict}}` read): a bare JSON string is `{"output_text": s}`,
+    and when `output_json` is absent and `output_text` is a JSON object or array,
+    `output_json` is that value parsed, as OpenAI's runner fills it."""
+    sample = parse_json(text, "sample")
+    if isinstance(sample, str):
+        sample = {"output_text": sample}
+    elif not isinstance(sample, dict):
+        raise ValueError("sample must be a JSON object, found %s" % json_kind(sample))
+    if "output_json" not in sample and isinstance(sample.get("output_text"), str):
+        try:
+            # NaN and Infinity are not JSON for serde_json, so not for templates either.
+            parsed = json.loads(sample["output_text"], parse_constant=_refuse_constant)
+        except (ValueError, RecursionError):
+            parsed = None
+        if isinstance(parsed, (dict, list)):
+            sample["output_json"] = parsed
+    return sample
+
+
+def json_kind(value):
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
 def clip(text):
     if len(text) > MAX_ERROR_CHARS:
         return text[: MAX_ERROR_CHARS // 2] + "\n[…]\n" + text[-MAX_ERROR_CHARS // 2 :]
@@ -242,17 +283,27 @@ def describe_exception(error):
     which touches the (absent) filesystem.
     """
     line = None
+    deepest = None
     tb = error.__traceback__
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename == "<grader>":
+        filename = tb.tb_frame.f_code.co_filename
+        if filename == "<grader>":
             line = tb.tb_lineno
+        elif filename.startswith(("<stdlib>/", "<packages>/")):
+            deepest = "%s:%d" % (filename, tb.tb_lineno)
         tb = tb.tb_next
+    name = getattr(type(error), "__name__", "exception")
     try:
-        text = "%s: %s" % (type(error).__name__, error)
-    except Exception:  # a hostile __str__
-        text = type(error).__name__
+        text = "%s: %s" % (name, error)
+        if not isinstance(text, str):
+            text = name
+    except BaseException:  # noqa: B902 — a hostile __str__ may raise SystemExit too
+        text = name
     if line is not None:
-        text += " (line %d)" % line
+        text += " (line %d" % line
+        # Where in a library module it was raised, when it was (the runner's own frames and
+        # the grader's are not listed).
+        text += "; raised in %s)" % deepest if deepest else ")"
     return text
 
 
@@ -266,9 +317,18 @@ def errored(message, printed):
         score=0.0,
         passed=False,
         label="error",
-        reasoning=clip(text),
+        reasoning=clip(valid_utf8(text)),
         metrics=[],
     )
+
+
+def valid_utf8(text):
+    """`text` with lone surrogates (which UTF-8 cannot carry to the host) written as `\\udcxx`."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def new_namespace():
@@ -276,34 +336,39 @@ def new_namespace():
 
 
 class Session:
-    """One program run: its namespace is built once and serves every row of a call."""
+    """One program run per row: each row gets a fresh namespace, so module-level state of the
+    source never carries from one row to the next. The builtins and `sys.stdout`/`sys.stderr`
+    are put back after each row. Imported modules (including `sys`) are shared by the rows of
+    one call, as re-importing them per row would cost milliseconds (docs/python-graders.md)."""
 
     def __init__(self, program):
         self.program = program
         self.namespace = None
-        self.setup_error = None
 
     def run_row(self, sample_text, item_text):
         try:
-            sample = parse_json(sample_text, "sample")
+            sample = parse_sample(sample_text)
             item = parse_json(item_text, "item")
         except ValueError as e:
-            raise Err(types.GradeError_InvalidInput(str(e)))
+            raise Err(types.GradeError_InvalidInput(valid_utf8(str(e))))
+        try:
+            return self.grade_row(sample, item)
+        finally:
+            restore_shared_state()
+
+    def grade_row(self, sample, item):
         # stdout and stderr are this buffer for the life of the instance (see `seal`); it is
         # emptied per row so an error shows what that row printed.
         printed = PRINTED
         printed.reset()
-        if self.namespace is None and self.setup_error is None:
-            namespace = new_namespace()
-            try:
-                exec(self.program.code, namespace)
-                if not callable(namespace.get("grade")):
-                    raise TypeError("the source's `grade` is not a function once run")
-                self.namespace = namespace
-            except BaseException as e:  # noqa: B902 — SystemExit, MemoryError too
-                self.setup_error = "running the source failed: " + describe_exception(e)
-        if self.setup_error is not None:
-            return errored(self.setup_error, printed)
+        namespace = new_namespace()
+        try:
+            exec(self.program.code, namespace)
+            if not callable(namespace.get("grade")):
+                raise TypeError("the source's `grade` is not a function once run")
+            self.namespace = namespace
+        except BaseException as e:  # noqa: B902 — SystemExit, MemoryError too
+            return errored("running the source failed: " + describe_exception(e), printed)
         try:
             result = self.namespace["grade"](sample, item)
         except BaseException as e:  # noqa: B902
@@ -313,9 +378,13 @@ class Session:
                 "grade() returned %s, not a float" % type(result).__name__, printed
             )
         try:
-            score = float(result)
+            # The base types' own conversion: a subclass's __float__ (which may raise or return
+            # a str) is never called.
+            score = float.__float__(result) if isinstance(result, float) else int.__float__(result)
         except OverflowError:
             return errored("grade() returned an int too large for a float", printed)
+        except BaseException as e:  # noqa: B902
+            return errored("grade() returned a number that converts to no float: " + describe_exception(e), printed)
         if not math.isfinite(score):
             return errored("grade() returned %r, not a finite float" % score, printed)
         threshold = self.program.pass_threshold
@@ -328,11 +397,28 @@ class Session:
         )
 
 
+#: The builtins as sealed; a row that replaces or adds one does not pass it to the next row.
+_SEALED_BUILTINS = {}
+_MISSING = object()
+
+
+def restore_shared_state():
+    current = vars(builtins)
+    # Identity, not ==: a hostile value's __eq__ must not run here.
+    changed = len(current) != len(_SEALED_BUILTINS) or any(
+        current.get(name, _MISSING) is not value for name, value in _SEALED_BUILTINS.items()
+    )
+    if changed:
+        current.clear()
+        current.update(_SEALED_BUILTINS)
+    sys.stdout = sys.stderr = PRINTED
+
+
 def session_for(config):
     try:
         return Session(program_for(config))
     except ConfigError as e:
-        raise Err(types.GradeError_InvalidConfig(str(e)))
+        raise Err(types.GradeError_InvalidConfig(valid_utf8(str(e))))
 
 
 
@@ -344,21 +430,18 @@ def _no_files(*args, **kwargs):
     raise NoFiles("the grader sandbox has no filesystem")
 
 
-class SnapshotOnlyImports:
-    """A meta-path finder that refuses every module not already loaded.
+#: A file that marks the directory of the bundled packages (made by build-support/src/python.rs).
+PACKAGES_MARKER = "flywheel-packages.txt"
 
-    The interpreter snapshot holds the modules imported above (and their dependencies); any
-    other import would search the (absent) filesystem, which the WASI stubs answer with a trap.
-    This turns it into the ModuleNotFoundError a grader can catch or report.
-    """
 
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        raise ModuleNotFoundError(
-            "No module named %r in the grader sandbox (only the preloaded standard library "
-            "modules listed in docs/python-graders.md are available)" % name,
-            name=name,
-        )
+def fill_library():
+    """Compiles the standard library and the bundled packages into `library`'s in-memory
+    archive, while they are still files (componentize-py's pre-initialisation)."""
+    import os
+
+    stdlib_dir = os.path.dirname(os.path.dirname(json.__file__))
+    package_dirs = [p for p in sys.path if os.path.isfile(os.path.join(p, PACKAGES_MARKER))]
+    library.build(stdlib_dir, package_dirs)
 
 
 def seal():
@@ -369,17 +452,25 @@ def seal():
 
     for name in (
         "open", "stat", "lstat", "listdir", "scandir", "mkdir", "makedirs", "remove",
-        "unlink", "rename", "replace", "rmdir", "removedirs", "chdir", "getcwd", "access",
+        "unlink", "rename", "replace", "rmdir", "removedirs", "chdir", "access",
         "chmod", "utime", "truncate", "readlink", "symlink", "link", "walk", "fwalk",
         "system", "popen", "execv", "execve", "spawnv", "fork", "kill",
     ):
         if hasattr(os, name):
             setattr(os, name, _no_files)
     io.open = _no_files
+    # A fixed answer rather than an error: packages call `os.path.abspath(__file__)` at import
+    # (deepdiff), which needs the working directory, and "/" reveals nothing.
+    os.getcwd = lambda: "/"
+    os.getcwdb = lambda: b"/"
     builtins.open = _no_files
-    sys.meta_path.insert(0, SnapshotOnlyImports)
+    library.install()
+    # rapidfuzz's native code is not bundled; this makes it pick its pure-Python code at once
+    # rather than after failed imports.
+    os.environ["RAPIDFUZZ_IMPLEMENTATION"] = "python"
     sys.addaudithook(_audit)
     sys.stdout = sys.stderr = PRINTED
+    _SEALED_BUILTINS.update(vars(builtins))
 
 
 def _audit(event, args):
@@ -401,7 +492,7 @@ class Grading(exports.Grading):
         try:
             program_for(config, check_signature=True)
         except ConfigError as e:
-            raise Err(str(e))
+            raise Err(valid_utf8(str(e)))
 
     def grade(self, config, sample, item):
         return session_for(config).run_row(sample, item)
@@ -420,4 +511,5 @@ class Grading(exports.Grading):
         return out
 
 
+fill_library()
 seal()
