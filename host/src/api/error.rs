@@ -363,6 +363,22 @@ mod tests {
         }
     }
 
+    #[test]
+    fn every_code_and_type_is_in_the_readme_table() {
+        let readme = include_str!("../../../README.md");
+        for err in ApiError::examples() {
+            let (code, status) = err.code_and_status();
+            let row = format!("| `{code}` | {} |", status.as_u16());
+            assert!(readme.contains(&row), "README lacks the row {row}");
+            if err.kind() != code {
+                assert!(
+                    readme.contains(&format!("(type `{}`)", err.kind())),
+                    "README does not say the type of {code}"
+                );
+            }
+        }
+    }
+
     #[tokio::test]
     async fn internal_errors_hide_their_cause() {
         let response = ApiError::Internal("password=hunter2 at db".into()).into_response();
