@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::GradeError;
+use crate::big_int::BigInts;
 use crate::json_path;
 
 /// The model's output for one row, with OpenAI's `sample` meaning: `output_text`,
@@ -20,6 +21,8 @@ pub struct Sample {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {
     value: Value,
+    /// Integer literals of the parsed text beyond `i64`/`u64`, whose digits serde_json lost.
+    big_ints: BigInts,
 }
 
 impl Sample {
@@ -106,7 +109,9 @@ impl Item {
     pub fn parse(json: &str) -> Result<Self, GradeError> {
         let value: Value = serde_json::from_str(json)
             .map_err(|e| GradeError::input(format!("item is not valid JSON: {e}")))?;
-        Self::from_value(value)
+        let mut item = Self::from_value(value)?;
+        item.big_ints = BigInts::scan(json);
+        Ok(item)
     }
 
     /// Builds an item from a JSON value; it must be an object.
@@ -117,14 +122,24 @@ impl Item {
                 kind(&value)
             )));
         }
-        Ok(Self { value })
+        Ok(Self {
+            value,
+            big_ints: BigInts::default(),
+        })
     }
 
     /// An item with no fields.
     pub fn empty() -> Self {
         Self {
             value: Value::Object(Map::new()),
+            big_ints: BigInts::default(),
         }
+    }
+
+    /// The digits of an integer in the item's JSON text that serde_json could only hold as
+    /// the `f64` `value` (beyond `i64`/`u64`), so templates render it as Python would.
+    pub(crate) fn big_int_digits(&self, value: f64) -> Option<&str> {
+        self.big_ints.digits(value)
     }
 
     /// The value at `path` (for example `"expected_files"` or `"meta.tags[0]"`), `None` when

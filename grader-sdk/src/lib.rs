@@ -39,6 +39,7 @@
 extern crate self as grader_sdk;
 
 #[doc(hidden)]
+mod big_int;
 pub mod bindings;
 pub mod diff;
 mod grade;

@@ -123,8 +123,16 @@ impl Template {
                         json_path::follow(root, path).ok_or_else(|| TemplateError::Missing {
                             variable: source.clone(),
                         })?;
+                    // An integer beyond 64 bits renders as its digits, as Python's int does.
+                    let big_int = match (namespace, value) {
+                        (Namespace::Item, Value::Number(n)) if n.is_f64() => {
+                            n.as_f64().and_then(|f| item.big_int_digits(f))
+                        }
+                        _ => None,
+                    };
                     match value {
                         Value::String(s) => out.push_str(s),
+                        _ if big_int.is_some() => out.push_str(big_int.unwrap_or_default()),
                         other => out.push_str(&other.to_string()),
                     }
                 }
@@ -215,6 +223,25 @@ mod tests {
         assert_eq!(
             render("{{  sample.output_text}}", &s, &i).unwrap(),
             s.output_text().unwrap()
+        );
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_in_item_render_as_their_digits() {
+        let sample = Sample::parse(r#"{"output_text":"x"}"#).unwrap();
+        let item = Item::parse(
+            r#"{"id":123456789012345678901234,"neg":-98765432109876543210,"max":18446744073709551615,"f":0.5,"big_f":1.5e300}"#,
+        )
+        .unwrap();
+        let out = render(
+            "{{item.id}} {{item.neg}} {{item.max}} {{item.f}} {{item.big_f}}",
+            &sample,
+            &item,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "123456789012345678901234 -98765432109876543210 18446744073709551615 0.5 1.5e+300"
         );
     }
 

@@ -140,9 +140,10 @@ async fn a_jsonl_file_is_graded_row_by_row_with_bad_lines_reported_by_number() {
     assert_eq!(summary.mean_score, Some(0.5));
     assert_eq!(
         summary.pass_rate,
-        Some(125.0 / 252.0),
-        "bad lines count as not passing"
+        Some(125.0 / 250.0),
+        "mean and pass rate are over the same (graded) rows"
     );
+    assert_eq!(summary.errored, 2);
     assert_eq!(reports[0].outcome.score(), Some(1.0));
     assert_eq!(reports[1].outcome.score(), Some(0.0));
     let row = serde_json::to_value(&reports[0]).expect("serializable");

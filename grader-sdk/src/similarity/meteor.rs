@@ -1,8 +1,9 @@
-//! nltk's METEOR (`meteor_score` with one reference) without the WordNet synonym stage.
+//! nltk's METEOR (`meteor_score` with one reference): exact, Porter-stem and WordNet-synonym
+//! matching, then the fragmentation penalty.
 
 use std::collections::HashMap;
 
-use super::porter;
+use super::{porter, wordnet};
 
 /// Words with their original positions, as nltk's `enum_*_list`s.
 type Words = Vec<(usize, String)>;
@@ -46,6 +47,37 @@ fn stemmed(words: Vec<(usize, String)>) -> Vec<(usize, String)> {
         .collect()
 }
 
+/// nltk `_enum_wordnetsyn_match` over what the stem stage left (those words are stems): from
+/// the hypothesis' end, each word's WordNet synonyms and the word itself are looked up among
+/// the unmatched reference words, and the one whose last unmatched position is furthest right
+/// is taken.
+fn synonym_match(hyp: &Words, refs: &Words) -> Vec<(usize, usize)> {
+    let mut positions: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (j, (_, word)) in refs.iter().enumerate() {
+        positions.entry(word.as_str()).or_default().push(j);
+    }
+    let mut matches = Vec::new();
+    if refs.is_empty() {
+        return matches;
+    }
+    for (position, word) in hyp.iter().rev() {
+        let mut best: Option<(usize, &str)> = None;
+        let synonyms = wordnet::synonyms(word);
+        for candidate in synonyms.iter().copied().chain([word.as_str()]) {
+            if let Some(&j) = positions.get(candidate).and_then(|p| p.last())
+                && best.is_none_or(|(b, _)| j > b)
+            {
+                best = Some((j, candidate));
+            }
+        }
+        if let Some((j, candidate)) = best {
+            positions.get_mut(candidate).and_then(Vec::pop);
+            matches.push((*position, refs[j].0));
+        }
+    }
+    matches
+}
+
 /// nltk `_count_chunks` over matches sorted by hypothesis position.
 fn count_chunks(matches: &[(usize, usize)]) -> usize {
     1 + matches
@@ -55,7 +87,8 @@ fn count_chunks(matches: &[(usize, usize)]) -> usize {
 }
 
 /// METEOR of `hypothesis` against `reference` (tokens), with nltk's defaults: words
-/// lowercased, alpha 0.9, beta 3, gamma 0.5; exact matches first, then Porter-stem matches.
+/// lowercased, alpha 0.9, beta 3, gamma 0.5; exact matches first, then Porter-stem matches,
+/// then WordNet 3.0 synonyms of the remaining stems.
 pub fn meteor(reference: &[&str], hypothesis: &[&str]) -> f64 {
     const ALPHA: f64 = 0.9;
     const BETA: f64 = 3.0;
@@ -72,8 +105,9 @@ pub fn meteor(reference: &[&str], hypothesis: &[&str]) -> f64 {
         .collect();
     let (hyp_len, ref_len) = (hyp.len(), refs.len());
     let (mut matches, hyp, refs) = match_enums(hyp, refs);
-    let (stem_matches, _, _) = match_enums(stemmed(hyp), stemmed(refs));
+    let (stem_matches, hyp, refs) = match_enums(stemmed(hyp), stemmed(refs));
     matches.extend(stem_matches);
+    matches.extend(synonym_match(&hyp, &refs));
     matches.sort_by_key(|m| m.0);
     let count = matches.len();
     if hyp_len == 0 || ref_len == 0 || count == 0 {
@@ -104,5 +138,13 @@ mod tests {
         assert!(meteor(&["running"], &["runs"]) > 0.0);
         assert_eq!(meteor(&["cat"], &["dog"]), 0.0);
         assert_eq!(meteor(&[], &["dog"]), 0.0);
+    }
+
+    #[test]
+    fn synonyms_match_after_stems() {
+        // nltk with WordNet: "e-mails" stems to "e-mail", whose synset holds "email".
+        let score = meteor(&["email", "emails"], &["e-mail", "e-mails"]);
+        assert!(score > 0.9, "{score}");
+        assert!(meteor(&["fast"], &["quick"]) > 0.0);
     }
 }

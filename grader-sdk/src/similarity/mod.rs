@@ -6,24 +6,21 @@
 //! | `fuzzy_match` | rapidfuzz `fuzz.WRatio(input, reference, processor=utils.default_process) / 100` |
 //! | `bleu` | nltk `sentence_bleu([reference.split()], input.split())`: weights (0.25,)×4, no smoothing (method0) |
 //! | `gleu` | nltk `sentence_gleu([reference.split()], input.split())`: 1- to 4-grams |
-//! | `meteor` | nltk `meteor_score([reference.split()], input.split())`, alpha 0.9, beta 3, gamma 0.5, exact and Porter-stem matching; **no WordNet synonyms** |
+//! | `meteor` | nltk `meteor_score([reference.split()], input.split())`, alpha 0.9, beta 3, gamma 0.5: exact, Porter-stem and WordNet 3.0 synonym matching |
 //! | `rouge_1`…`rouge_5`, `rouge_l` | rouge-score `RougeScorer([type], use_stemmer=True)`, F-measure |
 //!
 //! Tokens for bleu, gleu and meteor are Python's `str.split()`: runs of Unicode whitespace
 //! (including U+001C–U+001F, which Python counts and Rust's `split_whitespace` does not).
-//! METEOR's third stage (WordNet synonyms) is omitted. WordNet is a corpus of tens of MB that
-//! does not belong in every component, and it is not reachable here anyway: nltk downloads it
-//! from its own data server, and PyPI's `wn` package fetches its data from the web at run time
-//! too. So a score can be lower than nltk-with-WordNet's when the two texts use synonyms
-//! ("quick"/"fast"); on texts without synonym pairs it is identical. The reference values are
-//! computed by nltk with a WordNet stand-in that knows no synsets, i.e. the same algorithm.
-//! Everything else (exact stage, Porter-stem stage, chunk penalty) is nltk's.
+//! METEOR's third stage reads WordNet 3.0 (Debian's `wordnet-base`) from a compact table
+//! compiled into the component (`grader-sdk/wordnet/`, see the `wordnet` module), with nltk's
+//! `morphy` rules, so a build needs nothing installed and nothing is fetched at run time.
 
 mod fuzzy;
 mod meteor;
 mod ngram;
 pub mod porter;
 mod rouge;
+mod wordnet;
 
 pub use fuzzy::{default_process, ratio, wratio};
 pub use meteor::meteor;
@@ -39,7 +36,7 @@ pub enum Metric {
     Bleu,
     /// nltk sentence GLEU.
     Gleu,
-    /// nltk METEOR without WordNet synonyms.
+    /// nltk METEOR with WordNet 3.0 synonyms.
     Meteor,
     /// rouge-score ROUGE-N F-measure. OpenAI names N in 1..=5; [`Metric::score`] accepts any
     /// N, but [`Metric::name`] reports every N above 4 as `rouge_5`.

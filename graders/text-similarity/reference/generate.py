@@ -16,18 +16,28 @@ How each metric is called (input = the graded text, reference = the expected tex
          (0.25, 0.25, 0.25, 0.25), no smoothing (method0), auto_reweigh=False
 - gleu:  nltk sentence_gleu([reference.split()], input.split()) (min_len=1, max_len=4)
 - meteor: nltk meteor_score([reference.split()], input.split()) with defaults (str.lower,
-         PorterStemmer(), alpha=0.9, beta=3, gamma=0.5) and a WordNet that knows no synsets:
-         the WordNet corpus cannot be shipped inside a component, so synonym matching is off
-         on both sides.
+         PorterStemmer(), alpha=0.9, beta=3, gamma=0.5) and nltk's WordNet reader over
+         WordNet 3.0 from Debian's packages (see `wordnet_root`):
+             apt-get install -y wordnet-base wordnet-sense-index
+         (nltk's reader opens index.sense and lexnames even though synsets() does not read
+         them; lexnames is written from the wordnet-base man page.) The component reads the
+         same WordNet through grader-sdk/wordnet/wordnet.bin (grader-sdk/wordnet/derive.py).
 - rouge_1..rouge_5, rouge_l: rouge_score.rouge_scorer.RougeScorer([type], use_stemmer=True)
          .score(target=reference, prediction=input)[type].fmeasure
 """
 
+import atexit
+import gzip
 import json
 import os
 import random
+import re
+import shutil
 import sys
+import tempfile
 from importlib.metadata import version
+
+import nltk
 
 from nltk.stem.porter import PorterStemmer
 from nltk.translate.bleu_score import sentence_bleu
@@ -44,11 +54,41 @@ warnings.filterwarnings("ignore")
 ROUGE_TYPES = ["rouge1", "rouge2", "rouge3", "rouge4", "rouge5", "rougeL"]
 
 
+WORDNET_DIR = "/usr/share/wordnet"
+
+
+def wordnet_root():
+    """An nltk_data directory holding Debian's WordNet 3.0 as nltk's `corpora/wordnet`.
+
+    The files are copied, not linked: nltk refuses corpus paths that resolve outside its data
+    directory."""
+    root = tempfile.mkdtemp(prefix="flywheel-nltk-data-")
+    target = os.path.join(root, "corpora", "wordnet")
+    os.makedirs(target)
+    for name in os.listdir(WORDNET_DIR):
+        path = os.path.join(WORDNET_DIR, name)
+        if os.path.isfile(path):
+            shutil.copy(path, target)
+    with gzip.open("/usr/share/man/man5/lexnames.5WN.gz", "rt") as f:
+        lexnames = [line.split("\t")[:2] for line in f if re.match(r"^\d\d\t", line)]
+    with open(os.path.join(target, "lexnames"), "w", encoding="utf-8") as f:
+        for number, name in lexnames:
+            f.write(f"{number}\t{name}\t0\n")
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return root
+
+
 class NoWordNet:
-    """Stands in for nltk's WordNet reader: no word has a synset."""
+    """nltk's WordNet reader with no synsets: shows how many pairs the synonym stage changes."""
 
     def synsets(self, _word):
         return []
+
+
+nltk.data.path.insert(0, wordnet_root())
+from nltk.corpus import wordnet  # noqa: E402  (needs the data path above)
+
+assert wordnet.get_version() == "3.0", wordnet.get_version()
 
 
 SCORER = rouge_scorer.RougeScorer(ROUGE_TYPES, use_stemmer=True)
@@ -141,7 +181,83 @@ HAND_PAIRS = [
     ("configuration management reorganized", "The implementation of the configuration management subsystem was substantially reorganized during the last release cycle and nobody noticed any regression whatsoever in production"),
     ("x" * 100, "x" * 70 + "y" * 30),
     ("abcdefghij" * 12, "jihgfedcba" * 7),
+    # WordNet synonyms (METEOR's third stage).
+    ("e-mail e-mails", "email emails"),
+    ("email emails", "e-mail e-mails"),
+    ("send me an e-mail", "send me an email"),
+    ("the quick brown fox", "the fast brown fox"),
+    ("a big house", "a large home"),
+    ("the mice ran quickly", "the mouse ran fast"),
+    ("he is quicker than her", "he is faster than her"),
+    ("the children went to school", "the kids went to school"),
+    ("buy a car", "purchase an automobile"),
+    ("the movie was good", "the film was good"),
+    ("begin the task", "start the job"),
+    ("the geese flew over the lake", "the goose flew over the lake"),
+    ("shut the door", "close the door"),
+    ("we were happy", "we were glad"),
+    ("fix the error", "repair the mistake"),
+    ("the result was a failure", "the outcome was a loser"),
+    ("bigger better faster stronger", "larger good quicker strong"),
+    ("she sang songs", "she sing vocal"),
+    ("oxen and feet", "ox and foot"),
+    ("new_york is big", "new_york is large"),
+    ("snake_case names", "snake_case name"),
+    ("s s s", "second sulfur s"),
+    ("dies dying died", "die death dead"),
+    ("The PARTY commands", "the company command"),
+    ("worse worst", "bad badly"),
+    ("went gone going", "go went travel"),
+    ("acting actor actress", "act role player"),
+    ("stopped halting ceased", "stop halt cease"),
+    ("couch sofa lounge", "sofa couch lounge"),
+    ("U.S. America", "us united_states america"),
 ]
+
+SYNONYM_VOCAB = (
+    "quick big small happy sad begin end fix error result car movie house child buy sell "
+    "job task start stop close open good bad fast slow big little answer question help "
+    "show tell make build run walk talk speak see look find search check test file record "
+    "list item value number count score grade mark pass fail right wrong correct true "
+    "false clear plain simple hard easy strong weak rich poor old new young ancient modern "
+    "mice geese feet children went gone better best worse worst"
+).split()
+
+
+def wordnet_synonyms(word):
+    names = {
+        lemma.name()
+        for synset in wordnet.synsets(word)
+        for lemma in synset.lemmas()
+        if "_" not in lemma.name()
+    }
+    return sorted(names)
+
+
+def synonym_pairs(rng, count):
+    """Sentences and a copy with words replaced by WordNet synonyms, inflected or cased."""
+    pairs = []
+    for _ in range(count):
+        reference = [rng.choice(SYNONYM_VOCAB) for _ in range(rng.randrange(1, 9))]
+        hypothesis = []
+        for word in reference:
+            synonyms = wordnet_synonyms(word)
+            if synonyms and rng.random() < 0.6:
+                word = rng.choice(synonyms)
+            roll = rng.random()
+            if roll < 0.15:
+                word += rng.choice(["s", "es", "ed", "ing", "er", "est"])
+            elif roll < 0.25:
+                word = word.capitalize()
+            hypothesis.append(word)
+        if rng.random() < 0.3 and len(hypothesis) > 1:
+            i, j = rng.randrange(len(hypothesis)), rng.randrange(len(hypothesis))
+            hypothesis[i], hypothesis[j] = hypothesis[j], hypothesis[i]
+        if rng.random() < 0.5:
+            pairs.append((" ".join(hypothesis), " ".join(reference)))
+        else:
+            pairs.append((" ".join(reference), " ".join(hypothesis)))
+    return pairs
 
 VOCAB = (
     "the a an of to in for on with by from at as is are was were be been has have had "
@@ -204,7 +320,7 @@ def metrics(candidate, reference):
         "fuzzy_match": fuzz.WRatio(candidate, reference, processor=utils.default_process) / 100,
         "bleu": float(sentence_bleu([ref], hyp)),
         "gleu": float(sentence_gleu([ref], hyp)),
-        "meteor": float(meteor_score([ref], hyp, wordnet=NoWordNet())),
+        "meteor": float(meteor_score([ref], hyp, wordnet=wordnet)),
     }
     rouge = SCORER.score(target=reference, prediction=candidate)
     for kind in ROUGE_TYPES:
@@ -215,9 +331,10 @@ def metrics(candidate, reference):
 
 def main():
     rng = random.Random(20261125)
-    pairs = HAND_PAIRS + generated_pairs(rng, 200)
+    pairs = HAND_PAIRS + generated_pairs(rng, 200) + synonym_pairs(random.Random(20261130), 150)
     rows = []
     mismatched_py = 0
+    synonym_changed = 0
     for candidate, reference in pairs:
         row = {"input": candidate, "reference": reference}
         row.update(metrics(candidate, reference))
@@ -226,6 +343,9 @@ def main():
         py = fuzz_py.WRatio(candidate, reference, processor=utils.default_process) / 100
         if abs(py - row["fuzzy_match"]) > 1e-9:
             mismatched_py += 1
+        no_synonyms = meteor_score([reference.split()], candidate.split(), wordnet=NoWordNet())
+        if abs(no_synonyms - row["meteor"]) > 1e-9:
+            synonym_changed += 1
     stems = sorted({w.lower() for c, r in pairs for w in (c + " " + r).split()})
     corpus = {
         "about": "Reference values for graders/text-similarity; regenerate with generate.py",
@@ -239,7 +359,8 @@ def main():
         json.dump(corpus, f, ensure_ascii=False, indent=1, sort_keys=False)
         f.write("\n")
     print(f"wrote {len(rows)} pairs and {len(stems)} stems to {out}; "
-          f"rapidfuzz C++ vs Python WRatio mismatches: {mismatched_py}")
+          f"rapidfuzz C++ vs Python WRatio mismatches: {mismatched_py}; "
+          f"pairs whose meteor the WordNet synonym stage changes: {synonym_changed}")
 
 
 if __name__ == "__main__":

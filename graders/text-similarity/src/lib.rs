@@ -14,7 +14,7 @@
 //! | `fuzzy_match` | rapidfuzz `fuzz.WRatio(input, reference, processor=utils.default_process) / 100` (the scorer in OpenAI's graders guide example) |
 //! | `bleu` | nltk `sentence_bleu([reference.split()], input.split())`, weights (0.25,)×4, no smoothing |
 //! | `gleu` | nltk `sentence_gleu([reference.split()], input.split())` |
-//! | `meteor` | nltk `meteor_score([reference.split()], input.split())` with exact and Porter-stem matching only: WordNet synonyms are not available inside a component |
+//! | `meteor` | nltk `meteor_score([reference.split()], input.split())` with exact, Porter-stem and WordNet 3.0 synonym matching (the WordNet data is compiled in, `grader-sdk/wordnet/`) |
 //! | `rouge_1` … `rouge_5`, `rouge_l` | rouge-score `RougeScorer([type], use_stemmer=True).score(reference, input)[type].fmeasure` |
 //!
 //! `cosine` needs embeddings, which a pure grader cannot compute: it is refused as an invalid

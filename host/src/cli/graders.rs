@@ -70,9 +70,10 @@ pub enum GradersCommand {
 /// `flywheel grade`.
 #[derive(Debug, Args)]
 pub struct GradeArgs {
-    /// A grader definition JSON file (OpenAI `string_check`, `text_similarity`, `score_model`,
-    /// `label_model`, `multi`, or `{"type":"wasm","component":…,"config":…}`), or the name of a
-    /// loaded component. Model graders call OPENAI_BASE_URL (or the definition's `endpoint`).
+    /// A grader definition (OpenAI `string_check`, `text_similarity`, `score_model`,
+    /// `label_model`, `multi`, or `{"type":"wasm","component":…,"config":…}`) given inline as
+    /// JSON (starting with `{`) or as a JSON file, or the name of a loaded component. Model
+    /// graders call OPENAI_BASE_URL (or the definition's `endpoint`).
     #[arg(long)]
     pub grader: String,
     /// OpenAI eval rows, one `{"item":…,"sample":…}` JSON object per line.
@@ -195,20 +196,7 @@ async fn list(settings: &Settings, json: bool) -> anyhow::Result<()> {
 /// Runs `flywheel grade`.
 pub async fn grade(args: GradeArgs, settings: Settings) -> anyhow::Result<()> {
     let registry = load_registry(&settings).await?;
-    let definition = if Path::new(&args.grader).is_file() {
-        let text = std::fs::read_to_string(&args.grader)
-            .with_context(|| format!("reading {}", args.grader))?;
-        Definition::from_json(&text)
-            .with_context(|| format!("invalid grader definition in {}", args.grader))?
-    } else if args.grader.ends_with(".json") {
-        bail!("grader definition file {} does not exist", args.grader);
-    } else {
-        Definition::Component {
-            name: None,
-            component: args.grader.clone(),
-            config: "{}".into(),
-        }
-    };
+    let definition = definition_from_arg(&args.grader)?;
     definition
         .validate(&registry)
         .await
@@ -233,6 +221,26 @@ pub async fn grade(args: GradeArgs, settings: Settings) -> anyhow::Result<()> {
     .await;
     bar.finish_and_clear();
     print_results(&reports, &summary, args.json)
+}
+
+/// What `--grader` names: inline JSON (it starts with `{`, which no file or component name
+/// does in practice, and a component name cannot), a definition file, or a component.
+fn definition_from_arg(grader: &str) -> anyhow::Result<Definition> {
+    if grader.trim_start().starts_with('{') {
+        Definition::from_json(grader).context("invalid inline grader definition (--grader)")
+    } else if Path::new(grader).is_file() {
+        let text = std::fs::read_to_string(grader).with_context(|| format!("reading {grader}"))?;
+        Definition::from_json(&text)
+            .with_context(|| format!("invalid grader definition in {grader}"))
+    } else if grader.ends_with(".json") {
+        bail!("grader definition file {grader} does not exist");
+    } else {
+        Ok(Definition::Component {
+            name: None,
+            component: grader.to_owned(),
+            config: "{}".into(),
+        })
+    }
 }
 
 fn print_results(reports: &[RowReport], summary: &Summary, json: bool) -> anyhow::Result<()> {
@@ -326,6 +334,50 @@ mod tests {
         assert!(!valid_name("a-"));
         assert!(!valid_name(""));
         assert!(!valid_name("../x"));
+    }
+
+    #[test]
+    fn grader_argument_is_inline_json_a_file_or_a_component() {
+        let inline = r#"{"type":"string_check","name":"s","input":"{{sample.output_text}}","reference":"{{item.answer}}","operation":"eq"}"#;
+        let from_inline = definition_from_arg(&format!("  {inline}")).expect("inline JSON");
+        // A string_check definition runs on the string-check component with itself as config.
+        match &from_inline {
+            Definition::Component {
+                name,
+                component,
+                config,
+            } => {
+                assert_eq!(
+                    (name.as_deref(), component.as_str()),
+                    (Some("s"), "string-check")
+                );
+                assert!(config.contains("\"operation\":\"eq\""), "{config}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("grader.json");
+        std::fs::write(&file, inline).expect("written");
+        let from_file = definition_from_arg(file.to_str().expect("utf-8")).expect("file");
+        assert_eq!(format!("{from_file:?}"), format!("{from_inline:?}"));
+        match definition_from_arg("echo").expect("component") {
+            Definition::Component {
+                name,
+                component,
+                config,
+            } => assert_eq!(
+                (name, component.as_str(), config.as_str()),
+                (None, "echo", "{}")
+            ),
+            other => panic!("{other:?}"),
+        }
+        let err = definition_from_arg(r#"{"type":"string_check""#).unwrap_err();
+        assert!(format!("{err:#}").contains("inline"), "{err:#}");
+        let err = definition_from_arg(r#"{"type":"string_check","name":"s"}"#).unwrap_err();
+        assert!(format!("{err:#}").contains("inline"), "{err:#}");
+        let missing = dir.path().join("missing.json");
+        let err = definition_from_arg(missing.to_str().expect("utf-8")).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
     }
 
     #[test]

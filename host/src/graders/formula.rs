@@ -8,8 +8,9 @@
 //! power   := atom ('^' unary)?          // right-associative; -2^2 = -(2^2)
 //! atom    := number | name | name '(' expr (',' expr)* ')' | '(' expr ')'
 //! ```
-//! Functions: `min`, `max` (one or more arguments), `abs`, `floor`, `ceil`, `exp`, `sqrt`,
-//! `log` (natural; one argument). Variables are the keys of the `graders` map.
+//! Functions: `min`, `max` (two or more arguments: like OpenAI's evaluator, which follows
+//! Python, `min(a)` of one number is refused), `abs`, `floor`, `ceil`, `exp`, `sqrt`, `log`
+//! (natural; one argument). Variables are the keys of the `graders` map.
 
 use std::collections::HashMap;
 
@@ -89,9 +90,10 @@ impl Func {
     }
 }
 
-/// Why a formula was refused; `position` is a 0-based character offset.
+/// Why a formula was refused; `position` is a 0-based character offset. The message does not
+/// name the field: the definition error that carries it does (`calculate_output: …`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("calculate_output: {message} at position {position}")]
+#[error("{message} at position {position}")]
 pub struct FormulaError {
     /// Where.
     pub position: usize,
@@ -285,6 +287,14 @@ impl Parser<'_> {
                             message: format!("`{name}` takes one argument, not {}", args.len()),
                         });
                     }
+                    if func.variadic() && args.len() < 2 {
+                        // Python's min(0.5) raises "'float' object is not iterable", and
+                        // OpenAI refuses the formula; a one-argument min is not a no-op here.
+                        return Err(FormulaError {
+                            position: start,
+                            message: format!("`{name}` takes two or more arguments, not 1"),
+                        });
+                    }
                     Ok(Expr::Call(func, args))
                 } else if self.variables.contains(&name.as_str()) {
                     Ok(Expr::Var(name))
@@ -409,7 +419,6 @@ mod tests {
             0.5
         );
         assert_eq!(eval("min(a, b, 0.3)", &[("a", 0.5), ("b", 0.4)]), 0.3);
-        assert_eq!(eval("max(a)", &[("a", 0.5)]), 0.5);
         assert_eq!(eval("abs(-2) + floor(1.7) + ceil(1.2)", &[]), 5.0);
         assert!((eval("exp(1)", &[]) - std::f64::consts::E).abs() < 1e-12);
         assert_eq!(eval("sqrt(16) * log(1)", &[]), 0.0);
@@ -442,6 +451,11 @@ mod tests {
                 .message
                 .contains("one argument")
         );
+        for one in ["min(a)", "max(a)", "min((a))", "1 + max(0.5)"] {
+            let e = parse(one, &["a"]).unwrap_err();
+            assert!(e.message.contains("two or more arguments"), "{one}: {e}");
+        }
+        assert!(parse("max(a, a)", &["a"]).is_ok());
         assert!(parse("__import__('os')", &[]).is_err());
         assert!(parse("", &[]).is_err());
         assert!(parse("1..2", &[]).is_err());

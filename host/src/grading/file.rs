@@ -32,9 +32,12 @@ pub struct Summary {
     pub rows: usize,
     /// Rows that got a grade.
     pub graded: usize,
+    /// Rows that did not (`rows - graded`): every kind in `errors`.
+    pub errored: usize,
     /// Mean score over graded rows.
     pub mean_score: Option<f64>,
-    /// Passing rows over all rows, when the grader decides passing.
+    /// Passing rows over graded rows, when the grader decides passing. The same denominator
+    /// as `mean_score`, so the two describe the same rows; errored rows are counted apart.
     pub pass_rate: Option<f64>,
     /// Rows per outcome kind other than `graded` (`invalid_input`, `timeout`, `invalid_row`…).
     pub errors: BTreeMap<String, usize>,
@@ -79,13 +82,15 @@ impl Summary {
         if summary.graded > 0 {
             summary.mean_score = Some(total / summary.graded as f64);
         }
-        if decided && summary.rows > 0 {
-            summary.pass_rate = Some(passed as f64 / summary.rows as f64);
+        summary.errored = summary.rows - summary.graded;
+        if decided && summary.graded > 0 {
+            summary.pass_rate = Some(passed as f64 / summary.graded as f64);
         }
         summary
     }
 
-    /// One line for a terminal: `rows 10, mean score 0.750, pass rate 60.0%, errors: timeout 1`.
+    /// One line for a terminal: `rows 10, graded 8, errored 2 (timeout 2); over the 8 graded
+    /// rows: mean score 0.750, pass rate 62.5%`.
     pub fn line(&self) -> String {
         let mean = self
             .mean_score
@@ -96,13 +101,14 @@ impl Summary {
             .map(|p| format!("{:.1}%", p * 100.0))
             .unwrap_or_else(|| "n/a".into());
         let errors = if self.errors.is_empty() {
-            "none".to_string()
+            String::new()
         } else {
-            self.errors
+            let kinds: Vec<String> = self
+                .errors
                 .iter()
                 .map(|(k, n)| format!("{k} {n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+                .collect();
+            format!(" ({})", kinds.join(", "))
         };
         let tokens = if self.prompt_tokens + self.completion_tokens > 0 {
             format!(
@@ -113,8 +119,8 @@ impl Summary {
             String::new()
         };
         format!(
-            "rows {}, graded {}, mean score {mean}, pass rate {pass}, errors: {errors}{tokens}",
-            self.rows, self.graded
+            "rows {}, graded {}, errored {}{errors}; over the {} graded rows: mean score {mean}, pass rate {pass}{tokens}",
+            self.rows, self.graded, self.errored, self.graded
         )
     }
 }
@@ -286,13 +292,13 @@ mod tests {
         assert_eq!(summary.rows, 4);
         assert_eq!(summary.graded, 2);
         assert_eq!(summary.mean_score, Some(0.5));
-        assert_eq!(summary.pass_rate, Some(0.25));
+        assert_eq!(summary.pass_rate, Some(0.5), "one of the two graded rows");
+        assert_eq!(summary.errored, 2);
         assert_eq!(summary.errors.get("timeout"), Some(&1));
         assert_eq!(summary.errors.get("invalid_row"), Some(&1));
-        assert!(
-            summary.line().contains("mean score 0.500"),
-            "{}",
-            summary.line()
+        assert_eq!(
+            summary.line(),
+            "rows 4, graded 2, errored 2 (invalid_row 1, timeout 1); over the 2 graded rows: mean score 0.500, pass rate 50.0%"
         );
     }
 }

@@ -376,6 +376,11 @@ mod tests {
         );
         assert_eq!(e.field, "calculate_output");
         assert!(e.message.contains("position 4"), "{e}");
+        // The field is named once, by the definition error.
+        assert_eq!(
+            e.to_string(),
+            "calculate_output: unknown variable `b` (the graders are: a) at position 4"
+        );
         let e = err(json!({"name":"no type"}));
         assert_eq!(e.field, "type");
         let e = err(json!({"type":"regex"}));
