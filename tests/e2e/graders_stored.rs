@@ -466,7 +466,7 @@ fn cases() -> Vec<Case> {
                 Some(ADMIN_TOKEN),
             ),
             404,
-            "prompt_not_found",
+            "grader_definition_not_found",
         ),
         refused(
             "disable with read role",

@@ -23,7 +23,6 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::error::ApiError;
-use super::state::AppState;
 use crate::prompts::PromptRegistry;
 
 /// Labels of one HTTP request.
@@ -143,7 +142,7 @@ impl Collector for ResolveCacheCollector {
 }
 
 /// Middleware: times every request and counts it under its route pattern.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
     let route = request
@@ -152,7 +151,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .map_or(UNMATCHED, MatchedPath::as_str)
         .to_owned();
     let response = next.run(request).await;
-    state.metrics.record_request(
+    metrics.record_request(
         &method,
         &route,
         response.status().as_u16(),
@@ -168,9 +167,8 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     tag = "operations",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain"))
 )]
-pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let body = state
-        .metrics
+pub async fn metrics(State(metrics): State<Arc<Metrics>>) -> Result<Response, ApiError> {
+    let body = metrics
         .encode()
         .map_err(|e| ApiError::Internal(format!("encoding metrics: {e}")))?;
     Ok((

@@ -117,7 +117,7 @@ pub fn router(state: AppState) -> Result<Router, String> {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
-            state.clone(),
+            state.metrics.clone(),
             metrics::track,
         ))
         .layer(TraceLayer::new_for_http())
