@@ -243,6 +243,7 @@ fn clean_env(cmd: &mut Command) {
 
 mod python;
 mod python_packages;
+mod python_tools;
 pub use python::{
     COMPONENTIZE_PY_VERSION, PYTHON_GRADER_DIR, PythonUnavailable, build_python_grader,
     python_work_dir,

@@ -16,6 +16,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub use crate::python_tools::PythonUnavailable;
+use crate::python_tools::{Fnv1a, run};
+
 /// The componentize-py release the component is built with (pinned: its output bundles
 /// CPython, so another version means another interpreter).
 pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
@@ -25,18 +28,6 @@ pub const PYTHON_GRADER_DIR: &str = "graders/python";
 
 /// The module componentize-py wraps (`graders/python/app.py`).
 const APP_MODULE: &str = "app";
-
-/// Why the Python grader was not built. The text says what is missing and how to fix it.
-#[derive(Debug, Clone)]
-pub struct PythonUnavailable(pub String);
-
-impl std::fmt::Display for PythonUnavailable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the python grader is unavailable: {}", self.0)
-    }
-}
-
-impl std::error::Error for PythonUnavailable {}
 
 /// Builds (or finds in the cache) the Python grader component and returns the path of its
 /// `.wasm`. `work_dir` holds the virtual environment and the cached outputs; pass a directory
@@ -180,29 +171,6 @@ fn remove_stale_outputs(work_dir: &Path, keep: &Path) {
     }
 }
 
-pub(crate) fn run(cmd: &mut Command, what: &str) -> Result<(), PythonUnavailable> {
-    let output = cmd
-        .output()
-        .map_err(|e| PythonUnavailable(format!("cannot run {what}: {e}")))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let tail: String = stderr
-        .lines()
-        .rev()
-        .take(15)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect::<Vec<_>>()
-        .join("\n");
-    Err(PythonUnavailable(format!(
-        "{what} failed ({}):\n{tail}",
-        output.status
-    )))
-}
-
 /// The `.py` files of the app, its pinned packages and the `.wit` files of the contract, sorted.
 fn input_files(app_dir: &Path, wit_dir: &Path) -> Result<Vec<PathBuf>, PythonUnavailable> {
     let mut all = Vec::new();
@@ -220,28 +188,6 @@ fn input_files(app_dir: &Path, wit_dir: &Path) -> Result<Vec<PathBuf>, PythonUna
         all.extend(files);
     }
     Ok(all)
-}
-
-/// FNV-1a of `bytes` (stable across Rust versions, unlike `DefaultHasher`).
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash = Fnv1a::new();
-    hash.feed(bytes);
-    hash.0
-}
-
-struct Fnv1a(u64);
-
-impl Fnv1a {
-    fn new() -> Self {
-        Fnv1a(0xcbf2_9ce4_8422_2325)
-    }
-
-    fn feed(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
 }
 
 /// FNV-1a over the inputs that decide the output.

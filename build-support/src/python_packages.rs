@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::python::{PythonUnavailable, run};
+use crate::python_tools::{PythonUnavailable, fnv1a, run};
 
 /// The pinned requirements, relative to the grader's directory.
 pub const PACKAGES_FILE: &str = "packages.txt";
@@ -54,7 +54,7 @@ pub(crate) fn bundled_packages(
     let requirements = app_dir.join(PACKAGES_FILE);
     let text = std::fs::read(&requirements)
         .map_err(|e| PythonUnavailable(format!("cannot read {}: {e}", requirements.display())))?;
-    let dir = work_dir.join(format!("packages-{:016x}", crate::python::fnv1a(&text)));
+    let dir = work_dir.join(format!("packages-{:016x}", fnv1a(&text)));
     if dir.join(MARKER).is_file() {
         return Ok(dir);
     }
