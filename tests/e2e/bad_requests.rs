@@ -9,6 +9,8 @@ struct Case {
     req: Req,
     status: u16,
     code: &'static str,
+    /// `details.field` the answer must name, where the code carries one.
+    field: Option<&'static str>,
 }
 
 fn case(name: &'static str, req: Req, status: u16, code: &'static str) -> Case {
@@ -17,6 +19,15 @@ fn case(name: &'static str, req: Req, status: u16, code: &'static str) -> Case {
         req,
         status,
         code,
+        field: None,
+    }
+}
+
+impl Case {
+    /// Expects `details.field` to be `field`.
+    fn field(mut self, field: &'static str) -> Case {
+        self.field = Some(field);
+        self
     }
 }
 
@@ -150,6 +161,60 @@ fn cases() -> Vec<Case> {
             422,
             "invalid_template",
         ),
+        // NUL (U+0000) in any text: refused alike on both backends, naming the field.
+        case(
+            "NUL in a path parameter",
+            Req::get("/api/prompts/%00/versions", read),
+            422,
+            "invalid_text",
+        )
+        .field("id"),
+        case(
+            "NUL inside a prompt id",
+            Req::post("/api/prompts/plan%00ner/versions", admin).json(r#"{"content":"a"}"#),
+            422,
+            "invalid_text",
+        )
+        .field("id"),
+        case(
+            "NUL in version content",
+            Req::post("/api/prompts/planner/versions", admin)
+                .json(r#"{"content":"Plan {{task}}\u0000 now"}"#),
+            422,
+            "invalid_text",
+        )
+        .field("content"),
+        case(
+            "NUL in version notes",
+            Req::post("/api/prompts/planner/versions", admin)
+                .json(r#"{"content":"ok","notes":"\u0000"}"#),
+            422,
+            "invalid_text",
+        )
+        .field("notes"),
+        case(
+            "NUL in a resolve task id",
+            Req::get("/api/prompts/planner/resolve?task_id=t%001", agent),
+            422,
+            "invalid_text",
+        )
+        .field("task_id"),
+        case(
+            "NUL in a grader definition",
+            Req::post("/api/graders/definitions", admin).json(
+                r#"{"promptId":"planner","name":"nul","definition":{"type":"string_check","name":"n","operation":"eq","input":"{{sample.output_text}}","reference":"a\u0000"}}"#,
+            ),
+            422,
+            "invalid_text",
+        )
+        .field("definition.reference"),
+        case(
+            "NUL in a grader definitions query",
+            Req::get("/api/graders/definitions?promptId=plan%00ner", read),
+            422,
+            "invalid_text",
+        )
+        .field("promptId"),
         // Unknown things.
         case(
             "create on unknown prompt",
@@ -362,6 +427,8 @@ async fn bad_requests_are_refused_with_their_code_and_change_nothing(backend: Ba
         let ok = answer.status.as_u16() == c.status
             && answer.error_code() == Some(c.code)
             && answer.json["error"]["type"].as_str() == Some(general_code(c.code))
+            && c.field
+                .is_none_or(|f| answer.json["error"]["details"]["field"] == f)
             && answer.content_type.starts_with("application/json")
             && answer.json["error"]["message"]
                 .as_str()
@@ -404,6 +471,37 @@ async fn bad_requests_on_sqlite() {
 #[tokio::test]
 async fn bad_requests_on_postgres() {
     bad_requests_are_refused_with_their_code_and_change_nothing(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn text_that_only_looks_like_a_nul_is_stored_and_read_back_exactly() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let db = TestDb::new(backend).await;
+        let app = TestApp::start(&db).await;
+        // The six characters `\u0000` (an escaped backslash, then `u0000`), and other control
+        // characters, are text like any other.
+        let content = "Plan {{task}}: the literal \\u0000 and a tab\t and \u{1}.";
+        let created = app
+            .send(
+                &Req::post("/api/prompts/planner/versions", Some(ADMIN_TOKEN))
+                    .json(serde_json::json!({ "content": content }).to_string()),
+            )
+            .await;
+        assert_eq!(
+            created.status.as_u16(),
+            201,
+            "{backend:?}: {}",
+            created.text
+        );
+        let version = created.json["version"].as_i64().expect("version number");
+        let read = app
+            .get_ok(
+                &format!("/api/prompts/planner/versions/{version}"),
+                READ_TOKEN,
+            )
+            .await;
+        assert_eq!(read["content"], content, "{backend:?}");
+    }
 }
 
 #[tokio::test]

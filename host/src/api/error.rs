@@ -81,6 +81,13 @@ pub enum ApiError {
         /// What is wrong.
         message: String,
     },
+    /// Text holding a NUL character (U+0000) in a path, query or body field; `field` names it
+    /// (`id`, `task_id`, `content`, `definition.input`).
+    #[error("`{field}` holds a NUL character (U+0000), which is not accepted in text")]
+    InvalidText {
+        /// The field path.
+        field: String,
+    },
     /// A value is out of its accepted range (e.g. an empty or over-long task id).
     #[error("{0}")]
     InvalidInput(String),
@@ -159,6 +166,7 @@ impl ApiError {
                 "invalid_grader_definition",
                 StatusCode::UNPROCESSABLE_ENTITY,
             ),
+            ApiError::InvalidText { .. } => ("invalid_text", StatusCode::UNPROCESSABLE_ENTITY),
             ApiError::InvalidInput(_) => ("invalid_input", StatusCode::UNPROCESSABLE_ENTITY),
             ApiError::InvalidState(_) => ("invalid_state", StatusCode::CONFLICT),
             ApiError::Conflict(_) => ("conflict", StatusCode::CONFLICT),
@@ -207,6 +215,9 @@ impl ApiError {
             ApiError::InvalidGraderDefinition {
                 field: String::new(),
                 message: String::new(),
+            },
+            ApiError::InvalidText {
+                field: String::new(),
             },
             ApiError::InvalidInput(String::new()),
             ApiError::InvalidState(String::new()),
@@ -259,7 +270,9 @@ impl IntoResponse for ApiError {
             ApiError::InvalidTemplate { line, column, .. } => {
                 Some(json!({ "line": line, "column": column }))
             }
-            ApiError::InvalidGraderDefinition { field, .. } => Some(json!({ "field": field })),
+            ApiError::InvalidGraderDefinition { field, .. } | ApiError::InvalidText { field } => {
+                Some(json!({ "field": field }))
+            }
             _ => None,
         };
         let body = ErrorBody {
