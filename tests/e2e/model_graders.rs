@@ -768,3 +768,60 @@ async fn the_api_key_reaches_no_result_log_line_or_listing_even_when_the_server_
         &everything[everything.find(KEY).map_or(0, |i| i.saturating_sub(200))..]
     );
 }
+
+/// An endpoint that echoes the key in every field of its answer (content, model) and in its
+/// errors: the guest sees `***` in each, never the key.
+#[tokio::test]
+async fn no_field_of_an_answer_or_error_hands_the_key_to_a_component() {
+    use flywheel::graders::cache::CompileCache;
+    use flywheel::graders::component::{self, GraderSource};
+
+    let fake = FakeModel::start().expect("fake server");
+    fake.push(Behaviour::Malformed(format!(
+        r#"{{"id":"x","object":"chat.completion","created":0,"model":"m-{KEY}","choices":[{{"index":0,"message":{{"role":"assistant","content":"c-{KEY}"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}}}"#
+    )))
+    .push(Behaviour::Status {
+        status: 400,
+        message: format!("bad request from {KEY}"),
+    })
+    .push(Behaviour::EchoKeyInError)
+    .set_default(Behaviour::EchoKeyInError);
+    let runtime = GraderRuntime::new(RuntimeOptions {
+        llm: Some(LlmClient::new(settings_for(&fake, 1)).expect("valid settings")),
+        ..RuntimeOptions::default()
+    })
+    .expect("the grader engine builds");
+    let cache = CompileCache::new(runtime.engine(), Some(cache_dir()));
+    let grader = component::load(
+        &runtime,
+        &cache,
+        "asks-model",
+        Arc::new(crate::graders_support::bytes(
+            crate::graders_support::components::ASKS_MODEL,
+        )),
+        GraderSource::Builtin,
+        1,
+    )
+    .await
+    .expect("the component loads");
+
+    let answered = grader.grade(&runtime, "{}", "hello", "{}").await;
+    let reasoning = match &answered {
+        Outcome::Graded { grade } => grade.reasoning.clone().unwrap_or_default(),
+        other => panic!("expected a grade, got {other:?}"),
+    };
+    assert_eq!(reasoning, "content=c-*** model=m-***", "{answered:?}");
+    for _ in 0..2 {
+        let failed = grader.grade(&runtime, "{}", "hello", "{}").await;
+        let text = format!("{failed:?}");
+        assert!(
+            matches!(failed, Outcome::GraderError { .. }),
+            "expected the error to reach the guest: {text}"
+        );
+        assert!(
+            text.contains("***"),
+            "the key was redacted, not dropped: {text}"
+        );
+        assert!(!text.contains(KEY), "the key reached the guest: {text}");
+    }
+}

@@ -100,14 +100,12 @@ impl RowLlm {
             reasoning_effort: request.reasoning_effort,
         };
         match self.session.complete(request).await {
-            // An endpoint (or a proxy) may echo the key in the answer itself; the guest would
-            // then hold it and could put it in its reasoning. Scrub it at the border.
+            // An endpoint (or a proxy) may echo the key anywhere in its answer; the guest would
+            // then hold it and could put it in its reasoning. Every string is scrubbed at the
+            // border, not only the content.
             Ok(answer) => Ok(wit::ChatResponse {
-                content: match &self.client {
-                    Some(client) => client.redact(&answer.content),
-                    None => answer.content,
-                },
-                model: answer.model,
+                content: self.scrub(answer.content),
+                model: self.scrub(answer.model),
                 usage: wit::Usage {
                     prompt_tokens: answer.usage.prompt_tokens,
                     completion_tokens: answer.usage.completion_tokens,
@@ -131,16 +129,26 @@ impl RowLlm {
         }
     }
 
+    /// The client's errors are redacted where they are made; they are scrubbed again here so
+    /// that no string reaches a guest unchecked, whatever a later error path forgets.
     fn record_error(&mut self, error: LlmError) -> wit::LlmError {
         match error {
-            LlmError::NotConfigured(m) => wit::LlmError::NotConfigured(m),
+            LlmError::NotConfigured(m) => wit::LlmError::NotConfigured(self.scrub(m)),
             LlmError::BudgetExhausted => {
                 self.budget_hit = true;
                 wit::LlmError::BudgetExhausted
             }
             LlmError::Timeout(_) => wit::LlmError::Timeout,
-            LlmError::RateLimited(m) => wit::LlmError::RateLimited(m),
-            LlmError::Failed(m) => wit::LlmError::Failed(m),
+            LlmError::RateLimited(m) => wit::LlmError::RateLimited(self.scrub(m)),
+            LlmError::Failed(m) => wit::LlmError::Failed(self.scrub(m)),
+        }
+    }
+
+    /// `text` with every configured key replaced by `***`.
+    fn scrub(&self, text: String) -> String {
+        match &self.client {
+            Some(client) => client.redact(&text),
+            None => text,
         }
     }
 }

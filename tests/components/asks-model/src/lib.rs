@@ -1,6 +1,7 @@
 //! A test grader for the `model-grader` world: it asks the host's `llm` import for a
-//! completion and reports what came back, so tests see the world detected and the import
-//! answered (here: `not-configured`, as no model endpoint is set).
+//! completion and reports every string that came back (content and model in its reasoning, an
+//! error's text in its failure), so tests see the world detected, the import answered, and
+//! what a hostile guest could read from an answer.
 
 wit_bindgen::generate!({ world: "model-grader", path: "../../../wit" });
 
@@ -30,7 +31,7 @@ fn grade_one(sample: &str) -> Result<Grade, GradeError> {
             score: 1.0,
             passed: None,
             label: None,
-            reasoning: Some(answer.content),
+            reasoning: Some(format!("content={} model={}", answer.content, answer.model)),
             metrics: Vec::new(),
         }),
         Err(LlmError::NotConfigured(why)) => {
