@@ -54,14 +54,17 @@ impl Summary {
             rows: reports.len(),
             ..Summary::default()
         };
-        let mut total = 0.0;
+        // A running mean, not a sum: scores near ±f64::MAX (a component may return 1.7e308)
+        // would overflow a sum to ±inf, and JSON has no inf.
+        let mut mean = 0.0_f64;
         let mut passed = 0usize;
         let mut decided = false;
         for report in reports {
             match &report.outcome {
                 Outcome::Graded { grade } => {
                     summary.graded += 1;
-                    total += grade.score;
+                    let n = summary.graded as f64;
+                    mean += grade.score / n - mean / n;
                     if let Some(usage) = grade.usage {
                         summary.prompt_tokens += u64::from(usage.prompt_tokens);
                         summary.completion_tokens += u64::from(usage.completion_tokens);
@@ -80,7 +83,7 @@ impl Summary {
             }
         }
         if summary.graded > 0 {
-            summary.mean_score = Some(total / summary.graded as f64);
+            summary.mean_score = Some(mean);
         }
         summary.errored = summary.rows - summary.graded;
         if decided && summary.graded > 0 {
@@ -254,6 +257,35 @@ mod tests {
         assert!(parse_row(r#"{"item":{}}"#).unwrap_err().contains("sample"));
         assert!(parse_row("[]").is_err());
         assert!(parse_row(r#"{"item":{},"sample":3}"#).is_err());
+    }
+
+    #[test]
+    fn the_mean_of_scores_near_the_largest_float_is_finite() {
+        let graded = |score| RowReport {
+            line: 1,
+            outcome: Outcome::Graded {
+                grade: GradeResult {
+                    score,
+                    passed: None,
+                    label: None,
+                    reasoning: None,
+                    metrics: vec![],
+                    usage: None,
+                },
+            },
+        };
+        let big = 1.7e308;
+        let summary = Summary::of(&[graded(big), graded(big), graded(-big), graded(big)]);
+        let mean = summary.mean_score.expect("graded rows");
+        assert!((mean - big / 2.0).abs() <= big * 1e-12, "{mean}");
+        assert!(!summary.line().contains("inf"), "{}", summary.line());
+        let json = serde_json::to_value(&summary).expect("serialises");
+        assert!(
+            json["meanScore"].is_f64() || json["mean_score"].is_f64(),
+            "{json}"
+        );
+        let small = Summary::of(&[graded(0.25), graded(0.75), graded(1.0)]);
+        assert!((small.mean_score.expect("graded") - 2.0 / 3.0).abs() < 1e-15);
     }
 
     #[test]
