@@ -10,6 +10,7 @@
 //! - [`grading`]: grading stored and file data with that runtime: stored definitions, seeds.
 //! - [`api`]: the HTTP surface (axum): routes, auth, errors, OpenAPI, metrics; thin handlers.
 //! - [`cli`]: the `flywheel` command line.
+//! - [`log_text`]: escaping values from outside before they are logged.
 //! - [`server`]: builds the application state and serves it with graceful shutdown.
 
 pub mod api;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod graders;
 pub mod grading;
 pub mod llm;
+pub mod log_text;
 pub mod prompts;
 pub mod server;
 pub mod store;

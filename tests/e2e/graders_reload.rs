@@ -212,3 +212,43 @@ async fn a_file_in_the_directory_overrides_a_builtin_of_the_same_name() {
         "echo v1"
     );
 }
+
+/// A file name from outside, with an escape sequence and a newline, is written escaped into text
+/// logs: it can neither colour a terminal nor forge a log line.
+#[tokio::test]
+async fn outside_file_names_are_escaped_in_text_logs() {
+    let logs = crate::graders_support::LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let dir = tempfile::tempdir().expect("temp dir");
+    deploy(
+        dir.path(),
+        "evil\u{1b}[31m\nFAKE LINE.wasm",
+        b"not a component",
+    );
+    let registry = flywheel::graders::Registry::start(
+        crate::graders_support::runtime(),
+        flywheel::graders::RegistryOptions {
+            graders_dir: Some(dir.path().to_path_buf()),
+            cache_dir: Some(crate::graders_support::cache_dir()),
+            builtins: Vec::new(),
+            watch: false,
+        },
+    )
+    .await;
+    assert!(registry.get("evil\u{1b}[31m\nFAKE LINE").is_none());
+    let text = logs.text();
+    assert!(text.contains("grader failed to load"), "{text}");
+    assert!(text.contains("evil\\u{1b}[31m\\nFAKE LINE"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "a raw escape reached the log: {text:?}"
+    );
+    assert!(
+        !text.lines().any(|line| line.starts_with("FAKE LINE")),
+        "a forged line: {text:?}"
+    );
+}

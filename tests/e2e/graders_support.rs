@@ -1,8 +1,9 @@
 //! Shared pieces of the grader tests: the test components built by `tests/build.rs`, one
 //! process-wide grader runtime (one engine, as in the service), and loading helpers.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use flywheel::graders::cache::CompileCache;
@@ -81,4 +82,37 @@ pub async fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> Optio
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     check().then(|| start.elapsed())
+}
+
+/// A `tracing` writer that keeps everything in memory.
+#[derive(Clone, Default)]
+pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut bytes) = self.0.lock() {
+            bytes.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
 }

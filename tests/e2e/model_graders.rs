@@ -17,7 +17,7 @@ use flywheel::llm::{EndpointSettings, LlmClient, LlmSettings, Secret};
 use flywheel_e2e::{ADMIN_TOKEN, TestApp, TestDb};
 use serde_json::{Value, json};
 
-use crate::graders_support::cache_dir;
+use crate::graders_support::{LogBuffer, cache_dir};
 
 /// A key no real service would send back unless it echoed ours.
 const KEY: &str = "sk-flywheel-e2e-model-key-7f3a9c1d5e";
@@ -642,38 +642,6 @@ fn label_model_with(extra: Value) -> Value {
         base.extend(extra.clone());
     }
     definition
-}
-
-/// A `tracing` writer that keeps everything in memory.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl LogBuffer {
-    fn text(&self) -> String {
-        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-}
-
-impl Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut bytes) = self.0.lock() {
-            bytes.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
-    type Writer = LogBuffer;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::graders::cache::CompileCache;
 use crate::graders::component::{self, GraderSource, LoadError, LoadedGrader, World};
 use crate::graders::engine::GraderRuntime;
+use crate::log_text::Untrusted;
 
 /// How long the watcher waits for a burst of file events to settle.
 pub const WATCH_DEBOUNCE: Duration = Duration::from_millis(200);
@@ -205,7 +206,7 @@ impl Registry {
                     loaded.graders.insert(name, Arc::new(grader));
                 }
                 Err(error) => {
-                    tracing::error!(grader = %name, %error, "built-in grader failed to load");
+                    tracing::error!(grader = %name, error = %Untrusted(&error), "built-in grader failed to load");
                     loaded.failures.insert(
                         name.clone(),
                         LoadFailure {
@@ -359,7 +360,7 @@ impl Registry {
             .await
             {
                 Ok(loaded) => {
-                    tracing::info!(grader = %name, sha256 = %loaded.sha256, generation, "grader loaded");
+                    tracing::info!(grader = %Untrusted(&name), sha256 = %loaded.sha256, generation, "grader loaded");
                     next.graders.insert(name, Arc::new(loaded));
                 }
                 Err(error) => self.record_failure(&mut next, &current, &name, &path, sha256, error),
@@ -367,7 +368,7 @@ impl Registry {
         }
         for name in current.graders.keys() {
             if !next.graders.contains_key(name) && !next.failures.contains_key(name) {
-                tracing::info!(grader = %name, "grader file removed; unloaded");
+                tracing::info!(grader = %Untrusted(name), "grader file removed; unloaded");
             }
         }
         self.snapshot.store(Arc::new(next));
@@ -382,7 +383,12 @@ impl Registry {
         sha256: String,
         error: LoadError,
     ) {
-        tracing::error!(grader = %name, path = %path.display(), %error, "grader failed to load; the previous version, if any, keeps serving");
+        tracing::error!(
+            grader = %Untrusted(name),
+            path = %Untrusted(path.display()),
+            error = %Untrusted(&error),
+            "grader failed to load; the previous version, if any, keeps serving"
+        );
         next.failures.insert(
             name.to_string(),
             LoadFailure {
