@@ -2,8 +2,7 @@
 //! definitions run by the built-in model-grader components in the real wasm runtime, whose `llm`
 //! import calls the real model client, against the fake OpenAI-compatible server on 127.0.0.1.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fake_model::{Behaviour, FakeModel, UsageMode, embedding_for, last_user_message};
