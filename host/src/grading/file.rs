@@ -47,6 +47,19 @@ pub struct Summary {
     pub completion_tokens: u64,
 }
 
+/// The mean of finite scores. The plain sum is exact where it can be (125 of 250 rows scoring 1
+/// give exactly 0.5); when scores near ±f64::MAX (a component may return 1.7e308) overflow it,
+/// each score is divided first, so the mean is never ±inf (which JSON cannot carry).
+fn mean_of(scores: &[f64]) -> f64 {
+    let n = scores.len() as f64;
+    let sum: f64 = scores.iter().sum();
+    if sum.is_finite() {
+        sum / n
+    } else {
+        scores.iter().map(|score| score / n).sum()
+    }
+}
+
 impl Summary {
     /// Builds the totals from per-row reports.
     pub fn of(reports: &[RowReport]) -> Summary {
@@ -54,17 +67,14 @@ impl Summary {
             rows: reports.len(),
             ..Summary::default()
         };
-        // A running mean, not a sum: scores near ±f64::MAX (a component may return 1.7e308)
-        // would overflow a sum to ±inf, and JSON has no inf.
-        let mut mean = 0.0_f64;
+        let mut scores = Vec::with_capacity(reports.len());
         let mut passed = 0usize;
         let mut decided = false;
         for report in reports {
             match &report.outcome {
                 Outcome::Graded { grade } => {
                     summary.graded += 1;
-                    let n = summary.graded as f64;
-                    mean += grade.score / n - mean / n;
+                    scores.push(grade.score);
                     if let Some(usage) = grade.usage {
                         summary.prompt_tokens += u64::from(usage.prompt_tokens);
                         summary.completion_tokens += u64::from(usage.completion_tokens);
@@ -83,7 +93,7 @@ impl Summary {
             }
         }
         if summary.graded > 0 {
-            summary.mean_score = Some(mean);
+            summary.mean_score = Some(mean_of(&scores));
         }
         summary.errored = summary.rows - summary.graded;
         if decided && summary.graded > 0 {
@@ -284,8 +294,8 @@ mod tests {
             json["meanScore"].is_f64() || json["mean_score"].is_f64(),
             "{json}"
         );
-        let small = Summary::of(&[graded(0.25), graded(0.75), graded(1.0)]);
-        assert!((small.mean_score.expect("graded") - 2.0 / 3.0).abs() < 1e-15);
+        let small = Summary::of(&[graded(0.25), graded(0.75), graded(1.0), graded(0.0)]);
+        assert_eq!(small.mean_score, Some(0.5), "exact where the sum is");
     }
 
     #[test]
