@@ -4,13 +4,16 @@
 
 use flywheel::api::{Access, ROUTES};
 use flywheel::config::Role;
-use flywheel_e2e::{ADMIN_TOKEN, AGENT_TOKEN, Backend, READ_TOKEN, Req, TestApp, TestDb};
+use flywheel_e2e::{
+    ADMIN_TOKEN, AGENT_TOKEN, ANNOTATOR_TOKEN, Backend, READ_TOKEN, Req, TestApp, TestDb,
+};
 use reqwest::StatusCode;
 
 fn token_of(role: Role) -> &'static str {
     match role {
         Role::Read => READ_TOKEN,
         Role::Agent => AGENT_TOKEN,
+        Role::Annotator => ANNOTATOR_TOKEN,
         Role::Admin => ADMIN_TOKEN,
     }
 }

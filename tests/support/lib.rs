@@ -15,11 +15,14 @@ use serde_json::Value;
 pub const READ_TOKEN: &str = "read-token-secret";
 /// Secret of the `robot` token (role agent).
 pub const AGENT_TOKEN: &str = "agent-token-secret";
+/// Secret of the `reviewer` token (role annotator).
+pub const ANNOTATOR_TOKEN: &str = "annotator-token-secret";
 /// Secret of the `ops` token (role admin).
 pub const ADMIN_TOKEN: &str = "admin-token-secret";
 /// The tokens every test app is configured with.
 pub const TOKENS: &str =
-    "reader:read:read-token-secret,robot:agent:agent-token-secret,ops:admin:admin-token-secret";
+    "reader:read:read-token-secret,robot:agent:agent-token-secret,\
+     reviewer:annotator:annotator-token-secret,ops:admin:admin-token-secret";
 /// Name of the admin token, recorded as the actor of its deploys.
 pub const ADMIN_NAME: &str = "ops";
 

@@ -32,6 +32,10 @@ pub enum ApiError {
         /// The role the token has.
         has: crate::config::Role,
     },
+    /// The route belongs to a feature switched off by configuration
+    /// (`ENABLE_PROMPT_OPTIMIZATION=false`); nothing was read or stored.
+    #[error("{0} is switched off on this server (ENABLE_PROMPT_OPTIMIZATION=false)")]
+    FeatureDisabled(&'static str),
     /// No route matches the path.
     #[error("no route for {0}")]
     RouteNotFound(String),
@@ -149,6 +153,7 @@ impl ApiError {
             }
             ApiError::Unauthorized => ("unauthorized", StatusCode::UNAUTHORIZED),
             ApiError::Forbidden { .. } => ("forbidden", StatusCode::FORBIDDEN),
+            ApiError::FeatureDisabled(_) => ("feature_disabled", StatusCode::FORBIDDEN),
             ApiError::RouteNotFound(_) => ("route_not_found", StatusCode::NOT_FOUND),
             ApiError::MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
             ApiError::MalformedJson(_) => ("malformed_json", StatusCode::BAD_REQUEST),
@@ -194,6 +199,7 @@ impl ApiError {
                 needed: Role::Admin,
                 has: Role::Read,
             },
+            ApiError::FeatureDisabled("recording runs"),
             ApiError::RouteNotFound(String::new()),
             ApiError::MethodNotAllowed,
             ApiError::NotFound(Missing::prompt("planner")),

@@ -47,6 +47,9 @@ pub struct RouteSpec {
     pub access: Access,
     /// Builds the handler for the route's method.
     handler: fn(MethodFilter) -> MethodRouter<AppState>,
+    /// Part of prompt optimization: answered with `feature_disabled` (after the role check)
+    /// when `ENABLE_PROMPT_OPTIMIZATION` is off. Set with [`optimization`].
+    pub optimization: bool,
 }
 
 const fn route(
@@ -60,6 +63,18 @@ const fn route(
         path,
         access,
         handler,
+        optimization: false,
+    }
+}
+
+/// Marks a route as part of prompt optimization (recording runs, annotating, grading what is
+/// stored), which `ENABLE_PROMPT_OPTIMIZATION=false` switches off; resolve and prompt management
+/// stay on.
+#[allow(dead_code)] // The runs, annotation and grading-job routes use it.
+const fn optimization(spec: RouteSpec) -> RouteSpec {
+    RouteSpec {
+        optimization: true,
+        ..spec
     }
 }
 
@@ -99,7 +114,11 @@ pub fn router(state: AppState) -> Result<Router, String> {
     for spec in ROUTES {
         let filter = MethodFilter::try_from(spec.method.clone())
             .map_err(|e| format!("route {} {}: {e}", spec.method, spec.path))?;
-        let handler = (spec.handler)(filter);
+        let handler = if spec.optimization && !state.settings.enable_prompt_optimization {
+            on(filter, feature_disabled)
+        } else {
+            (spec.handler)(filter)
+        };
         let handler = match spec.access {
             Access::Public => handler,
             Access::Needs(role) => handler.route_layer(middleware::from_fn_with_state(
@@ -127,6 +146,10 @@ pub fn router(state: AppState) -> Result<Router, String> {
 
 async fn route_not_found(uri: Uri) -> ApiError {
     ApiError::RouteNotFound(uri.path().to_owned())
+}
+
+async fn feature_disabled() -> ApiError {
+    ApiError::FeatureDisabled("prompt optimization")
 }
 
 async fn method_not_allowed() -> ApiError {

@@ -167,7 +167,7 @@ pub struct ServiceArgs {
     #[arg(long = field::BIND.flag, env = field::BIND.variable)]
     pub bind: Option<String>,
 
-    /// API tokens, comma-separated `name:role:secret` entries; roles: read, agent, admin.
+    /// API tokens, comma-separated `name:role:secret` entries; roles: read, agent, annotator, admin.
     #[arg(long = field::TOKENS.flag, env = field::TOKENS.variable, hide_env_values = true)]
     pub tokens: Option<Secret>,
 

@@ -6,26 +6,31 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// What a token may do. Ordered: `Read < Agent < Admin`; a role may do everything a lower one may.
+/// What a token may do. Ordered: `Read < Agent < Annotator < Admin`; a role may do everything a
+/// lower one may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
     /// Read prompts, versions, history and failure modes.
     Read,
-    /// What `Read` may, plus resolve a prompt for a task (and, later, record runs).
+    /// What `Read` may, plus resolve a prompt for a task, record runs and report outcomes.
     Agent,
+    /// What `Agent` may, plus annotate runs (rating, feedback, failure mode): the role of the
+    /// people who review outputs, without the power to deploy.
+    Annotator,
     /// Everything: create versions, deploy, roll back.
     Admin,
 }
 
 impl Role {
     /// Every role, lowest first.
-    pub const ALL: [Role; 3] = [Role::Read, Role::Agent, Role::Admin];
+    pub const ALL: [Role; 4] = [Role::Read, Role::Agent, Role::Annotator, Role::Admin];
 
     /// The name used in configuration and messages.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Read => "read",
             Role::Agent => "agent",
+            Role::Annotator => "annotator",
             Role::Admin => "admin",
         }
     }
@@ -44,7 +49,7 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|role| role.as_str() == s)
-            .ok_or_else(|| format!("unknown role {s:?} (accepted: read, agent, admin)"))
+            .ok_or_else(|| format!("unknown role {s:?} (accepted: read, agent, annotator, admin)"))
     }
 }
 
@@ -168,7 +173,9 @@ mod tests {
 
     #[test]
     fn roles_are_ordered_read_agent_admin() {
-        assert!(Role::Read < Role::Agent && Role::Agent < Role::Admin);
+        assert!(Role::Read < Role::Agent && Role::Agent < Role::Annotator);
+        assert!(Role::Annotator < Role::Admin);
+        assert_eq!("annotator".parse::<Role>(), Ok(Role::Annotator));
         assert_eq!("agent".parse::<Role>(), Ok(Role::Agent));
         assert!("root".parse::<Role>().is_err());
     }

@@ -10,6 +10,7 @@
 //! The bounds in the `where` clauses below list what the shared code binds and reads; Rust does
 //! not imply them from a trait, so each generic item states the ones it uses.
 
+pub(crate) mod figures;
 pub(crate) mod graders;
 pub(crate) mod prompts;
 
