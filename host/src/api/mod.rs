@@ -5,6 +5,7 @@
 //! router from it and tests walk it to prove every non-public route refuses callers without the
 //! role.
 
+pub mod annotations;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -70,16 +71,16 @@ const fn route(
 /// Marks a route as part of prompt optimization (recording runs, annotating, grading what is
 /// stored), which `ENABLE_PROMPT_OPTIMIZATION=false` switches off; resolve and prompt management
 /// stay on.
-#[allow(dead_code)] // The runs, annotation and grading-job routes use it.
-const fn optimization(spec: RouteSpec) -> RouteSpec {
-    RouteSpec {
-        optimization: true,
-        ..spec
-    }
+const fn optimization(mut spec: RouteSpec) -> RouteSpec {
+    // Assigned rather than `..spec`: a struct update would drop the rest of `spec`, which a
+    // const fn cannot do (`Method` has a destructor).
+    spec.optimization = true;
+    spec
 }
 
 const READ: Access = Access::Needs(Role::Read);
 const AGENT: Access = Access::Needs(Role::Agent);
+const ANNOTATOR: Access = Access::Needs(Role::Annotator);
 const ADMIN: Access = Access::Needs(Role::Admin);
 const PUBLIC: Access = Access::Public;
 
@@ -95,6 +96,12 @@ pub const ROUTES: &[RouteSpec] = &[
     route(Method::GET, "/api/prompts/{id}/history", READ, |m| on(m, prompts::history)),
     route(Method::GET, "/api/prompts/{id}/failure-modes", READ, |m| on(m, prompts::failure_modes)),
     route(Method::GET, "/api/prompts/{id}/resolve", AGENT, |m| on(m, prompts::resolve)),
+    optimization(route(Method::POST, "/api/prompts/{id}/failure-modes", ADMIN, |m| on(m, annotations::add_failure_mode))),
+    optimization(route(Method::GET, "/api/prompts/{id}/failure-modes/counts", READ, |m| on(m, annotations::counts))),
+    optimization(route(Method::GET, "/api/prompts/{id}/annotation-queue", READ, |m| on(m, annotations::queue))),
+    optimization(route(Method::PUT, "/api/runs/{id}/annotation", ANNOTATOR, |m| on(m, annotations::put_annotation))),
+    optimization(route(Method::DELETE, "/api/runs/{id}/annotation", ANNOTATOR, |m| on(m, annotations::delete_annotation))),
+    optimization(route(Method::GET, "/api/runs/{id}/annotations", READ, |m| on(m, annotations::history))),
     route(Method::GET, "/api/graders", READ, |m| on(m, graders::list)),
     route(Method::POST, "/api/graders/definitions", ADMIN, |m| on(m, graders::put_definition)),
     route(Method::GET, "/api/graders/definitions", READ, |m| on(m, graders::list_definitions)),
@@ -184,6 +191,8 @@ mod tests {
                 Method::GET => item.get.is_some(),
                 Method::POST => item.post.is_some(),
                 Method::DELETE => item.delete.is_some(),
+                Method::PUT => item.put.is_some(),
+                Method::PATCH => item.patch.is_some(),
                 _ => false,
             };
             assert!(documented, "{} {} not in OpenAPI", spec.method, spec.path);

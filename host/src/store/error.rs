@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use uuid::Uuid;
+
 /// A result whose error is a [`StoreError`].
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -22,6 +24,19 @@ pub enum StoreError {
     /// The operation makes no sense in the current state (e.g. rollback with no history).
     #[error("{0}")]
     InvalidState(String),
+    /// A failure mode outside the prompt's taxonomy; `allowed` lists the taxonomy's codes.
+    #[error(
+        "failure mode {code:?} is not in the taxonomy of prompt {prompt} (allowed: {})",
+        allowed.join(", ")
+    )]
+    InvalidFailureMode {
+        /// The prompt.
+        prompt: String,
+        /// The code given.
+        code: String,
+        /// The prompt's codes, sorted.
+        allowed: Vec<String>,
+    },
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -69,6 +84,8 @@ pub enum Missing {
         /// The definition's name.
         name: String,
     },
+    /// No recorded run has this id.
+    Run(Uuid),
 }
 
 impl Missing {
@@ -111,6 +128,7 @@ impl fmt::Display for Missing {
             Missing::GraderDefinition { prompt, name } => {
                 write!(f, "grader {name} of prompt {prompt}")
             }
+            Missing::Run(id) => write!(f, "run {id}"),
         }
     }
 }

@@ -3,7 +3,9 @@
 //! # Layout
 //!
 //! - A trait per domain with its row types: [`PromptStore`] (`prompts.rs`: prompts, versions,
-//!   deploys, failure modes) and [`GraderStore`] (`graders.rs`: grader definitions). [`Store`]
+//!   deploys, failure modes), [`GraderStore`] (`graders.rs`: grader definitions) and
+//!   [`AnnotationStore`] (`annotations.rs`: annotations of runs, their history, the annotation
+//!   queue, failure-mode counts). [`Store`]
 //!   is the one handle callers hold (`Arc<dyn Store>`): every domain plus migrating and pinging.
 //!   A `dyn Store` answers every domain's methods without importing the domain traits; a
 //!   concrete backend (`SqliteStore`) needs the trait in scope.
@@ -52,6 +54,7 @@
 //!    `migrations/postgres` (never edit an applied one), every constraint named;
 //!    `conformance/schema_parity.rs` checks that both sets define the same columns and names.
 
+mod annotations;
 mod error;
 mod graders;
 pub mod postgres;
@@ -70,6 +73,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 
+pub use annotations::{
+    AnnotateOutcome, AnnotationAction, AnnotationRecord, AnnotationSource, AnnotationStore,
+    ClearOutcome, CurrentAnnotation, FailureModeCount, FailureModeCounts, NewAnnotation,
+    QueueCursor, QueuePage, QueuedRun, Rating, valid_failure_mode_code,
+};
 pub use error::{Missing, Result, StoreError};
 pub use graders::{GraderDefinition, GraderStore, NewGraderDefinition, PutOutcome};
 pub use postgres::PgStore;
@@ -105,7 +113,7 @@ pub(crate) fn now() -> DateTime<Utc> {
 /// The one handle on the storage: every domain's operations, plus what concerns the database as
 /// a whole. Implemented by [`SqliteStore`] and [`PgStore`]; held as `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: PromptStore + GraderStore + Send + Sync + 'static {
+pub trait Store: PromptStore + GraderStore + AnnotationStore + Send + Sync + 'static {
     /// Applies the backend's migrations.
     async fn migrate(&self) -> Result<()>;
     /// Checks that the database answers (for health checks).
