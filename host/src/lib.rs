@@ -6,6 +6,7 @@
 //! - [`config`]: settings from flags and environment, validated once into typed values.
 //! - [`store`]: the one storage interface and its SQLite and PostgreSQL backends; no HTTP here.
 //! - [`prompts`]: the prompt registry: templates, immutable versions, deploy, rollback, resolve.
+//! - [`annotations`]: what people say about recorded runs: the checks before the store.
 //! - [`graders`]: the WebAssembly grader runtime, the graders directory and grader definitions.
 //! - [`grading`]: grading stored and file data with that runtime: stored definitions, seeds.
 //! - [`api`]: the HTTP surface (axum): routes, auth, errors, OpenAPI, metrics; thin handlers.
@@ -13,6 +14,7 @@
 //! - [`log_text`]: escaping values from outside before they are logged.
 //! - [`server`]: builds the application state and serves it with graceful shutdown.
 
+pub mod annotations;
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -3,6 +3,9 @@
 
 use flywheel_e2e::{ADMIN_TOKEN, AGENT_TOKEN, Backend, READ_TOKEN, Req, TestApp, TestDb};
 use reqwest::{Method, StatusCode};
+use uuid::Uuid;
+
+mod annotations;
 
 struct Case {
     name: &'static str,
@@ -31,7 +34,8 @@ impl Case {
     }
 }
 
-fn cases() -> Vec<Case> {
+/// `run` is a recorded run of `planner` that has no annotation.
+fn cases(run: Uuid) -> Vec<Case> {
     let admin = Some(ADMIN_TOKEN);
     let agent = Some(AGENT_TOKEN);
     let read = Some(READ_TOKEN);
@@ -409,12 +413,16 @@ fn cases() -> Vec<Case> {
             "unauthorized",
         ),
     ]
+    .into_iter()
+    .chain(annotations::cases(run))
+    .collect()
 }
 
 async fn bad_requests_are_refused_with_their_code_and_change_nothing(backend: Backend) {
     let db = TestDb::new(backend).await;
     let app = TestApp::start(&db).await;
-    let cases = cases();
+    let run = crate::annotations::insert_run(&db, "planner", Some(false)).await;
+    let cases = cases(run);
     assert!(
         cases.len() >= 30,
         "the table must hold at least 30 bad requests"
@@ -456,6 +464,16 @@ async fn bad_requests_are_refused_with_their_code_and_change_nothing(backend: Ba
         app.snapshot().await,
         before,
         "a bad request changed the database"
+    );
+    let store = &app.server.state.store;
+    assert_eq!(store.current_annotation(run).await.expect("read"), None);
+    assert!(
+        store
+            .annotation_history(run)
+            .await
+            .expect("read")
+            .is_empty(),
+        "a bad request annotated the run"
     );
 
     // The service still answers after all of them.

@@ -85,6 +85,16 @@ pub enum ApiError {
         /// What is wrong.
         message: String,
     },
+    /// A failure mode outside the prompt's taxonomy; `allowed` (in `details`) lists its codes.
+    #[error("failure mode {code:?} is not in the taxonomy of prompt {prompt}; allowed: {}", allowed.join(", "))]
+    InvalidFailureMode {
+        /// The prompt.
+        prompt: String,
+        /// The code given.
+        code: String,
+        /// The prompt's codes.
+        allowed: Vec<String>,
+    },
     /// Text holding a NUL character (U+0000) in a path, query or body field; `field` names it
     /// (`id`, `task_id`, `content`, `definition.input`).
     #[error("`{field}` holds a NUL character (U+0000), which is not accepted in text")]
@@ -130,6 +140,7 @@ impl ApiError {
                     Missing::Version { .. } => "version_not_found",
                     Missing::ActiveVersion(_) => "active_version_not_found",
                     Missing::GraderDefinition { .. } => "grader_definition_not_found",
+                    Missing::Run(_) => "run_not_found",
                 };
                 return (code, "not_found", StatusCode::NOT_FOUND);
             }
@@ -172,6 +183,9 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY,
             ),
             ApiError::InvalidText { .. } => ("invalid_text", StatusCode::UNPROCESSABLE_ENTITY),
+            ApiError::InvalidFailureMode { .. } => {
+                ("invalid_failure_mode", StatusCode::UNPROCESSABLE_ENTITY)
+            }
             ApiError::InvalidInput(_) => ("invalid_input", StatusCode::UNPROCESSABLE_ENTITY),
             ApiError::InvalidState(_) => ("invalid_state", StatusCode::CONFLICT),
             ApiError::Conflict(_) => ("conflict", StatusCode::CONFLICT),
@@ -206,6 +220,7 @@ impl ApiError {
             ApiError::NotFound(Missing::version("planner", 7)),
             ApiError::NotFound(Missing::active_version("planner")),
             ApiError::NotFound(Missing::grader_definition("planner", "exact")),
+            ApiError::NotFound(Missing::Run(uuid::Uuid::nil())),
             ApiError::NothingToRollBack(String::new()),
             ApiError::MalformedJson(String::new()),
             ApiError::InvalidBody(String::new()),
@@ -224,6 +239,11 @@ impl ApiError {
             },
             ApiError::InvalidText {
                 field: String::new(),
+            },
+            ApiError::InvalidFailureMode {
+                prompt: String::new(),
+                code: String::new(),
+                allowed: Vec::new(),
             },
             ApiError::InvalidInput(String::new()),
             ApiError::InvalidState(String::new()),
@@ -253,7 +273,8 @@ pub struct ErrorDetail {
     /// Human-readable explanation.
     pub message: String,
     /// Extra fields for some codes (`line`, `column` for `invalid_template`; `field` for
-    /// `invalid_grader_definition`).
+    /// `invalid_grader_definition` and `invalid_text`; `field`, `code` and `allowed`, the
+    /// prompt's failure-mode codes, for `invalid_failure_mode`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<serde_json::Value>,
 }
@@ -278,6 +299,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::InvalidGraderDefinition { field, .. } | ApiError::InvalidText { field } => {
                 Some(json!({ "field": field }))
+            }
+            ApiError::InvalidFailureMode { code, allowed, .. } => {
+                Some(json!({ "field": "failureMode", "code": code, "allowed": allowed }))
             }
             _ => None,
         };
@@ -309,6 +333,15 @@ impl From<StoreError> for ApiError {
                 ApiError::Conflict(conflict_message(&constraint))
             }
             StoreError::InvalidState(message) => ApiError::InvalidState(message),
+            StoreError::InvalidFailureMode {
+                prompt,
+                code,
+                allowed,
+            } => ApiError::InvalidFailureMode {
+                prompt,
+                code,
+                allowed,
+            },
             // Database, migration and configuration failures are the service's, not the caller's.
             other => ApiError::Internal(other.to_string()),
         }
@@ -329,6 +362,12 @@ fn conflict_message(constraint: &str) -> String {
         "prompts_pkey" => "a prompt with this id already exists".to_owned(),
         "graders_name_nonempty" => "a grader name must be 1 to 100 characters".to_owned(),
         "graders_definition_json" => "a grader definition must be a JSON object".to_owned(),
+        "failure_modes_pkey" => {
+            "the prompt's taxonomy already has this failure-mode code".to_owned()
+        }
+        "failure_modes_code_format" => "a failure-mode code is 1 to 50 lower-case letters, \
+             digits and `_`, starting with a letter"
+            .to_owned(),
         other => format!("the change conflicts with existing data ({other})"),
     }
 }

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, graders, health, metrics, prompts};
+use super::{annotations, error, graders, health, metrics, prompts};
 
 /// The API description; every route of [`super::ROUTES`] appears here (a test checks it).
 #[derive(OpenApi)]
@@ -20,6 +20,12 @@ use super::{error, graders, health, metrics, prompts};
         prompts::history,
         prompts::failure_modes,
         prompts::resolve,
+        annotations::put_annotation,
+        annotations::delete_annotation,
+        annotations::history,
+        annotations::add_failure_mode,
+        annotations::queue,
+        annotations::counts,
         graders::list,
         graders::put_definition,
         graders::list_definitions,
@@ -36,6 +42,7 @@ use super::{error, graders, health, metrics, prompts};
     tags(
         (name = "prompts", description = "Prompt registry"),
         (name = "graders", description = "Sandboxed WebAssembly graders"),
+        (name = "annotations", description = "Annotations of runs, the failure-mode taxonomy, the annotation queue and counts"),
         (name = "operations", description = "Health, metrics, API description"),
     )
 )]

@@ -46,7 +46,45 @@ impl ApiClient {
         segments: &[&str],
         body: Option<serde_json::Value>,
     ) -> anyhow::Result<T> {
+        self.call_with_query(method, segments, &[], body).await
+    }
+
+    /// [`ApiClient::call`] with query parameters (`?name=value`, encoded).
+    pub async fn call_with_query<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<T> {
+        let mut url = self.url(segments)?;
+        if !query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        let bytes = self.send(method.clone(), url.clone(), body).await?;
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("decoding the answer of {method} {url}"))
+    }
+
+    /// Sends a request whose success has no body (`204 No Content`).
+    pub async fn call_no_content(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<()> {
         let url = self.url(segments)?;
+        self.send(method, url, body).await.map(drop)
+    }
+
+    /// The body of a successful answer, or an error naming the server's code.
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<bytes::Bytes> {
         let mut request = self.http.request(method.clone(), url.clone());
         if let Some(token) = &self.token {
             request = request.bearer_auth(token.expose());
@@ -77,7 +115,6 @@ impl ApiClient {
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
             return Err(anyhow!("server answered {status}: {detail}"));
         }
-        serde_json::from_slice(&bytes)
-            .with_context(|| format!("decoding the answer of {method} {url}"))
+        Ok(bytes)
     }
 }

@@ -7,6 +7,7 @@
 //! - **server mode** (`--server URL`, token from `--token` / `FLYWHEEL_TOKEN`): call a running
 //!   service over HTTP, so auth, history and every instance's cache see the change.
 
+pub mod annotations;
 pub mod client;
 pub mod graders;
 pub mod prompts;
@@ -117,6 +118,12 @@ pub enum Command {
     Graders(graders::GradersArgs),
     /// Grade a JSONL file of OpenAI eval rows with a grader definition or component.
     Grade(graders::GradeArgs),
+    /// Annotate a recorded run as a person (rating, failure mode, critique), or clear it.
+    Annotate(annotations::AnnotateArgs),
+    /// List or extend a prompt's failure-mode taxonomy, or print its counts table.
+    FailureModes(annotations::FailureModesArgs),
+    /// The runs of a prompt waiting for a person's annotation, failed first, then newest.
+    AnnotationQueue(annotations::AnnotationQueueArgs),
 }
 
 impl Command {
@@ -129,6 +136,9 @@ impl Command {
             Command::Rollback(args) => args.target.groups(),
             Command::Graders(args) => args.groups(),
             Command::Grade(args) => args.groups(),
+            Command::Annotate(args) => args.target.groups(),
+            Command::FailureModes(args) => args.target.groups(),
+            Command::AnnotationQueue(args) => args.target.groups(),
         }
     }
 }
@@ -142,6 +152,9 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Rollback(args) => release::rollback(args, settings).await,
         Command::Graders(args) => graders::run(args, settings).await,
         Command::Grade(args) => graders::grade(args, settings).await,
+        Command::Annotate(args) => annotations::annotate(args, settings).await,
+        Command::FailureModes(args) => annotations::failure_modes(args, settings).await,
+        Command::AnnotationQueue(args) => annotations::queue(args, settings).await,
     }
 }
 
