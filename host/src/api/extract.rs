@@ -58,7 +58,19 @@ where
         {
             return Err(ApiError::InvalidText { field });
         }
-        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes).map_err(|rejection| {
+            match rejection {
+                // serde_json reports some type mismatches as syntax errors (a number where an
+                // enum's string is expected: "expected value"); JSON that parses is the wrong
+                // shape, not malformed.
+                JsonRejection::JsonSyntaxError(e)
+                    if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() =>
+                {
+                    ApiError::InvalidBody(e.body_text())
+                }
+                other => other.into(),
+            }
+        })?;
         Ok(JsonBody(value))
     }
 }
