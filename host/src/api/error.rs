@@ -130,6 +130,7 @@ impl ApiError {
                     Missing::Version { .. } => "version_not_found",
                     Missing::ActiveVersion(_) => "active_version_not_found",
                     Missing::GraderDefinition { .. } => "grader_definition_not_found",
+                    Missing::GradingJob(_) => "grading_run_not_found",
                 };
                 return (code, "not_found", StatusCode::NOT_FOUND);
             }
@@ -206,6 +207,7 @@ impl ApiError {
             ApiError::NotFound(Missing::version("planner", 7)),
             ApiError::NotFound(Missing::active_version("planner")),
             ApiError::NotFound(Missing::grader_definition("planner", "exact")),
+            ApiError::NotFound(Missing::GradingJob(uuid::Uuid::nil())),
             ApiError::NothingToRollBack(String::new()),
             ApiError::MalformedJson(String::new()),
             ApiError::InvalidBody(String::new()),
@@ -344,6 +346,17 @@ impl From<crate::grading::stored::StoredError> for ApiError {
             },
             StoredError::Loading => ApiError::Unavailable(err.to_string()),
             StoredError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<crate::grading::request::RequestError> for ApiError {
+    fn from(err: crate::grading::request::RequestError) -> Self {
+        use crate::grading::request::RequestError;
+        match err {
+            RequestError::Invalid(message) => ApiError::InvalidInput(message),
+            RequestError::Loading => ApiError::Unavailable(RequestError::Loading.to_string()),
+            RequestError::Store(store) => store.into(),
         }
     }
 }

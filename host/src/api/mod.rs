@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod graders;
+pub mod grading_runs;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
@@ -70,12 +71,9 @@ const fn route(
 /// Marks a route as part of prompt optimization (recording runs, annotating, grading what is
 /// stored), which `ENABLE_PROMPT_OPTIMIZATION=false` switches off; resolve and prompt management
 /// stay on.
-#[allow(dead_code)] // The runs, annotation and grading-job routes use it.
-const fn optimization(spec: RouteSpec) -> RouteSpec {
-    RouteSpec {
-        optimization: true,
-        ..spec
-    }
+const fn optimization(mut spec: RouteSpec) -> RouteSpec {
+    spec.optimization = true;
+    spec
 }
 
 const READ: Access = Access::Needs(Role::Read);
@@ -102,6 +100,9 @@ pub const ROUTES: &[RouteSpec] = &[
     route(Method::DELETE, "/api/graders/definitions/{promptId}/{name}", ADMIN, |m| on(m, graders::delete_definition)),
     route(Method::POST, "/api/graders/definitions/{promptId}/{name}/enable", ADMIN, |m| on(m, graders::enable_definition)),
     route(Method::POST, "/api/graders/definitions/{promptId}/{name}/disable", ADMIN, |m| on(m, graders::disable_definition)),
+    optimization(route(Method::POST, "/api/grading-runs", ADMIN, |m| on(m, grading_runs::start))),
+    optimization(route(Method::GET, "/api/grading-runs/{id}", READ, |m| on(m, grading_runs::get))),
+    optimization(route(Method::POST, "/api/grading-runs/{id}/cancel", ADMIN, |m| on(m, grading_runs::cancel))),
     route(Method::GET, "/healthz", PUBLIC, |m| on(m, health::healthz)),
     route(Method::GET, "/metrics", PUBLIC, |m| on(m, metrics::metrics)),
     route(Method::GET, "/openapi.json", PUBLIC, |m| on(m, openapi::openapi)),

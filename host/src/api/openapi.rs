@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, graders, health, metrics, prompts};
+use super::{error, graders, grading_runs, health, metrics, prompts};
 
 /// The API description; every route of [`super::ROUTES`] appears here (a test checks it).
 #[derive(OpenApi)]
@@ -27,6 +27,9 @@ use super::{error, graders, health, metrics, prompts};
         graders::delete_definition,
         graders::enable_definition,
         graders::disable_definition,
+        grading_runs::start,
+        grading_runs::get,
+        grading_runs::cancel,
         health::healthz,
         metrics::metrics,
         openapi,
@@ -36,6 +39,7 @@ use super::{error, graders, health, metrics, prompts};
     tags(
         (name = "prompts", description = "Prompt registry"),
         (name = "graders", description = "Sandboxed WebAssembly graders"),
+        (name = "grading", description = "Grading jobs over recorded runs"),
         (name = "operations", description = "Health, metrics, API description"),
     )
 )]

@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod graders;
+pub mod grading_runs;
 pub mod prompts;
 pub mod release;
 pub mod serve;
@@ -65,17 +66,18 @@ fn settings_overview() -> String {
             &[field::DATABASE_URL, field::DATA_DIR],
         ),
         (
-            "graders (serve, graders, grade)",
+            "graders (serve, graders, grade, grading-runs)",
             &[
                 field::GRADERS_DIR,
                 field::CACHE_DIR,
                 field::GRADER_TIMEOUT_MS,
                 field::GRADER_MEMORY_MB,
                 field::GRADER_MAX_CONCURRENCY,
+                field::JOB_LEASE_SECS,
             ],
         ),
         (
-            "model (serve, grade)",
+            "model (serve, grade, grading-runs)",
             &[
                 field::OPENAI_BASE_URL,
                 field::OPENAI_API_KEY,
@@ -117,6 +119,8 @@ pub enum Command {
     Graders(graders::GradersArgs),
     /// Grade a JSONL file of OpenAI eval rows with a grader definition or component.
     Grade(graders::GradeArgs),
+    /// Start, follow or cancel grading runs over recorded runs.
+    GradingRuns(grading_runs::GradingRunsArgs),
 }
 
 impl Command {
@@ -129,6 +133,7 @@ impl Command {
             Command::Rollback(args) => args.target.groups(),
             Command::Graders(args) => args.groups(),
             Command::Grade(args) => args.groups(),
+            Command::GradingRuns(args) => args.groups(),
         }
     }
 }
@@ -142,6 +147,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Rollback(args) => release::rollback(args, settings).await,
         Command::Graders(args) => graders::run(args, settings).await,
         Command::Grade(args) => graders::grade(args, settings).await,
+        Command::GradingRuns(args) => grading_runs::run(args, settings).await,
     }
 }
 

@@ -69,6 +69,8 @@ pub enum Missing {
         /// The definition's name.
         name: String,
     },
+    /// No grading job has this id.
+    GradingJob(uuid::Uuid),
 }
 
 impl Missing {
@@ -111,6 +113,7 @@ impl fmt::Display for Missing {
             Missing::GraderDefinition { prompt, name } => {
                 write!(f, "grader {name} of prompt {prompt}")
             }
+            Missing::GradingJob(id) => write!(f, "grading run {id}"),
         }
     }
 }

@@ -40,6 +40,7 @@ macro_rules! conformance {
 
 mod deploy_model;
 mod graders;
+mod grading_jobs;
 mod prompts;
 mod schema_parity;
 

@@ -12,6 +12,7 @@
 
 pub(crate) mod figures;
 pub(crate) mod graders;
+pub(crate) mod grading_jobs;
 pub(crate) mod prompts;
 
 use async_trait::async_trait;
@@ -19,7 +20,7 @@ use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 use uuid::Uuid;
 
-use super::{GraderStore, Missing, PromptStore, Result, Store, StoreError};
+use super::{GraderStore, GradingJobStore, Missing, PromptStore, Result, Store, StoreError};
 
 /// What a backend says for itself; everything else about SQL is shared. Implemented by
 /// `SqliteStore` and `PgStore`.
@@ -42,6 +43,12 @@ pub trait Backend: Send + Sync + 'static {
     /// `FOR UPDATE`, so writers to one prompt queue while writers to others proceed; nothing on
     /// SQLite, where [`Backend::begin_write`] already holds the whole database.
     const ROW_LOCK: &'static str;
+
+    /// What follows a `SELECT` that claims one of several queued rows (a grading job): on
+    /// PostgreSQL `FOR UPDATE SKIP LOCKED`, so instances claiming at once each take a different
+    /// row instead of queueing on the first; nothing on SQLite, where the write transaction
+    /// already excludes every other claimer.
+    const SKIP_LOCKED: &'static str;
 
     /// The backend's migrations (`migrations/sqlite` or `migrations/postgres`).
     fn migrator(&self) -> &'static Migrator;
@@ -83,7 +90,7 @@ where
 #[async_trait]
 impl<B> Store for B
 where
-    B: Backend + PromptStore + GraderStore,
+    B: Backend + PromptStore + GraderStore + GradingJobStore,
     <B::Db as Database>::Connection: Migrate,
     for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
     for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
