@@ -2,11 +2,13 @@
 //! PostgreSQL server (tests with `postgres` in their name).
 
 mod bad_requests;
+mod bad_requests_runs;
 mod concurrency;
 mod config_errors;
 mod happy_path;
 mod operations;
 mod route_auth;
+mod runs_api;
 
 mod graders_api;
 mod graders_definitions;

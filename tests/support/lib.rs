@@ -20,8 +20,7 @@ pub const ANNOTATOR_TOKEN: &str = "annotator-token-secret";
 /// Secret of the `ops` token (role admin).
 pub const ADMIN_TOKEN: &str = "admin-token-secret";
 /// The tokens every test app is configured with.
-pub const TOKENS: &str =
-    "reader:read:read-token-secret,robot:agent:agent-token-secret,\
+pub const TOKENS: &str = "reader:read:read-token-secret,robot:agent:agent-token-secret,\
      reviewer:annotator:annotator-token-secret,ops:admin:admin-token-secret";
 /// Name of the admin token, recorded as the actor of its deploys.
 pub const ADMIN_NAME: &str = "ops";
@@ -249,13 +248,21 @@ impl TestApp {
         self.send(&req).await
     }
 
-    /// Everything a client can observe about the prompts (versions with their active flags,
-    /// deploy histories, failure modes), read straight from the registry: equal snapshots mean
-    /// an unchanged database.
+    /// Everything a client can observe about the prompts (versions with their active flags and
+    /// figures, deploy histories, failure modes) and every recorded run, read straight from the
+    /// registry and the store: equal snapshots mean an unchanged database.
     pub async fn snapshot(&self) -> Value {
         let registry = &self.server.state.registry;
         let prompts = registry.list().await.expect("list prompts");
         let mut out = Vec::new();
+        let runs = self
+            .server
+            .state
+            .store
+            .list_runs(&flywheel::store::RunFilter::default(), 100_000)
+            .await
+            .expect("list runs");
+        out.push(serde_json::json!({ "runs": runs }));
         for p in &prompts {
             let id = &p.prompt.id;
             out.push(serde_json::json!({

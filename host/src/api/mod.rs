@@ -13,6 +13,7 @@ pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod prompts;
+pub mod runs;
 pub mod state;
 
 use axum::extract::DefaultBodyLimit;
@@ -70,12 +71,9 @@ const fn route(
 /// Marks a route as part of prompt optimization (recording runs, annotating, grading what is
 /// stored), which `ENABLE_PROMPT_OPTIMIZATION=false` switches off; resolve and prompt management
 /// stay on.
-#[allow(dead_code)] // The runs, annotation and grading-job routes use it.
-const fn optimization(spec: RouteSpec) -> RouteSpec {
-    RouteSpec {
-        optimization: true,
-        ..spec
-    }
+const fn optimization(mut spec: RouteSpec) -> RouteSpec {
+    spec.optimization = true;
+    spec
 }
 
 const READ: Access = Access::Needs(Role::Read);
@@ -102,6 +100,10 @@ pub const ROUTES: &[RouteSpec] = &[
     route(Method::DELETE, "/api/graders/definitions/{promptId}/{name}", ADMIN, |m| on(m, graders::delete_definition)),
     route(Method::POST, "/api/graders/definitions/{promptId}/{name}/enable", ADMIN, |m| on(m, graders::enable_definition)),
     route(Method::POST, "/api/graders/definitions/{promptId}/{name}/disable", ADMIN, |m| on(m, graders::disable_definition)),
+    optimization(route(Method::POST, "/api/runs", AGENT, |m| extract::with_body_limit(on(m, runs::record), crate::runs::MAX_RUNS_BODY_BYTES))),
+    optimization(route(Method::PATCH, "/api/runs/outcomes", AGENT, |m| on(m, runs::report_outcomes))),
+    optimization(route(Method::GET, "/api/runs", READ, |m| on(m, runs::list))),
+    optimization(route(Method::GET, "/api/runs/{id}", READ, |m| on(m, runs::get))),
     route(Method::GET, "/healthz", PUBLIC, |m| on(m, health::healthz)),
     route(Method::GET, "/metrics", PUBLIC, |m| on(m, metrics::metrics)),
     route(Method::GET, "/openapi.json", PUBLIC, |m| on(m, openapi::openapi)),
@@ -184,6 +186,8 @@ mod tests {
                 Method::GET => item.get.is_some(),
                 Method::POST => item.post.is_some(),
                 Method::DELETE => item.delete.is_some(),
+                Method::PUT => item.put.is_some(),
+                Method::PATCH => item.patch.is_some(),
                 _ => false,
             };
             assert!(documented, "{} {} not in OpenAPI", spec.method, spec.path);

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, graders, health, metrics, prompts};
+use super::{error, graders, health, metrics, prompts, runs};
 
 /// The API description; every route of [`super::ROUTES`] appears here (a test checks it).
 #[derive(OpenApi)]
@@ -27,6 +27,10 @@ use super::{error, graders, health, metrics, prompts};
         graders::delete_definition,
         graders::enable_definition,
         graders::disable_definition,
+        runs::record,
+        runs::report_outcomes,
+        runs::list,
+        runs::get,
         health::healthz,
         metrics::metrics,
         openapi,
@@ -36,6 +40,7 @@ use super::{error, graders, health, metrics, prompts};
     tags(
         (name = "prompts", description = "Prompt registry"),
         (name = "graders", description = "Sandboxed WebAssembly graders"),
+        (name = "runs", description = "Recorded agent runs and the outcomes of their tasks"),
         (name = "operations", description = "Health, metrics, API description"),
     )
 )]

@@ -11,6 +11,7 @@ pub mod client;
 pub mod graders;
 pub mod prompts;
 pub mod release;
+pub mod runs;
 pub mod serve;
 pub mod target;
 
@@ -117,6 +118,10 @@ pub enum Command {
     Graders(graders::GradersArgs),
     /// Grade a JSONL file of OpenAI eval rows with a grader definition or component.
     Grade(graders::GradeArgs),
+    /// Import recorded runs from JSONL, list them, show one.
+    Runs(runs::RunsArgs),
+    /// Report task outcomes from JSONL.
+    Outcomes(runs::OutcomesArgs),
 }
 
 impl Command {
@@ -129,6 +134,8 @@ impl Command {
             Command::Rollback(args) => args.target.groups(),
             Command::Graders(args) => args.groups(),
             Command::Grade(args) => args.groups(),
+            Command::Runs(args) => args.target.groups(),
+            Command::Outcomes(args) => args.target.groups(),
         }
     }
 }
@@ -142,6 +149,8 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Rollback(args) => release::rollback(args, settings).await,
         Command::Graders(args) => graders::run(args, settings).await,
         Command::Grade(args) => graders::grade(args, settings).await,
+        Command::Runs(args) => runs::run(args, settings).await,
+        Command::Outcomes(args) => runs::outcomes(args, settings).await,
     }
 }
 

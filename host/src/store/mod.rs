@@ -3,7 +3,8 @@
 //! # Layout
 //!
 //! - A trait per domain with its row types: [`PromptStore`] (`prompts.rs`: prompts, versions,
-//!   deploys, failure modes) and [`GraderStore`] (`graders.rs`: grader definitions). [`Store`]
+//!   deploys, failure modes), [`GraderStore`] (`graders.rs`: grader definitions) and
+//!   [`RunStore`] (`runs.rs`: recorded runs, task outcomes). [`Store`]
 //!   is the one handle callers hold (`Arc<dyn Store>`): every domain plus migrating and pinging.
 //!   A `dyn Store` answers every domain's methods without importing the domain traits; a
 //!   concrete backend (`SqliteStore`) needs the trait in scope.
@@ -57,6 +58,7 @@ mod graders;
 pub mod postgres;
 mod prompts;
 mod rollback;
+mod runs;
 mod sql;
 pub mod sqlite;
 #[doc(hidden)]
@@ -76,6 +78,10 @@ pub use postgres::PgStore;
 pub use prompts::{
     DeployAction, DeployRecord, FailureMode, NewVersion, Prompt, PromptSeed, PromptStore,
     PromptVersion, PromptWithVersions, SEED_ACTOR, VersionSource,
+};
+pub use runs::{
+    AnnotationSource, NewOutcome, NewRun, Rating, RecordedRun, Run, RunAnnotation, RunFilter,
+    RunOrigin, RunOutcome, RunStore, run_success,
 };
 pub use sqlite::SqliteStore;
 
@@ -105,7 +111,7 @@ pub(crate) fn now() -> DateTime<Utc> {
 /// The one handle on the storage: every domain's operations, plus what concerns the database as
 /// a whole. Implemented by [`SqliteStore`] and [`PgStore`]; held as `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: PromptStore + GraderStore + Send + Sync + 'static {
+pub trait Store: PromptStore + GraderStore + RunStore + Send + Sync + 'static {
     /// Applies the backend's migrations.
     async fn migrate(&self) -> Result<()>;
     /// Checks that the database answers (for health checks).

@@ -41,6 +41,7 @@ macro_rules! conformance {
 mod deploy_model;
 mod graders;
 mod prompts;
+mod runs;
 mod schema_parity;
 
 /// A migrated, seeded store and the URL of its database (for raw SQL).
