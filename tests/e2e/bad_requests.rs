@@ -4,7 +4,7 @@
 use flywheel_e2e::{ADMIN_TOKEN, AGENT_TOKEN, Backend, READ_TOKEN, Req, TestApp, TestDb};
 use reqwest::{Method, StatusCode};
 
-struct Case {
+pub(crate) struct Case {
     name: &'static str,
     req: Req,
     status: u16,
@@ -13,7 +13,7 @@ struct Case {
     field: Option<&'static str>,
 }
 
-fn case(name: &'static str, req: Req, status: u16, code: &'static str) -> Case {
+pub(crate) fn case(name: &'static str, req: Req, status: u16, code: &'static str) -> Case {
     Case {
         name,
         req,
@@ -25,7 +25,7 @@ fn case(name: &'static str, req: Req, status: u16, code: &'static str) -> Case {
 
 impl Case {
     /// Expects `details.field` to be `field`.
-    fn field(mut self, field: &'static str) -> Case {
+    pub(crate) fn field(mut self, field: &'static str) -> Case {
         self.field = Some(field);
         self
     }
@@ -414,7 +414,8 @@ fn cases() -> Vec<Case> {
 async fn bad_requests_are_refused_with_their_code_and_change_nothing(backend: Backend) {
     let db = TestDb::new(backend).await;
     let app = TestApp::start(&db).await;
-    let cases = cases();
+    let mut cases = cases();
+    cases.extend(crate::bad_requests_runs::cases());
     assert!(
         cases.len() >= 30,
         "the table must hold at least 30 bad requests"
@@ -457,6 +458,8 @@ async fn bad_requests_are_refused_with_their_code_and_change_nothing(backend: Ba
         before,
         "a bad request changed the database"
     );
+
+    crate::bad_requests_runs::assert_no_outcome_stored(&app).await;
 
     // The service still answers after all of them.
     let health = app.send(&Req::get("/healthz", None)).await;

@@ -64,7 +64,10 @@ async fn new_runs_are_graded_automatically_and_again_when_their_outcome_arrives(
     let app = TestApp::start(&db).await;
     let ids = record(
         &app,
-        json!([reviewer_run("auto-1", "approve"), reviewer_run("auto-2", "request_changes")]),
+        json!([
+            reviewer_run("auto-1", "approve"),
+            reviewer_run("auto-2", "request_changes")
+        ]),
     )
     .await;
 
@@ -79,7 +82,12 @@ async fn new_runs_are_graded_automatically_and_again_when_their_outcome_arrives(
     // The PR of the first task merged: graded again, the approving verdict now agrees.
     let answer = app
         .send(
-            &Req::new(reqwest::Method::PATCH, "/api/runs/outcomes", Some(AGENT_TOKEN)).json(
+            &Req::new(
+                reqwest::Method::PATCH,
+                "/api/runs/outcomes",
+                Some(AGENT_TOKEN),
+            )
+            .json(
                 json!({"outcomes": [{"taskId": "auto-1", "testsPassed": true, "prMerged": true}]})
                     .to_string(),
             ),
@@ -101,8 +109,7 @@ async fn sqlite_new_runs_are_graded_automatically_and_again_when_their_outcome_a
 
 #[tokio::test]
 async fn postgres_new_runs_are_graded_automatically_and_again_when_their_outcome_arrives() {
-    new_runs_are_graded_automatically_and_again_when_their_outcome_arrives(Backend::Postgres)
-        .await;
+    new_runs_are_graded_automatically_and_again_when_their_outcome_arrives(Backend::Postgres).await;
 }
 
 fn coder_run(task: &str, diff: &str) -> Value {
@@ -121,7 +128,11 @@ async fn a_grading_job_grades_every_selected_run_once(backend: Backend) {
     let app = TestApp::start(&db).await;
     let mut runs = Vec::new();
     for n in 0..30 {
-        let output = if n % 3 == 0 { "not a diff at all" } else { GOOD_DIFF };
+        let output = if n % 3 == 0 {
+            "not a diff at all"
+        } else {
+            GOOD_DIFF
+        };
         runs.push(coder_run(&format!("job-{n}"), output));
     }
     let ids = record(&app, Value::Array(runs)).await;
@@ -151,7 +162,10 @@ async fn a_grading_job_grades_every_selected_run_once(backend: Backend) {
     let good = app
         .get_ok(&format!("/api/runs/{}", ids[1]), READ_TOKEN)
         .await;
-    assert_eq!(good["graderResults"]["diff_valid"]["passed"], true, "{good}");
+    assert_eq!(
+        good["graderResults"]["diff_valid"]["passed"], true,
+        "{good}"
+    );
 
     // One verdict per run and grader in grading_results: none twice, none missing.
     let per_run: u64 = flywheel::store::testing::execute_raw(
@@ -194,10 +208,12 @@ async fn a_job_applies_a_named_definition_to_the_selected_runs_only() {
         .post_admin(
             "/api/graders/definitions",
             // Disabled, so automatic grading leaves it alone; a job may still name it.
-            Some(json!({"promptId": "coder", "name": "mentions_new", "enabled": false,
+            Some(
+                json!({"promptId": "coder", "name": "mentions_new", "enabled": false,
                 "definition": {
                 "type": "string_check", "name": "mentions_new", "operation": "like",
-                "input": "{{sample.output_text}}", "reference": "+new"}})),
+                "input": "{{sample.output_text}}", "reference": "+new"}}),
+            ),
         )
         .await;
     assert_eq!(put.status, StatusCode::CREATED, "{put:?}");
@@ -214,10 +230,20 @@ async fn a_job_applies_a_named_definition_to_the_selected_runs_only() {
     let id = started.json["id"].as_str().expect("id").to_owned();
     let done = job_when_final(&app, &id).await;
     assert_eq!(done["status"], "completed", "{done}");
-    assert_eq!((done["passed"].as_i64(), done["processed"].as_i64()), (Some(1), Some(1)));
-    let graded = app.get_ok(&format!("/api/runs/{}", ids[0]), READ_TOKEN).await;
-    assert_eq!(graded["graderResults"]["mentions_new"]["passed"], true, "{graded}");
-    let other = app.get_ok(&format!("/api/runs/{}", ids[1]), READ_TOKEN).await;
+    assert_eq!(
+        (done["passed"].as_i64(), done["processed"].as_i64()),
+        (Some(1), Some(1))
+    );
+    let graded = app
+        .get_ok(&format!("/api/runs/{}", ids[0]), READ_TOKEN)
+        .await;
+    assert_eq!(
+        graded["graderResults"]["mentions_new"]["passed"], true,
+        "{graded}"
+    );
+    let other = app
+        .get_ok(&format!("/api/runs/{}", ids[1]), READ_TOKEN)
+        .await;
     assert!(
         other["graderResults"].get("mentions_new").is_none(),
         "a run outside the selection was graded: {other}"

@@ -14,6 +14,7 @@ pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod prompts;
+pub mod runs;
 pub mod state;
 
 use axum::extract::DefaultBodyLimit;
@@ -103,6 +104,10 @@ pub const ROUTES: &[RouteSpec] = &[
     optimization(route(Method::POST, "/api/grading-runs", ADMIN, |m| on(m, grading_runs::start))),
     optimization(route(Method::GET, "/api/grading-runs/{id}", READ, |m| on(m, grading_runs::get))),
     optimization(route(Method::POST, "/api/grading-runs/{id}/cancel", ADMIN, |m| on(m, grading_runs::cancel))),
+    optimization(route(Method::POST, "/api/runs", AGENT, |m| extract::with_body_limit(on(m, runs::record), crate::runs::MAX_RUNS_BODY_BYTES))),
+    optimization(route(Method::PATCH, "/api/runs/outcomes", AGENT, |m| on(m, runs::report_outcomes))),
+    optimization(route(Method::GET, "/api/runs", READ, |m| on(m, runs::list))),
+    optimization(route(Method::GET, "/api/runs/{id}", READ, |m| on(m, runs::get))),
     route(Method::GET, "/healthz", PUBLIC, |m| on(m, health::healthz)),
     route(Method::GET, "/metrics", PUBLIC, |m| on(m, metrics::metrics)),
     route(Method::GET, "/openapi.json", PUBLIC, |m| on(m, openapi::openapi)),
@@ -185,6 +190,8 @@ mod tests {
                 Method::GET => item.get.is_some(),
                 Method::POST => item.post.is_some(),
                 Method::DELETE => item.delete.is_some(),
+                Method::PUT => item.put.is_some(),
+                Method::PATCH => item.patch.is_some(),
                 _ => false,
             };
             assert!(documented, "{} {} not in OpenAPI", spec.method, spec.path);

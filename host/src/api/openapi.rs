@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, graders, grading_runs, health, metrics, prompts};
+use super::{error, graders, grading_runs, health, metrics, prompts, runs};
 
 /// The API description; every route of [`super::ROUTES`] appears here (a test checks it).
 #[derive(OpenApi)]
@@ -30,6 +30,10 @@ use super::{error, graders, grading_runs, health, metrics, prompts};
         grading_runs::start,
         grading_runs::get,
         grading_runs::cancel,
+        runs::record,
+        runs::report_outcomes,
+        runs::list,
+        runs::get,
         health::healthz,
         metrics::metrics,
         openapi,
@@ -40,6 +44,7 @@ use super::{error, graders, grading_runs, health, metrics, prompts};
         (name = "prompts", description = "Prompt registry"),
         (name = "graders", description = "Sandboxed WebAssembly graders"),
         (name = "grading", description = "Grading jobs over recorded runs"),
+        (name = "runs", description = "Recorded agent runs and the outcomes of their tasks"),
         (name = "operations", description = "Health, metrics, API description"),
     )
 )]

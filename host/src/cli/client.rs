@@ -7,6 +7,32 @@ use serde::de::DeserializeOwned;
 
 use crate::config::Secret;
 
+/// An error answer of the service, kept whole so a caller can read its details (the index of a
+/// refused run).
+#[derive(Debug)]
+pub struct ServerError {
+    /// The HTTP status.
+    pub status: reqwest::StatusCode,
+    /// The error code.
+    pub code: String,
+    /// The message.
+    pub message: String,
+    /// `error.details`, if any.
+    pub details: Option<serde_json::Value>,
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "server answered {}: {}: {}",
+            self.status, self.code, self.message
+        )
+    }
+}
+
+impl std::error::Error for ServerError {}
+
 /// A client of one running service.
 pub struct ApiClient {
     base: Url,
@@ -46,7 +72,22 @@ impl ApiClient {
         segments: &[&str],
         body: Option<serde_json::Value>,
     ) -> anyhow::Result<T> {
-        let url = self.url(segments)?;
+        self.call_with_query(method, segments, &[], body).await
+    }
+
+    /// [`ApiClient::call`] with query parameters (each percent-encoded).
+    pub async fn call_with_query<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<T> {
+        let mut url = self.url(segments)?;
+        if !query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
         let mut request = self.http.request(method.clone(), url.clone());
         if let Some(token) = &self.token {
             request = request.bearer_auth(token.expose());
@@ -64,18 +105,26 @@ impl ApiClient {
             .await
             .with_context(|| format!("reading the answer of {method} {url}"))?;
         if !status.is_success() {
-            let detail = serde_json::from_slice::<serde_json::Value>(&bytes)
+            let error = serde_json::from_slice::<serde_json::Value>(&bytes)
                 .ok()
                 .and_then(|v| {
-                    let code = v["error"]["code"].as_str()?.to_owned();
-                    let message = v["error"]["message"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned();
-                    Some(format!("{code}: {message}"))
-                })
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(anyhow!("server answered {status}: {detail}"));
+                    Some(ServerError {
+                        status,
+                        code: v["error"]["code"].as_str()?.to_owned(),
+                        message: v["error"]["message"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                        details: v["error"].get("details").cloned(),
+                    })
+                });
+            return Err(match error {
+                Some(error) => error.into(),
+                None => anyhow!(
+                    "server answered {status}: {}",
+                    String::from_utf8_lossy(&bytes)
+                ),
+            });
         }
         serde_json::from_slice(&bytes)
             .with_context(|| format!("decoding the answer of {method} {url}"))

@@ -12,6 +12,7 @@ pub mod graders;
 pub mod grading_runs;
 pub mod prompts;
 pub mod release;
+pub mod runs;
 pub mod serve;
 pub mod target;
 
@@ -121,6 +122,10 @@ pub enum Command {
     Grade(graders::GradeArgs),
     /// Start, follow or cancel grading runs over recorded runs.
     GradingRuns(grading_runs::GradingRunsArgs),
+    /// Import recorded runs from JSONL, list them, show one.
+    Runs(runs::RunsArgs),
+    /// Report task outcomes from JSONL.
+    Outcomes(runs::OutcomesArgs),
 }
 
 impl Command {
@@ -134,6 +139,8 @@ impl Command {
             Command::Graders(args) => args.groups(),
             Command::Grade(args) => args.groups(),
             Command::GradingRuns(args) => args.groups(),
+            Command::Runs(args) => args.target.groups(),
+            Command::Outcomes(args) => args.target.groups(),
         }
     }
 }
@@ -148,6 +155,8 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Graders(args) => graders::run(args, settings).await,
         Command::Grade(args) => graders::grade(args, settings).await,
         Command::GradingRuns(args) => grading_runs::run(args, settings).await,
+        Command::Runs(args) => runs::run(args, settings).await,
+        Command::Outcomes(args) => runs::outcomes(args, settings).await,
     }
 }
 

@@ -22,6 +22,14 @@ pub enum StoreError {
     /// The operation makes no sense in the current state (e.g. rollback with no history).
     #[error("{0}")]
     InvalidState(String),
+    /// One item of a batch failed (`index` from 0); nothing of the batch was written.
+    #[error("item {index} of the batch: {error}")]
+    InBatch {
+        /// The item's position in the batch.
+        index: usize,
+        /// Why it failed.
+        error: Box<StoreError>,
+    },
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -71,6 +79,8 @@ pub enum Missing {
     },
     /// No grading job has this id.
     GradingJob(uuid::Uuid),
+    /// No recorded run has this id.
+    Run(uuid::Uuid),
 }
 
 impl Missing {
@@ -114,6 +124,7 @@ impl fmt::Display for Missing {
                 write!(f, "grader {name} of prompt {prompt}")
             }
             Missing::GradingJob(id) => write!(f, "grading run {id}"),
+            Missing::Run(id) => write!(f, "run {id}"),
         }
     }
 }

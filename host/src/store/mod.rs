@@ -3,8 +3,9 @@
 //! # Layout
 //!
 //! - A trait per domain with its row types: [`PromptStore`] (`prompts.rs`: prompts, versions,
-//!   deploys, failure modes), [`GraderStore`] (`graders.rs`: grader definitions) and
-//!   [`GradingJobStore`] (`grading_jobs.rs`: grading jobs and automatic grading). [`Store`]
+//!   deploys, failure modes), [`GraderStore`] (`graders.rs`: grader definitions),
+//!   [`RunStore`] (`runs.rs`: recorded runs, task outcomes) and [`GradingJobStore`]
+//!   (`grading_jobs.rs`: grading jobs and automatic grading). [`Store`]
 //!   is the one handle callers hold (`Arc<dyn Store>`): every domain plus migrating and pinging.
 //!   A `dyn Store` answers every domain's methods without importing the domain traits; a
 //!   concrete backend (`SqliteStore`) needs the trait in scope.
@@ -60,6 +61,7 @@ mod grading_jobs;
 pub mod postgres;
 mod prompts;
 mod rollback;
+mod runs;
 mod sql;
 pub mod sqlite;
 #[doc(hidden)]
@@ -83,6 +85,10 @@ pub use postgres::PgStore;
 pub use prompts::{
     DeployAction, DeployRecord, FailureMode, NewVersion, Prompt, PromptSeed, PromptStore,
     PromptVersion, PromptWithVersions, SEED_ACTOR, VersionSource,
+};
+pub use runs::{
+    AnnotationSource, NewOutcome, NewRun, Rating, RecordedRun, Run, RunAnnotation, RunFilter,
+    RunOrigin, RunOutcome, RunStore, run_success,
 };
 pub use sqlite::SqliteStore;
 
@@ -112,7 +118,9 @@ pub(crate) fn now() -> DateTime<Utc> {
 /// The one handle on the storage: every domain's operations, plus what concerns the database as
 /// a whole. Implemented by [`SqliteStore`] and [`PgStore`]; held as `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: PromptStore + GraderStore + GradingJobStore + Send + Sync + 'static {
+pub trait Store:
+    PromptStore + GraderStore + RunStore + GradingJobStore + Send + Sync + 'static
+{
     /// Applies the backend's migrations.
     async fn migrate(&self) -> Result<()>;
     /// Checks that the database answers (for health checks).

@@ -42,6 +42,7 @@ mod deploy_model;
 mod graders;
 mod grading_jobs;
 mod prompts;
+mod runs;
 mod schema_parity;
 
 /// A migrated, seeded store and the URL of its database (for raw SQL).

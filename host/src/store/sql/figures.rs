@@ -32,7 +32,6 @@ pub(crate) const SUCCEEDED: &str = "(tests_passed = TRUE \
 
 /// Recomputes the figures of one version from its production runs. The caller holds the
 /// prompt's write lock (see the module documentation).
-#[allow(dead_code)] // Called by the runs and annotations domains as they land.
 pub(crate) async fn refresh_version_figures<DB>(
     tx: &mut Transaction<'static, DB>,
     prompt_id: &str,

@@ -1,5 +1,5 @@
 //! The SQL both backends run, written once and generic over the sqlx [`Database`]: each domain's
-//! queries, row structs and operation flows (`prompts.rs`, `graders.rs`), on top of
+//! queries, row structs and operation flows (`prompts/`, `graders.rs`, `runs/`), on top of
 //! [`Backend`], the few things a backend must say for itself.
 //!
 //! This works because both dialects accept the same text for everything the store does: sqlx's
@@ -14,13 +14,16 @@ pub(crate) mod figures;
 pub(crate) mod graders;
 pub(crate) mod grading_jobs;
 pub(crate) mod prompts;
+pub(crate) mod runs;
 
 use async_trait::async_trait;
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 use uuid::Uuid;
 
-use super::{GraderStore, GradingJobStore, Missing, PromptStore, Result, Store, StoreError};
+use super::{
+    GraderStore, GradingJobStore, Missing, PromptStore, Result, RunStore, Store, StoreError,
+};
 
 /// What a backend says for itself; everything else about SQL is shared. Implemented by
 /// `SqliteStore` and `PgStore`.
@@ -90,7 +93,7 @@ where
 #[async_trait]
 impl<B> Store for B
 where
-    B: Backend + PromptStore + GraderStore + GradingJobStore,
+    B: Backend + PromptStore + GraderStore + RunStore + GradingJobStore,
     <B::Db as Database>::Connection: Migrate,
     for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
     for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
