@@ -28,9 +28,12 @@ pub enum AnnotationError {
     /// A value out of its accepted range (too long a critique, a bad code, an empty description).
     #[error("{0}")]
     Invalid(String),
-    /// A page request that does not parse (limit out of range, foreign cursor).
+    /// A page size out of range.
     #[error("{0}")]
     InvalidPage(String),
+    /// A cursor this service did not write.
+    #[error("{0}")]
+    InvalidCursor(String),
     /// The store refused or failed (unknown run or prompt, failure mode outside the taxonomy,
     /// duplicate code).
     #[error(transparent)]
@@ -133,6 +136,6 @@ pub async fn queue(
     let cursor = cursor
         .map(str::parse::<QueueCursor>)
         .transpose()
-        .map_err(AnnotationError::InvalidPage)?;
+        .map_err(AnnotationError::InvalidCursor)?;
     Ok(store.annotation_queue(prompt_id, limit, cursor).await?)
 }

@@ -6,6 +6,7 @@
 //! - [`config`]: settings from flags and environment, validated once into typed values.
 //! - [`store`]: the one storage interface and its SQLite and PostgreSQL backends; no HTTP here.
 //! - [`prompts`]: the prompt registry: templates, immutable versions, deploy, rollback, resolve.
+//! - [`runs`]: recorded runs and outcomes: what an agent may send, checked before it is stored.
 //! - [`annotations`]: what people say about recorded runs: the checks before the store.
 //! - [`graders`]: the WebAssembly grader runtime, the graders directory and grader definitions.
 //! - [`grading`]: grading stored and file data with that runtime: stored definitions, seeds.
@@ -23,5 +24,6 @@ pub mod grading;
 pub mod llm;
 pub mod log_text;
 pub mod prompts;
+pub mod runs;
 pub mod server;
 pub mod store;

@@ -142,6 +142,40 @@ pub struct RunningServer {
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    /// The background graders; stopped when the server is (dropping aborts them).
+    _workers: Workers,
+}
+
+/// Background tasks that end with the server: the grading-job worker and the automatic grader.
+/// An interrupted chunk is simply not committed, so stopping them at any point loses nothing.
+struct Workers(Vec<JoinHandle<()>>);
+
+impl Workers {
+    /// Starts the workers of prompt optimization, when it is enabled.
+    fn start(state: &AppState) -> Workers {
+        if !state.settings.enable_prompt_optimization {
+            return Workers(Vec::new());
+        }
+        let jobs = crate::grading::jobs::JobWorker::new(
+            state.store.clone(),
+            state.graders.clone(),
+            crate::grading::jobs::WorkerOptions::for_server(
+                state.settings.job_lease,
+                state.settings.llm_run_token_budget,
+            ),
+        );
+        let auto =
+            crate::grading::auto::AutoGrader::new(state.store.clone(), state.graders.clone());
+        Workers(vec![tokio::spawn(jobs.run()), tokio::spawn(auto.run())])
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 impl RunningServer {
@@ -179,6 +213,7 @@ pub async fn start_with(
         .await
         .with_context(|| format!("binding {bind}"))?;
     let addr = listener.local_addr().context("reading the bound address")?;
+    let workers = Workers::start(&state);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
@@ -195,6 +230,7 @@ pub async fn start_with(
         state,
         shutdown: Some(tx),
         task,
+        _workers: workers,
     })
 }
 

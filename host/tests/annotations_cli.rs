@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use flywheel::config::{ConfigArgs, Settings};
-use flywheel::store::testing::execute_raw;
+use flywheel::store::{NewOutcome, NewRun, open_store};
 use uuid::Uuid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_flywheel");
@@ -59,20 +59,37 @@ fn fails(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Inserts a production run of version 1 of `prompt` with raw SQL (the runs domain records them
-/// in the product).
+/// Records a run of version 1 of `prompt` and its outcome through the store's runs domain.
 async fn insert_run(url: &str, prompt: &str, tests_passed: bool) -> Uuid {
-    let id = Uuid::now_v7();
-    execute_raw(
-        url,
-        &format!(
-            "INSERT INTO prompt_optimization_data (id, prompt_id, version, task_id, run_key, \
-             tests_passed) VALUES ('{id}', '{prompt}', 1, 'task-{id}', '1', {tests_passed})"
-        ),
-    )
-    .await
-    .expect("insert a run");
-    id
+    let store = open_store(url).await.expect("open the database");
+    let task_id = format!("task-{}", Uuid::now_v7());
+    let recorded = store
+        .record_runs(&[NewRun {
+            prompt_id: prompt.to_owned(),
+            version: Some(1),
+            task_id: task_id.clone(),
+            attempt: 1,
+            root_task_id: None,
+            input: serde_json::Map::new(),
+            output: "the output".to_owned(),
+            model: None,
+            tokens_in: None,
+            tokens_out: None,
+            latency_ms: None,
+        }])
+        .await
+        .expect("record a run");
+    store
+        .report_outcomes(&[NewOutcome {
+            task_id,
+            tests_passed: Some(tests_passed),
+            pr_merged: None,
+            expected_files: None,
+            failure_signature: None,
+        }])
+        .await
+        .expect("report its outcome");
+    recorded[0].id
 }
 
 #[test]

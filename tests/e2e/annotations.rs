@@ -1,7 +1,7 @@
 //! Annotations over HTTP on both backends: annotate, clear, history, the queue, the taxonomy and
 //! the counts table; who may annotate; the feature switch.
 
-use flywheel::store::testing::execute_raw;
+use flywheel::store::{NewOutcome, NewRun};
 use flywheel_e2e::{
     ADMIN_NAME, ADMIN_TOKEN, AGENT_TOKEN, ANNOTATOR_TOKEN, Backend, READ_TOKEN, Req, TestApp,
     TestDb,
@@ -13,26 +13,52 @@ use uuid::Uuid;
 /// Name of the annotator token in the test apps.
 const ANNOTATOR_NAME: &str = "reviewer";
 
-/// Inserts a production run of version 1 of `prompt` with raw SQL (the runs domain records them
-/// in the product); `tests_passed` as given.
-pub(crate) async fn insert_run(db: &TestDb, prompt: &str, tests_passed: Option<bool>) -> Uuid {
-    let id = Uuid::now_v7();
-    let tests = match tests_passed {
-        None => "NULL",
-        Some(true) => "TRUE",
-        Some(false) => "FALSE",
-    };
-    execute_raw(
-        &db.url,
-        &format!(
-            "INSERT INTO prompt_optimization_data \
-             (id, prompt_id, version, task_id, run_key, tests_passed, output) \
-             VALUES ('{id}', '{prompt}', 1, 'task-{id}', '1', {tests}, 'the output')"
-        ),
-    )
-    .await
-    .expect("insert a run");
-    id
+/// Records a run of version 1 of `prompt` through the store's runs domain (so it works with
+/// prompt optimization switched off too), and its outcome when `tests_passed` is known. The
+/// prompt's grader definitions are disabled first, so the background grader leaves
+/// `graders_passed` unknown and the tests and ratings alone decide success and queue order.
+pub(crate) async fn insert_run(app: &TestApp, prompt: &str, tests_passed: Option<bool>) -> Uuid {
+    let store = &app.server.state.store;
+    for grader in store
+        .list_graders(Some(prompt))
+        .await
+        .expect("list graders")
+    {
+        store
+            .set_grader_enabled(prompt, &grader.name, false)
+            .await
+            .expect("disable a grader");
+    }
+    let task_id = format!("task-{}", Uuid::now_v7());
+    let recorded = store
+        .record_runs(&[NewRun {
+            prompt_id: prompt.to_owned(),
+            version: Some(1),
+            task_id: task_id.clone(),
+            attempt: 1,
+            root_task_id: None,
+            input: serde_json::Map::new(),
+            output: "the output".to_owned(),
+            model: None,
+            tokens_in: None,
+            tokens_out: None,
+            latency_ms: None,
+        }])
+        .await
+        .expect("record a run");
+    if tests_passed.is_some() {
+        store
+            .report_outcomes(&[NewOutcome {
+                task_id,
+                tests_passed,
+                pr_merged: None,
+                expected_files: None,
+                failure_signature: None,
+            }])
+            .await
+            .expect("report its outcome");
+    }
+    recorded[0].id
 }
 
 fn put(run: Uuid, token: &str, body: Value) -> Req {
@@ -56,9 +82,9 @@ fn queue_ids(page: &Value) -> Vec<String> {
 async fn annotate_history_queue_and_counts(backend: Backend) {
     let db = TestDb::new(backend).await;
     let app = TestApp::start(&db).await;
-    let passed = insert_run(&db, "planner", Some(true)).await;
-    let failed = insert_run(&db, "planner", Some(false)).await;
-    let unknown = insert_run(&db, "planner", None).await;
+    let passed = insert_run(&app, "planner", Some(true)).await;
+    let failed = insert_run(&app, "planner", Some(false)).await;
+    let unknown = insert_run(&app, "planner", None).await;
 
     // The queue: failed first, then newest.
     let page = app
@@ -101,6 +127,12 @@ async fn annotate_history_queue_and_counts(backend: Backend) {
     assert_eq!(answer.json["outputFeedback"], "touches the wrong module");
     assert_eq!(answer.json["source"], "person");
     assert_eq!(answer.json["annotatedBy"], ANNOTATOR_NAME);
+    // The run shows it as its current annotation.
+    let shown = app.get_ok(&format!("/api/runs/{failed}"), READ_TOKEN).await;
+    assert_eq!(shown["annotation"]["rating"], "bad", "{shown}");
+    assert_eq!(shown["annotation"]["failureMode"], "wrong_files");
+    assert_eq!(shown["annotation"]["source"], "person");
+    assert_eq!(shown["annotation"]["annotatedBy"], ANNOTATOR_NAME);
 
     // A person's annotation takes the run out of the queue.
     let page = app
@@ -230,7 +262,7 @@ async fn annotations_over_http_on_postgres() {
 async fn a_failure_mode_outside_the_taxonomy_lists_the_allowed_codes(backend: Backend) {
     let db = TestDb::new(backend).await;
     let app = TestApp::start(&db).await;
-    let run = insert_run(&db, "coder", Some(false)).await;
+    let run = insert_run(&app, "coder", Some(false)).await;
     let answer = app
         .send(&put(
             run,
@@ -274,7 +306,7 @@ async fn invalid_failure_mode_on_postgres() {
 async fn agents_may_not_annotate_annotators_and_admins_may() {
     let db = TestDb::new(Backend::Sqlite).await;
     let app = TestApp::start(&db).await;
-    let run = insert_run(&db, "fixer", Some(false)).await;
+    let run = insert_run(&app, "fixer", Some(false)).await;
     let body = json!({"rating": "bad", "failureMode": "same_error_repeated"});
     for token in [AGENT_TOKEN, READ_TOKEN] {
         let refused = app.send(&put(run, token, body.clone())).await;
@@ -319,7 +351,7 @@ async fn with_prompt_optimization_off_annotation_routes_answer_feature_disabled(
     let mut settings = db.settings();
     settings.enable_prompt_optimization = false;
     let app = TestApp::start_with(settings).await;
-    let run = insert_run(&db, "planner", Some(false)).await;
+    let run = insert_run(&app, "planner", Some(false)).await;
     let requests = [
         put(run, ANNOTATOR_TOKEN, json!({"rating": "bad"})),
         Req::new(

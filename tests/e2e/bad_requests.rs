@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 mod annotations;
 
-struct Case {
+pub(crate) struct Case {
     name: &'static str,
     req: Req,
     status: u16,
@@ -16,7 +16,7 @@ struct Case {
     field: Option<&'static str>,
 }
 
-fn case(name: &'static str, req: Req, status: u16, code: &'static str) -> Case {
+pub(crate) fn case(name: &'static str, req: Req, status: u16, code: &'static str) -> Case {
     Case {
         name,
         req,
@@ -28,7 +28,7 @@ fn case(name: &'static str, req: Req, status: u16, code: &'static str) -> Case {
 
 impl Case {
     /// Expects `details.field` to be `field`.
-    fn field(mut self, field: &'static str) -> Case {
+    pub(crate) fn field(mut self, field: &'static str) -> Case {
         self.field = Some(field);
         self
     }
@@ -421,8 +421,9 @@ fn cases(run: Uuid) -> Vec<Case> {
 async fn bad_requests_are_refused_with_their_code_and_change_nothing(backend: Backend) {
     let db = TestDb::new(backend).await;
     let app = TestApp::start(&db).await;
-    let run = crate::annotations::insert_run(&db, "planner", Some(false)).await;
-    let cases = cases(run);
+    let run = crate::annotations::insert_run(&app, "planner", Some(false)).await;
+    let mut cases = cases(run);
+    cases.extend(crate::bad_requests_runs::cases());
     assert!(
         cases.len() >= 30,
         "the table must hold at least 30 bad requests"
@@ -475,6 +476,8 @@ async fn bad_requests_are_refused_with_their_code_and_change_nothing(backend: Ba
             .is_empty(),
         "a bad request annotated the run"
     );
+
+    crate::bad_requests_runs::assert_no_outcome_stored(&app).await;
 
     // The service still answers after all of them.
     let health = app.send(&Req::get("/healthz", None)).await;

@@ -3,11 +3,13 @@
 
 mod annotations;
 mod bad_requests;
+mod bad_requests_runs;
 mod concurrency;
 mod config_errors;
 mod happy_path;
 mod operations;
 mod route_auth;
+mod runs_api;
 
 mod graders_api;
 mod graders_definitions;
@@ -15,6 +17,7 @@ mod graders_openai_examples;
 mod graders_reload;
 mod graders_stored;
 mod graders_support;
+mod grading_runs;
 mod model_graders;
 mod python_graders;
 mod sandbox;

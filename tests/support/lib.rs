@@ -248,13 +248,21 @@ impl TestApp {
         self.send(&req).await
     }
 
-    /// Everything a client can observe about the prompts (versions with their active flags,
-    /// deploy histories, failure modes), read straight from the registry: equal snapshots mean
-    /// an unchanged database.
+    /// Everything a client can observe about the prompts (versions with their active flags and
+    /// figures, deploy histories, failure modes) and every recorded run, read straight from the
+    /// registry and the store: equal snapshots mean an unchanged database.
     pub async fn snapshot(&self) -> Value {
         let registry = &self.server.state.registry;
         let prompts = registry.list().await.expect("list prompts");
         let mut out = Vec::new();
+        let runs = self
+            .server
+            .state
+            .store
+            .list_runs(&flywheel::store::RunFilter::default(), 100_000)
+            .await
+            .expect("list runs");
+        out.push(serde_json::json!({ "runs": runs }));
         for p in &prompts {
             let id = &p.prompt.id;
             out.push(serde_json::json!({

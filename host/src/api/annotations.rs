@@ -58,6 +58,7 @@ impl From<AnnotationError> for ApiError {
         match err {
             AnnotationError::Invalid(message) => ApiError::InvalidInput(message),
             AnnotationError::InvalidPage(message) => ApiError::InvalidQuery(message),
+            AnnotationError::InvalidCursor(message) => ApiError::InvalidCursor(message),
             AnnotationError::Store(store) => store.into(),
         }
     }
@@ -156,7 +157,7 @@ pub async fn add_failure_mode(
     params(("id" = String, Path, description = "Prompt id"), QueueQuery),
     responses(
         (status = 200, description = "One page", body = QueuePage),
-        (status = 400, description = "Bad limit or cursor", body = ErrorBody),
+        (status = 400, description = "Limit out of range or not a number (invalid_query), or a foreign cursor (invalid_cursor)", body = ErrorBody),
         (status = 404, description = "Unknown prompt", body = ErrorBody),
     )
 )]

@@ -16,7 +16,15 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::prompts::PromptError;
+use crate::runs::{BatchError, ItemKind};
 use crate::store::{Missing, StoreError};
+
+fn item_name(kind: &ItemKind) -> &'static str {
+    match kind {
+        ItemKind::Run => "run",
+        ItemKind::Outcome => "outcome",
+    }
+}
 
 /// Every error the API answers with.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +113,41 @@ pub enum ApiError {
     /// A value is out of its accepted range (e.g. an empty or over-long task id).
     #[error("{0}")]
     InvalidInput(String),
+    /// A run or an outcome of a body was refused (wrong type, unknown or missing field, value
+    /// out of range); nothing of its batch was stored. The code says which kind of item.
+    #[error("invalid {} at `{field}`: {message}", item_name(.kind))]
+    InvalidItem {
+        /// Run or outcome.
+        kind: ItemKind,
+        /// The item's position in its batch (none for a single run).
+        index: Option<usize>,
+        /// The field's path in the body (`runs[3].taskId`).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A body field names a prompt or version that does not exist (a path naming one is a
+    /// 404; a body naming one is unprocessable); nothing of its batch was stored.
+    #[error("`{field}` names an unknown {missing}")]
+    UnknownReference {
+        /// What does not exist.
+        missing: Missing,
+        /// The item's position in its batch (none for a single run).
+        index: Option<usize>,
+        /// The field's path in the body (`runs[3].promptId`).
+        field: String,
+    },
+    /// A batch is empty or holds too many items.
+    #[error("{message}")]
+    InvalidBatch {
+        /// The batch's field (`runs`, `outcomes`).
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// A list cursor this server did not hand out.
+    #[error("invalid cursor: {0}")]
+    InvalidCursor(String),
     /// The operation makes no sense in the current state (rollback with no history).
     #[error("{0}")]
     InvalidState(String),
@@ -140,6 +183,7 @@ impl ApiError {
                     Missing::Version { .. } => "version_not_found",
                     Missing::ActiveVersion(_) => "active_version_not_found",
                     Missing::GraderDefinition { .. } => "grader_definition_not_found",
+                    Missing::GradingJob(_) => "grading_run_not_found",
                     Missing::Run(_) => "run_not_found",
                 };
                 return (code, "not_found", StatusCode::NOT_FOUND);
@@ -151,6 +195,20 @@ impl ApiError {
                     StatusCode::CONFLICT,
                 );
             }
+            ApiError::InvalidItem { kind, .. } => {
+                let code = match kind {
+                    ItemKind::Run => "invalid_run",
+                    ItemKind::Outcome => "invalid_outcome",
+                };
+                (code, StatusCode::UNPROCESSABLE_ENTITY)
+            }
+            ApiError::UnknownReference { missing, .. } => {
+                let code = match missing {
+                    Missing::Prompt(_) => "unknown_prompt",
+                    _ => "unknown_version",
+                };
+                (code, StatusCode::UNPROCESSABLE_ENTITY)
+            }
             other => other.general_code_and_status(),
         };
         (code, code, status)
@@ -159,7 +217,10 @@ impl ApiError {
     /// Code and status of the variants whose code is their type.
     fn general_code_and_status(&self) -> (&'static str, StatusCode) {
         match self {
-            ApiError::NotFound(_) | ApiError::NothingToRollBack(_) => {
+            ApiError::NotFound(_)
+            | ApiError::NothingToRollBack(_)
+            | ApiError::InvalidItem { .. }
+            | ApiError::UnknownReference { .. } => {
                 unreachable!("specific codes are answered by ApiError::table")
             }
             ApiError::Unauthorized => ("unauthorized", StatusCode::UNAUTHORIZED),
@@ -187,6 +248,8 @@ impl ApiError {
                 ("invalid_failure_mode", StatusCode::UNPROCESSABLE_ENTITY)
             }
             ApiError::InvalidInput(_) => ("invalid_input", StatusCode::UNPROCESSABLE_ENTITY),
+            ApiError::InvalidBatch { .. } => ("invalid_batch", StatusCode::UNPROCESSABLE_ENTITY),
+            ApiError::InvalidCursor(_) => ("invalid_cursor", StatusCode::BAD_REQUEST),
             ApiError::InvalidState(_) => ("invalid_state", StatusCode::CONFLICT),
             ApiError::Conflict(_) => ("conflict", StatusCode::CONFLICT),
             ApiError::Unavailable(_) => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
@@ -220,6 +283,7 @@ impl ApiError {
             ApiError::NotFound(Missing::version("planner", 7)),
             ApiError::NotFound(Missing::active_version("planner")),
             ApiError::NotFound(Missing::grader_definition("planner", "exact")),
+            ApiError::NotFound(Missing::GradingJob(uuid::Uuid::nil())),
             ApiError::NotFound(Missing::Run(uuid::Uuid::nil())),
             ApiError::NothingToRollBack(String::new()),
             ApiError::MalformedJson(String::new()),
@@ -246,6 +310,33 @@ impl ApiError {
                 allowed: Vec::new(),
             },
             ApiError::InvalidInput(String::new()),
+            ApiError::InvalidItem {
+                kind: ItemKind::Run,
+                index: Some(3),
+                field: "runs[3].taskId".to_owned(),
+                message: String::new(),
+            },
+            ApiError::InvalidItem {
+                kind: ItemKind::Outcome,
+                index: Some(0),
+                field: "outcomes[0].taskId".to_owned(),
+                message: String::new(),
+            },
+            ApiError::UnknownReference {
+                missing: Missing::prompt("ghost"),
+                index: None,
+                field: "promptId".to_owned(),
+            },
+            ApiError::UnknownReference {
+                missing: Missing::version("planner", 7),
+                index: Some(1),
+                field: "runs[1].version".to_owned(),
+            },
+            ApiError::InvalidBatch {
+                field: "runs",
+                message: String::new(),
+            },
+            ApiError::InvalidCursor(String::new()),
             ApiError::InvalidState(String::new()),
             ApiError::Conflict(String::new()),
             ApiError::Unavailable(String::new()),
@@ -303,6 +394,14 @@ impl IntoResponse for ApiError {
             ApiError::InvalidFailureMode { code, allowed, .. } => {
                 Some(json!({ "field": "failureMode", "code": code, "allowed": allowed }))
             }
+            ApiError::InvalidItem { index, field, .. }
+            | ApiError::UnknownReference { index, field, .. } => Some(match index {
+                Some(index) => json!({ "index": index, "field": field }),
+                None => json!({ "field": field }),
+            }),
+            ApiError::InvalidBatch { field, .. } => {
+                Some(json!({ "field": field, "max": crate::runs::MAX_BATCH }))
+            }
             _ => None,
         };
         let body = ErrorBody {
@@ -342,6 +441,8 @@ impl From<StoreError> for ApiError {
                 code,
                 allowed,
             },
+            // Callers that send batches name the item themselves (`api/runs.rs`).
+            StoreError::InBatch { error, .. } => ApiError::from(*error),
             // Database, migration and configuration failures are the service's, not the caller's.
             other => ApiError::Internal(other.to_string()),
         }
@@ -383,6 +484,37 @@ impl From<crate::grading::stored::StoredError> for ApiError {
             },
             StoredError::Loading => ApiError::Unavailable(err.to_string()),
             StoredError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<crate::grading::request::RequestError> for ApiError {
+    fn from(err: crate::grading::request::RequestError) -> Self {
+        use crate::grading::request::RequestError;
+        match err {
+            RequestError::Invalid(message) => ApiError::InvalidInput(message),
+            RequestError::Loading => ApiError::Unavailable(RequestError::Loading.to_string()),
+            RequestError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<BatchError> for ApiError {
+    fn from(err: BatchError) -> Self {
+        match err {
+            BatchError::Body(message) => ApiError::InvalidBody(message),
+            BatchError::Size { field, message } => ApiError::InvalidBatch { field, message },
+            BatchError::Item {
+                kind,
+                index,
+                field,
+                message,
+            } => ApiError::InvalidItem {
+                kind,
+                index,
+                field,
+                message,
+            },
         }
     }
 }

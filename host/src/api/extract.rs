@@ -17,8 +17,28 @@ use serde_json::Value;
 
 use super::error::ApiError;
 
-/// The largest request body accepted (a prompt template is text; 1 MiB is generous).
+/// The largest request body accepted (a prompt template is text; 1 MiB is generous). A route
+/// that needs more says so with [`with_body_limit`].
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A route's own body limit, when it is not [`MAX_BODY_BYTES`]; read by [`JsonBody`] to say the
+/// right number when it refuses a body.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// Gives one route a body limit of its own (`POST /api/runs` takes batches of 1,000 runs).
+pub fn with_body_limit<S>(
+    route: axum::routing::MethodRouter<S>,
+    bytes: usize,
+) -> axum::routing::MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    // Layers run outside in: the route's limit replaces the router-wide one.
+    route
+        .layer::<_, std::convert::Infallible>(axum::extract::DefaultBodyLimit::max(bytes))
+        .layer::<_, std::convert::Infallible>(axum::Extension(BodyLimit(bytes)))
+}
 
 /// A JSON request body (`Content-Type: application/json`).
 #[derive(Debug)]
@@ -43,9 +63,13 @@ where
         if !is_json(request.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
+        let limit = request
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(MAX_BODY_BYTES, |l| l.0);
         let bytes = Bytes::from_request(request, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(MAX_BODY_BYTES)
+                ApiError::PayloadTooLarge(limit)
             } else {
                 ApiError::MalformedJson(e.body_text())
             }
@@ -143,6 +167,12 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
 /// Whether the body holds the JSON escape of NUL.
 fn memchr_escape(bytes: &[u8]) -> bool {
     bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
+}
+
+/// The path (`content`, `runs[3].output`) of the first string or key of `value` holding a NUL,
+/// as [`JsonBody`] names it (the CLI checks files with it before sending them).
+pub fn find_nul(value: &Value) -> Option<String> {
+    nul_field(value, "")
 }
 
 /// The path (`content`, `runs[3].output`, `definition.input`) of the first string or key holding

@@ -10,10 +10,12 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod graders;
+pub mod grading_runs;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod prompts;
+pub mod runs;
 pub mod state;
 
 use axum::extract::DefaultBodyLimit;
@@ -109,6 +111,13 @@ pub const ROUTES: &[RouteSpec] = &[
     route(Method::DELETE, "/api/graders/definitions/{promptId}/{name}", ADMIN, |m| on(m, graders::delete_definition)),
     route(Method::POST, "/api/graders/definitions/{promptId}/{name}/enable", ADMIN, |m| on(m, graders::enable_definition)),
     route(Method::POST, "/api/graders/definitions/{promptId}/{name}/disable", ADMIN, |m| on(m, graders::disable_definition)),
+    optimization(route(Method::POST, "/api/grading-runs", ADMIN, |m| on(m, grading_runs::start))),
+    optimization(route(Method::GET, "/api/grading-runs/{id}", READ, |m| on(m, grading_runs::get))),
+    optimization(route(Method::POST, "/api/grading-runs/{id}/cancel", ADMIN, |m| on(m, grading_runs::cancel))),
+    optimization(route(Method::POST, "/api/runs", AGENT, |m| extract::with_body_limit(on(m, runs::record), crate::runs::MAX_RUNS_BODY_BYTES))),
+    optimization(route(Method::PATCH, "/api/runs/outcomes", AGENT, |m| on(m, runs::report_outcomes))),
+    optimization(route(Method::GET, "/api/runs", READ, |m| on(m, runs::list))),
+    optimization(route(Method::GET, "/api/runs/{id}", READ, |m| on(m, runs::get))),
     route(Method::GET, "/healthz", PUBLIC, |m| on(m, health::healthz)),
     route(Method::GET, "/metrics", PUBLIC, |m| on(m, metrics::metrics)),
     route(Method::GET, "/openapi.json", PUBLIC, |m| on(m, openapi::openapi)),

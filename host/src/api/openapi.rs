@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{annotations, error, graders, health, metrics, prompts};
+use super::{annotations, error, graders, grading_runs, health, metrics, prompts, runs};
 
 /// The API description; every route of [`super::ROUTES`] appears here (a test checks it).
 #[derive(OpenApi)]
@@ -33,6 +33,13 @@ use super::{annotations, error, graders, health, metrics, prompts};
         graders::delete_definition,
         graders::enable_definition,
         graders::disable_definition,
+        grading_runs::start,
+        grading_runs::get,
+        grading_runs::cancel,
+        runs::record,
+        runs::report_outcomes,
+        runs::list,
+        runs::get,
         health::healthz,
         metrics::metrics,
         openapi,
@@ -43,6 +50,8 @@ use super::{annotations, error, graders, health, metrics, prompts};
         (name = "prompts", description = "Prompt registry"),
         (name = "graders", description = "Sandboxed WebAssembly graders"),
         (name = "annotations", description = "Annotations of runs, the failure-mode taxonomy, the annotation queue and counts"),
+        (name = "grading", description = "Grading jobs over recorded runs"),
+        (name = "runs", description = "Recorded agent runs and the outcomes of their tasks"),
         (name = "operations", description = "Health, metrics, API description"),
     )
 )]

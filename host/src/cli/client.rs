@@ -7,6 +7,32 @@ use serde::de::DeserializeOwned;
 
 use crate::config::Secret;
 
+/// An error answer of the service, kept whole so a caller can read its details (the index of a
+/// refused run).
+#[derive(Debug)]
+pub struct ServerError {
+    /// The HTTP status.
+    pub status: reqwest::StatusCode,
+    /// The error code.
+    pub code: String,
+    /// The message.
+    pub message: String,
+    /// `error.details`, if any.
+    pub details: Option<serde_json::Value>,
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "server answered {}: {}: {}",
+            self.status, self.code, self.message
+        )
+    }
+}
+
+impl std::error::Error for ServerError {}
+
 /// A client of one running service.
 pub struct ApiClient {
     base: Url,
@@ -49,7 +75,7 @@ impl ApiClient {
         self.call_with_query(method, segments, &[], body).await
     }
 
-    /// [`ApiClient::call`] with query parameters (`?name=value`, encoded).
+    /// [`ApiClient::call`] with query parameters (each percent-encoded).
     pub async fn call_with_query<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -78,7 +104,7 @@ impl ApiClient {
         self.send(method, url, body).await.map(drop)
     }
 
-    /// The body of a successful answer, or an error naming the server's code.
+    /// The body of a successful answer, or a [`ServerError`] naming the server's code.
     async fn send(
         &self,
         method: Method,
@@ -102,18 +128,26 @@ impl ApiClient {
             .await
             .with_context(|| format!("reading the answer of {method} {url}"))?;
         if !status.is_success() {
-            let detail = serde_json::from_slice::<serde_json::Value>(&bytes)
+            let error = serde_json::from_slice::<serde_json::Value>(&bytes)
                 .ok()
                 .and_then(|v| {
-                    let code = v["error"]["code"].as_str()?.to_owned();
-                    let message = v["error"]["message"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned();
-                    Some(format!("{code}: {message}"))
-                })
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(anyhow!("server answered {status}: {detail}"));
+                    Some(ServerError {
+                        status,
+                        code: v["error"]["code"].as_str()?.to_owned(),
+                        message: v["error"]["message"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                        details: v["error"].get("details").cloned(),
+                    })
+                });
+            return Err(match error {
+                Some(error) => error.into(),
+                None => anyhow!(
+                    "server answered {status}: {}",
+                    String::from_utf8_lossy(&bytes)
+                ),
+            });
         }
         Ok(bytes)
     }

@@ -124,7 +124,7 @@ pub async fn run(args: GradersArgs, settings: Settings) -> anyhow::Result<()> {
     }
 }
 
-async fn load_registry(settings: &Settings) -> anyhow::Result<Arc<Registry>> {
+pub(crate) async fn load_registry(settings: &Settings) -> anyhow::Result<Arc<Registry>> {
     let llm = crate::server::model_client(settings)?;
     let runtime = crate::server::grader_runtime(settings, llm)?;
     let options = RegistryOptions {

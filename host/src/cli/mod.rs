@@ -10,8 +10,10 @@
 pub mod annotations;
 pub mod client;
 pub mod graders;
+pub mod grading_runs;
 pub mod prompts;
 pub mod release;
+pub mod runs;
 pub mod serve;
 pub mod target;
 
@@ -66,17 +68,18 @@ fn settings_overview() -> String {
             &[field::DATABASE_URL, field::DATA_DIR],
         ),
         (
-            "graders (serve, graders, grade)",
+            "graders (serve, graders, grade, grading-runs)",
             &[
                 field::GRADERS_DIR,
                 field::CACHE_DIR,
                 field::GRADER_TIMEOUT_MS,
                 field::GRADER_MEMORY_MB,
                 field::GRADER_MAX_CONCURRENCY,
+                field::JOB_LEASE_SECS,
             ],
         ),
         (
-            "model (serve, grade)",
+            "model (serve, grade, grading-runs)",
             &[
                 field::OPENAI_BASE_URL,
                 field::OPENAI_API_KEY,
@@ -118,6 +121,12 @@ pub enum Command {
     Graders(graders::GradersArgs),
     /// Grade a JSONL file of OpenAI eval rows with a grader definition or component.
     Grade(graders::GradeArgs),
+    /// Start, follow or cancel grading runs over recorded runs.
+    GradingRuns(grading_runs::GradingRunsArgs),
+    /// Import recorded runs from JSONL, list them, show one.
+    Runs(runs::RunsArgs),
+    /// Report task outcomes from JSONL.
+    Outcomes(runs::OutcomesArgs),
     /// Annotate a recorded run as a person (rating, failure mode, critique), or clear it.
     Annotate(annotations::AnnotateArgs),
     /// List or extend a prompt's failure-mode taxonomy, or print its counts table.
@@ -136,6 +145,9 @@ impl Command {
             Command::Rollback(args) => args.target.groups(),
             Command::Graders(args) => args.groups(),
             Command::Grade(args) => args.groups(),
+            Command::GradingRuns(args) => args.groups(),
+            Command::Runs(args) => args.target.groups(),
+            Command::Outcomes(args) => args.target.groups(),
             Command::Annotate(args) => args.target.groups(),
             Command::FailureModes(args) => args.target.groups(),
             Command::AnnotationQueue(args) => args.target.groups(),
@@ -152,6 +164,9 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Rollback(args) => release::rollback(args, settings).await,
         Command::Graders(args) => graders::run(args, settings).await,
         Command::Grade(args) => graders::grade(args, settings).await,
+        Command::GradingRuns(args) => grading_runs::run(args, settings).await,
+        Command::Runs(args) => runs::run(args, settings).await,
+        Command::Outcomes(args) => runs::outcomes(args, settings).await,
         Command::Annotate(args) => annotations::annotate(args, settings).await,
         Command::FailureModes(args) => annotations::failure_modes(args, settings).await,
         Command::AnnotationQueue(args) => annotations::queue(args, settings).await,

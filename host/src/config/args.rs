@@ -60,6 +60,8 @@ pub struct ConfigArgs {
     pub llm_run_token_budget: Option<String>,
     /// `FLYWHEEL_GRADER_TIMEOUT_MS`.
     pub grader_timeout_ms: Option<String>,
+    /// `FLYWHEEL_JOB_LEASE_SECS`.
+    pub job_lease_secs: Option<String>,
     /// `FLYWHEEL_GRADER_MEMORY_MB`.
     pub grader_memory_mb: Option<String>,
     /// `FLYWHEEL_GRADER_MAX_CONCURRENCY`.
@@ -94,6 +96,7 @@ impl ConfigArgs {
             llm_endpoints: text(field::LLM_ENDPOINTS),
             llm_run_token_budget: text(field::LLM_RUN_TOKEN_BUDGET),
             grader_timeout_ms: text(field::GRADER_TIMEOUT_MS),
+            job_lease_secs: text(field::JOB_LEASE_SECS),
             grader_memory_mb: text(field::GRADER_MEMORY_MB),
             grader_max_concurrency: text(field::GRADER_MAX_CONCURRENCY),
             log_format: text(field::LOG_FORMAT),
@@ -230,6 +233,11 @@ pub struct GraderArgs {
     /// Grader calls running at once (sizes the instance pool), 1 to 256 [default: 16].
     #[arg(long = field::GRADER_MAX_CONCURRENCY.flag, env = field::GRADER_MAX_CONCURRENCY.variable, global = true)]
     pub grader_max_concurrency: Option<String>,
+
+    /// How long an instance's claim on a grading job holds without renewal, 1 to 3600 seconds;
+    /// a job whose instance died is taken over by another once it expires [default: 30].
+    #[arg(long = field::JOB_LEASE_SECS.flag, env = field::JOB_LEASE_SECS.variable, global = true)]
+    pub job_lease_secs: Option<String>,
 }
 
 impl Overlay for GraderArgs {
@@ -241,7 +249,8 @@ impl Overlay for GraderArgs {
             cache_dir,
             grader_timeout_ms,
             grader_memory_mb,
-            grader_max_concurrency
+            grader_max_concurrency,
+            job_lease_secs
         );
     }
 }

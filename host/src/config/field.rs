@@ -125,6 +125,11 @@ pub const LLM_RUN_TOKEN_BUDGET: Field = field(
     "llm-run-token-budget",
     "a whole number of tokens, such as 200000, or unset for no limit",
 );
+pub const JOB_LEASE_SECS: Field = field(
+    "FLYWHEEL_JOB_LEASE_SECS",
+    "job-lease-secs",
+    "a whole number of seconds from 1 to 3600, such as 30",
+);
 pub const LOG_FORMAT: Field = field("FLYWHEEL_LOG_FORMAT", "log-format", "text, json");
 
 impl Field {

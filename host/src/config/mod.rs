@@ -31,6 +31,9 @@ pub const DEFAULT_SQLITE_FILE: &str = "flywheel.db";
 pub const DEFAULT_AB_TEST_TRAFFIC_SPLIT: f64 = 0.5;
 /// The requirements' default: annotated rows needed before export or optimization.
 pub const DEFAULT_MIN_SAMPLES_FOR_OPTIMIZATION: u32 = 50;
+/// How long a claim on a grading job holds without renewal, by default: long enough that a busy
+/// instance renews it in time, short enough that a dead instance's job restarts within a minute.
+pub const DEFAULT_JOB_LEASE: Duration = Duration::from_secs(30);
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -120,6 +123,8 @@ pub struct Settings {
     pub resolve_cache_ttl: Duration,
     /// Limits of the grader runtime.
     pub grader_limits: GraderLimits,
+    /// How long a claim on a grading job holds without renewal (`FLYWHEEL_JOB_LEASE_SECS`).
+    pub job_lease: Duration,
 }
 
 /// A database URL whose `Debug`/`Display` masks a password.
@@ -269,6 +274,13 @@ impl Settings {
                 LogFormat::from_str(v, true).ok()
             })?
             .unwrap_or(LogFormat::Text);
+        let job_lease = field::JOB_LEASE_SECS
+            .parse(
+                given(&args.job_lease_secs),
+                "not a whole number of seconds from 1 to 3600",
+                |v| v.parse::<u64>().ok().filter(|n| (1..=3600).contains(n)),
+            )?
+            .map_or(DEFAULT_JOB_LEASE, Duration::from_secs);
         let grader_limits = GraderLimits::parse(
             given(&args.grader_timeout_ms),
             given(&args.grader_memory_mb),
@@ -292,6 +304,7 @@ impl Settings {
             llm_run_token_budget,
             log_format,
             resolve_cache_ttl: crate::prompts::DEFAULT_RESOLVE_CACHE_TTL,
+            job_lease,
         })
     }
 

@@ -169,8 +169,11 @@ impl LoadedGrader {
             World::Grader => runtime.grade_batch(&self.pre, config, rows).await,
             World::ModelGrader => {
                 use futures::StreamExt;
-                futures::stream::iter(rows)
-                    .map(|(sample, item)| self.grade_in(runtime, run, config, sample, item))
+                // By index, so no closure over a borrowed row is held across an await: such a
+                // closure makes the future not `Send` for `tokio::spawn` (rustc cannot prove it
+                // for every lifetime of the row).
+                futures::stream::iter(0..rows.len())
+                    .map(|i| self.grade_in(runtime, run, config, &rows[i].0, &rows[i].1))
                     .buffered(runtime.max_concurrency())
                     .collect()
                     .await

@@ -104,7 +104,7 @@ fn is_component_error(error: &DefinitionError) -> bool {
 
 /// The built-ins are published all at once when they finish loading, so any built-in in the
 /// listing means the registry is past its startup load.
-fn builtins_loaded(registry: &Registry) -> bool {
+pub(crate) fn builtins_loaded(registry: &Registry) -> bool {
     registry
         .list()
         .components

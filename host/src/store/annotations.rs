@@ -26,65 +26,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{FailureMode, Result};
-
-/// A run's rating.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Rating {
-    /// The output was right.
-    Good,
-    /// The output was wrong.
-    Bad,
-}
-
-impl Rating {
-    /// The value stored in `rating`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Rating::Good => "good",
-            Rating::Bad => "bad",
-        }
-    }
-
-    /// Parses a stored value.
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "good" => Some(Rating::Good),
-            "bad" => Some(Rating::Bad),
-            _ => None,
-        }
-    }
-}
-
-/// Who made an annotation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum AnnotationSource {
-    /// A person, through the API, the CLI or the pages (the actor is the token's name).
-    Person,
-    /// A documented rule applied to outcomes and grader results (the actor is the rule's name).
-    Rule,
-}
-
-impl AnnotationSource {
-    /// The value stored in `annotation_source` and `annotations.source`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AnnotationSource::Person => "person",
-            AnnotationSource::Rule => "rule",
-        }
-    }
-
-    /// Parses a stored value.
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "person" => Some(AnnotationSource::Person),
-            "rule" => Some(AnnotationSource::Rule),
-            _ => None,
-        }
-    }
-}
+use super::{AnnotationSource, FailureMode, Rating, Result};
 
 /// What an entry of the history did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

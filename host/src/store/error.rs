@@ -4,8 +4,6 @@
 
 use std::fmt;
 
-use uuid::Uuid;
-
 /// A result whose error is a [`StoreError`].
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -24,6 +22,14 @@ pub enum StoreError {
     /// The operation makes no sense in the current state (e.g. rollback with no history).
     #[error("{0}")]
     InvalidState(String),
+    /// One item of a batch failed (`index` from 0); nothing of the batch was written.
+    #[error("item {index} of the batch: {error}")]
+    InBatch {
+        /// The item's position in the batch.
+        index: usize,
+        /// Why it failed.
+        error: Box<StoreError>,
+    },
     /// A failure mode outside the prompt's taxonomy; `allowed` lists the taxonomy's codes.
     #[error(
         "failure mode {code:?} is not in the taxonomy of prompt {prompt} (allowed: {})",
@@ -84,8 +90,10 @@ pub enum Missing {
         /// The definition's name.
         name: String,
     },
+    /// No grading job has this id.
+    GradingJob(uuid::Uuid),
     /// No recorded run has this id.
-    Run(Uuid),
+    Run(uuid::Uuid),
 }
 
 impl Missing {
@@ -128,6 +136,7 @@ impl fmt::Display for Missing {
             Missing::GraderDefinition { prompt, name } => {
                 write!(f, "grader {name} of prompt {prompt}")
             }
+            Missing::GradingJob(id) => write!(f, "grading run {id}"),
             Missing::Run(id) => write!(f, "run {id}"),
         }
     }

@@ -3,9 +3,11 @@
 //! # Layout
 //!
 //! - A trait per domain with its row types: [`PromptStore`] (`prompts.rs`: prompts, versions,
-//!   deploys, failure modes), [`GraderStore`] (`graders.rs`: grader definitions) and
-//!   [`AnnotationStore`] (`annotations.rs`: annotations of runs, their history, the annotation
-//!   queue, failure-mode counts). [`Store`]
+//!   deploys, failure modes), [`GraderStore`] (`graders.rs`: grader definitions),
+//!   [`RunStore`] (`runs.rs`: recorded runs, task outcomes), [`GradingJobStore`]
+//!   (`grading_jobs.rs`: grading jobs and automatic grading) and [`AnnotationStore`]
+//!   (`annotations.rs`: annotations of runs, their history, the annotation queue, failure-mode
+//!   counts). [`Store`]
 //!   is the one handle callers hold (`Arc<dyn Store>`): every domain plus migrating and pinging.
 //!   A `dyn Store` answers every domain's methods without importing the domain traits; a
 //!   concrete backend (`SqliteStore`) needs the trait in scope.
@@ -23,6 +25,7 @@
 //! | | SQLite | PostgreSQL | why |
 //! |---|---|---|---|
 //! | write lock | `BEGIN IMMEDIATE` (whole database) | `SELECT … FOR UPDATE` on the prompt's row (`ROW_LOCK`) | SQLite has no row locks; a deferred SQLite transaction that reads, then writes fails with `SQLITE_BUSY` instead of waiting |
+//! | job claims | the write lock excludes other claimers | `FOR UPDATE SKIP LOCKED` (`SKIP_LOCKED`) | instances claiming at once take different jobs instead of queueing |
 //! | snapshot reads | a deferred transaction (one WAL snapshot) | `REPEATABLE READ READ ONLY` | READ COMMITTED, PostgreSQL's default, snapshots per statement |
 //! | constraint names | named by the statement being run | read from the error | SQLite reports only the kind of violation |
 //! | uuids | hyphenated TEXT | `UUID` | SQLite has no uuid type (sqlx would write a BLOB) |
@@ -45,8 +48,8 @@
 //! 1. `store/<domain>.rs`: the row types and a `<Domain>Store` trait; add it to [`Store`]'s
 //!    supertraits and re-export it here.
 //! 2. `store/sql/<domain>.rs`: the queries, row structs (`FromRow`) and the trait implemented
-//!    for every [`sql::Backend`]. If a backend must differ beyond what `Backend` says (a job
-//!    claim with `FOR UPDATE SKIP LOCKED`, which SQLite lacks), declare a
+//!    for every [`sql::Backend`]. A clause one dialect lacks can be a constant of `Backend`
+//!    (`ROW_LOCK`, `SKIP_LOCKED`). If a backend must differ beyond that, declare a
 //!    `<Domain>Dialect: Backend` trait there and implement it in `store/sqlite/<domain>.rs` and
 //!    `store/postgres/<domain>.rs`.
 //! 3. `store/conformance/<domain>.rs`: the behaviour as cases both backends run.
@@ -57,9 +60,11 @@
 mod annotations;
 mod error;
 mod graders;
+mod grading_jobs;
 pub mod postgres;
 mod prompts;
 mod rollback;
+mod runs;
 mod sql;
 pub mod sqlite;
 #[doc(hidden)]
@@ -74,16 +79,24 @@ use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 
 pub use annotations::{
-    AnnotateOutcome, AnnotationAction, AnnotationRecord, AnnotationSource, AnnotationStore,
-    ClearOutcome, CurrentAnnotation, FailureModeCount, FailureModeCounts, NewAnnotation,
-    QueueCursor, QueuePage, QueuedRun, Rating, valid_failure_mode_code,
+    AnnotateOutcome, AnnotationAction, AnnotationRecord, AnnotationStore, ClearOutcome,
+    CurrentAnnotation, FailureModeCount, FailureModeCounts, NewAnnotation, QueueCursor, QueuePage,
+    QueuedRun, valid_failure_mode_code,
 };
 pub use error::{Missing, Result, StoreError};
 pub use graders::{GraderDefinition, GraderStore, NewGraderDefinition, PutOutcome};
+pub use grading_jobs::{
+    ChunkTotals, GradableRun, GradedRun, GraderVerdict, GradingJob, GradingJobStore, JobStatus,
+    NewGradingJob, RunSelection,
+};
 pub use postgres::PgStore;
 pub use prompts::{
     DeployAction, DeployRecord, FailureMode, NewVersion, Prompt, PromptSeed, PromptStore,
     PromptVersion, PromptWithVersions, SEED_ACTOR, VersionSource,
+};
+pub use runs::{
+    AnnotationSource, NewOutcome, NewRun, Rating, RecordedRun, Run, RunAnnotation, RunFilter,
+    RunOrigin, RunOutcome, RunStore, run_success,
 };
 pub use sqlite::SqliteStore;
 
@@ -113,7 +126,9 @@ pub(crate) fn now() -> DateTime<Utc> {
 /// The one handle on the storage: every domain's operations, plus what concerns the database as
 /// a whole. Implemented by [`SqliteStore`] and [`PgStore`]; held as `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: PromptStore + GraderStore + AnnotationStore + Send + Sync + 'static {
+pub trait Store:
+    PromptStore + GraderStore + RunStore + GradingJobStore + AnnotationStore + Send + Sync + 'static
+{
     /// Applies the backend's migrations.
     async fn migrate(&self) -> Result<()>;
     /// Checks that the database answers (for health checks).

@@ -198,7 +198,7 @@ pub(super) fn cases(run: Uuid) -> Vec<Case> {
             "queue: foreign cursor",
             Req::get("/api/prompts/planner/annotation-queue?cursor=zzz", read),
             400,
-            "invalid_query",
+            "invalid_cursor",
         ),
         case(
             "queue: limit 0",

@@ -31,6 +31,20 @@ pub enum Resolved {
     },
 }
 
+impl Resolved {
+    /// Whether grading with it asks a model (some component imports the host's `llm`): such
+    /// definitions spend tokens and are left out of automatic grading.
+    pub fn needs_model(&self) -> bool {
+        use crate::graders::component::World;
+        match self {
+            Resolved::Component { grader, .. } => grader.world == World::ModelGrader,
+            Resolved::Multi { parts, .. } => parts
+                .iter()
+                .any(|(_, grader, _)| grader.world == World::ModelGrader),
+        }
+    }
+}
+
 impl Definition {
     /// Checks that every component is loaded and accepts its config (its own
     /// `validate-config`).

@@ -108,8 +108,11 @@ impl Resolved {
             }
             Resolved::Multi { .. } => {
                 use futures::StreamExt;
-                futures::stream::iter(rows)
-                    .map(|(sample, item)| self.grade_in(runtime, run, sample, item))
+                // By index, so no closure over a borrowed row is held across an await: such a
+                // closure makes the future not `Send` for `tokio::spawn` (rustc cannot prove it
+                // for every lifetime of the row).
+                futures::stream::iter(0..rows.len())
+                    .map(|i| self.grade_in(runtime, run, &rows[i].0, &rows[i].1))
                     .buffered(runtime.max_concurrency())
                     .collect()
                     .await

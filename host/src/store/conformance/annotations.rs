@@ -1,14 +1,14 @@
 //! Conformance of the annotation domain: person over rule both ways, the append-only history,
 //! the taxonomy check, the figures kept current, the queue's order and pages, and the numbers of
-//! the failure-mode counts table.
+//! the failure-mode counts table. Runs and outcomes are recorded through the runs domain.
 
 use uuid::Uuid;
 
 use super::{Backend, assert_not_found};
 use crate::store::testing::execute_raw;
 use crate::store::{
-    AnnotateOutcome, AnnotationAction, AnnotationSource, ClearOutcome, NewAnnotation, NewVersion,
-    QueueCursor, Rating, StoreError, VersionSource,
+    AnnotateOutcome, AnnotationAction, AnnotationSource, ClearOutcome, NewAnnotation, NewOutcome,
+    NewRun, NewVersion, QueueCursor, Rating, StoreError, VersionSource,
 };
 
 conformance!(
@@ -22,8 +22,7 @@ conformance!(
     failure_mode_counts_give_count_and_share_of_failed_runs,
 );
 
-/// A run as the tests need it; inserted with raw SQL (the runs domain records them in the
-/// product).
+/// A run as the tests need it.
 #[derive(Clone, Copy)]
 struct RunSpec<'a> {
     prompt: &'a str,
@@ -41,32 +40,55 @@ const PLANNER_RUN: RunSpec<'static> = RunSpec {
     origin: "production",
 };
 
-fn sql_bool(value: Option<bool>) -> &'static str {
-    match value {
+/// Records the run (100 tokens) and its outcome through the runs domain; what only the graders
+/// and evaluations write (`graders_passed`, `origin`) is set with raw SQL.
+async fn insert_run(b: &Backend, spec: RunSpec<'_>) -> Uuid {
+    let task_id = format!("task-{}", Uuid::now_v7());
+    let recorded = b
+        .store
+        .record_runs(&[NewRun {
+            prompt_id: spec.prompt.to_owned(),
+            version: Some(spec.version),
+            task_id: task_id.clone(),
+            attempt: 1,
+            root_task_id: None,
+            input: serde_json::Map::new(),
+            output: "the output".to_owned(),
+            model: None,
+            tokens_in: Some(60),
+            tokens_out: Some(40),
+            latency_ms: None,
+        }])
+        .await
+        .expect("record a run");
+    let id = recorded[0].id;
+    if spec.tests_passed.is_some() {
+        b.store
+            .report_outcomes(&[NewOutcome {
+                task_id,
+                tests_passed: spec.tests_passed,
+                pr_merged: None,
+                expected_files: None,
+                failure_signature: None,
+            }])
+            .await
+            .expect("report the outcome");
+    }
+    let graders = match spec.graders_passed {
         None => "NULL",
         Some(true) => "TRUE",
         Some(false) => "FALSE",
-    }
-}
-
-async fn insert_run(b: &Backend, spec: RunSpec<'_>) -> Uuid {
-    let id = Uuid::now_v7();
+    };
     execute_raw(
         &b.url,
         &format!(
-            "INSERT INTO prompt_optimization_data \
-             (id, prompt_id, version, task_id, run_key, tests_passed, graders_passed, origin, \
-              total_tokens) \
-             VALUES ('{id}', '{}', {}, 'task-{id}', '1', {}, {}, '{}', 100)",
-            spec.prompt,
-            spec.version,
-            sql_bool(spec.tests_passed),
-            sql_bool(spec.graders_passed),
-            spec.origin,
+            "UPDATE prompt_optimization_data SET graders_passed = {graders}, origin = '{}' \
+             WHERE id = '{id}'",
+            spec.origin
         ),
     )
     .await
-    .expect("insert a run");
+    .expect("set graders_passed and origin");
     id
 }
 

@@ -41,7 +41,9 @@ macro_rules! conformance {
 mod annotations;
 mod deploy_model;
 mod graders;
+mod grading_jobs;
 mod prompts;
+mod runs;
 mod schema_parity;
 
 /// A migrated, seeded store and the URL of its database (for raw SQL).

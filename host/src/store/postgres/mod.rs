@@ -99,6 +99,7 @@ impl Backend for PgStore {
     }
 
     const ROW_LOCK: &'static str = "FOR UPDATE";
+    const SKIP_LOCKED: &'static str = "FOR UPDATE SKIP LOCKED";
 
     fn migrator(&self) -> &'static Migrator {
         &MIGRATOR

@@ -1,5 +1,6 @@
 //! The SQL both backends run, written once and generic over the sqlx [`Database`]: each domain's
-//! queries, row structs and operation flows (`prompts.rs`, `graders.rs`, `annotations.rs`), on top of
+//! queries, row structs and operation flows (`prompts/`, `graders.rs`, `runs/`,
+//! `annotations.rs`), on top of
 //! [`Backend`], the few things a backend must say for itself.
 //!
 //! This works because both dialects accept the same text for everything the store does: sqlx's
@@ -13,14 +14,19 @@
 pub(crate) mod annotations;
 pub(crate) mod figures;
 pub(crate) mod graders;
+pub(crate) mod grading_jobs;
 pub(crate) mod prompts;
+pub(crate) mod runs;
 
 use async_trait::async_trait;
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 use uuid::Uuid;
 
-use super::{AnnotationStore, GraderStore, Missing, PromptStore, Result, Store, StoreError};
+use super::{
+    AnnotationStore, GraderStore, GradingJobStore, Missing, PromptStore, Result, RunStore, Store,
+    StoreError,
+};
 
 /// What a backend says for itself; everything else about SQL is shared. Implemented by
 /// `SqliteStore` and `PgStore`.
@@ -43,6 +49,12 @@ pub trait Backend: Send + Sync + 'static {
     /// `FOR UPDATE`, so writers to one prompt queue while writers to others proceed; nothing on
     /// SQLite, where [`Backend::begin_write`] already holds the whole database.
     const ROW_LOCK: &'static str;
+
+    /// What follows a `SELECT` that claims one of several queued rows (a grading job): on
+    /// PostgreSQL `FOR UPDATE SKIP LOCKED`, so instances claiming at once each take a different
+    /// row instead of queueing on the first; nothing on SQLite, where the write transaction
+    /// already excludes every other claimer.
+    const SKIP_LOCKED: &'static str;
 
     /// The backend's migrations (`migrations/sqlite` or `migrations/postgres`).
     fn migrator(&self) -> &'static Migrator;
@@ -84,7 +96,7 @@ where
 #[async_trait]
 impl<B> Store for B
 where
-    B: Backend + PromptStore + GraderStore + AnnotationStore,
+    B: Backend + PromptStore + GraderStore + RunStore + GradingJobStore + AnnotationStore,
     <B::Db as Database>::Connection: Migrate,
     for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
     for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,

@@ -129,6 +129,7 @@ impl Backend for SqliteStore {
     }
 
     const ROW_LOCK: &'static str = "";
+    const SKIP_LOCKED: &'static str = "";
 
     fn migrator(&self) -> &'static Migrator {
         &MIGRATOR

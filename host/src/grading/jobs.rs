@@ -1,0 +1,225 @@
+//! Grading jobs: the worker every `flywheel serve` runs, which claims queued jobs (or jobs whose
+//! instance died) and grades their rows a chunk at a time.
+//!
+//! - A claim holds for the lease (`FLYWHEEL_JOB_LEASE_SECS`) and the worker renews it every
+//!   third of that while it works; if it loses the claim (its renewals failed long enough for
+//!   another instance to take over), its next chunk commit is refused and it stops.
+//! - Each chunk is graded, then committed in one transaction (verdicts, the runs'
+//!   `graderResults`, the job's counters), so an interrupted job resumes at the first row not
+//!   committed: no row graded twice, none skipped (see [`crate::store::GradingJobStore`]).
+//! - Model graders spend the job's token budget (the request's `tokenBudget`, else
+//!   `FLYWHEEL_LLM_RUN_TOKEN_BUDGET`), less what the job spent before a restart. When it is
+//!   spent, the chunk's rows report `budget_exhausted` and the job ends as `budget_exhausted`.
+//! - A cancel is seen between chunks: the chunk in flight is kept.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::graders::llm::LlmRun;
+use crate::graders::registry::Registry;
+use crate::grading::apply::{NamedGrader, grade_runs};
+use crate::store::{GradingJob, JobStatus, Store, StoreError};
+
+/// How the worker paces itself.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// This instance's name in claims (unique per process).
+    pub instance: String,
+    /// How long a claim holds without renewal.
+    pub lease: Duration,
+    /// How long to wait before looking for work again when there was none.
+    pub idle_poll: Duration,
+    /// Rows graded and committed together.
+    pub chunk_rows: usize,
+    /// The token budget of a job that sets none.
+    pub default_token_budget: Option<u64>,
+}
+
+impl WorkerOptions {
+    /// The options of a server: a fresh instance name, the configured lease and budget.
+    pub fn for_server(lease: Duration, default_token_budget: Option<u64>) -> Self {
+        WorkerOptions {
+            instance: format!("flywheel-{}-{}", std::process::id(), Uuid::now_v7()),
+            lease,
+            idle_poll: Duration::from_millis(250),
+            chunk_rows: 256,
+            default_token_budget,
+        }
+    }
+}
+
+/// Claims and grades jobs until the task is dropped.
+pub struct JobWorker {
+    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
+    options: WorkerOptions,
+}
+
+impl JobWorker {
+    /// A worker on this store and grader registry.
+    pub fn new(store: Arc<dyn Store>, registry: Arc<Registry>, options: WorkerOptions) -> Self {
+        JobWorker {
+            store,
+            registry,
+            options,
+        }
+    }
+
+    /// Runs forever: claims a job, grades it to its end, looks for the next. Store errors are
+    /// logged and retried after the idle pause.
+    pub async fn run(self) {
+        loop {
+            match self
+                .store
+                .claim_grading_job(&self.options.instance, self.options.lease)
+                .await
+            {
+                Ok(Some(job)) => {
+                    let id = job.id;
+                    match self.process(job).await {
+                        Ok(status) => {
+                            tracing::info!(job = %id, status = status.as_str(), "grading run ended")
+                        }
+                        Err(error) => {
+                            tracing::warn!(job = %id, %error, "grading run interrupted; it resumes once its lease expires");
+                            tokio::time::sleep(self.options.idle_poll).await;
+                        }
+                    }
+                }
+                Ok(None) => tokio::time::sleep(self.options.idle_poll).await,
+                Err(error) => {
+                    tracing::warn!(%error, "claiming a grading run failed");
+                    tokio::time::sleep(self.options.idle_poll).await;
+                }
+            }
+        }
+    }
+
+    /// Grades a claimed job from where it stands to its end; returns the status it ended with
+    /// (or `Running` when the claim was lost to another instance).
+    pub async fn process(&self, job: GradingJob) -> Result<JobStatus, StoreError> {
+        let lost = Arc::new(AtomicBool::new(false));
+        let renewal = self.spawn_renewal(job.id, lost.clone());
+        let result = self.grade(&job, &lost).await;
+        renewal.abort();
+        result
+    }
+
+    /// Renews the claim every third of the lease; flags `lost` once a renewal is refused.
+    fn spawn_renewal(&self, id: Uuid, lost: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        let instance = self.options.instance.clone();
+        let lease = self.options.lease;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                match store.renew_grading_lease(id, &instance, lease).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        lost.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    Err(error) => {
+                        tracing::warn!(job = %id, %error, "renewing a grading lease failed")
+                    }
+                }
+            }
+        })
+    }
+
+    async fn finish(
+        &self,
+        id: Uuid,
+        status: JobStatus,
+        error: Option<&str>,
+    ) -> Result<JobStatus, StoreError> {
+        let held = self
+            .store
+            .finish_grading_job(id, &self.options.instance, status, error)
+            .await?;
+        Ok(if held { status } else { JobStatus::Running })
+    }
+
+    async fn grade(&self, job: &GradingJob, lost: &AtomicBool) -> Result<JobStatus, StoreError> {
+        let graders = match self.resolve_graders(job).await? {
+            Ok(graders) => graders,
+            Err(error) => return self.finish(job.id, JobStatus::Failed, Some(&error)).await,
+        };
+        let budget = job
+            .token_budget
+            .and_then(|b| u64::try_from(b).ok())
+            .or(self.options.default_token_budget)
+            .map(|b| b.saturating_sub(u64::try_from(job.tokens_used).unwrap_or(0)));
+        let llm_run = LlmRun::new(budget);
+        let runtime = self.registry.runtime().clone();
+        let mut from = job.processed;
+        loop {
+            if lost.load(Ordering::Relaxed) {
+                return Ok(JobStatus::Running);
+            }
+            let current = self.store.get_grading_job(job.id).await?;
+            if current.cancel_requested {
+                return self.finish(job.id, JobStatus::Cancelled, None).await;
+            }
+            let rows = self
+                .store
+                .job_rows(job.id, from, self.options.chunk_rows)
+                .await?;
+            if rows.is_empty() {
+                return self.finish(job.id, JobStatus::Completed, None).await;
+            }
+            let (graded, totals) = grade_runs(&graders, &runtime, &llm_run, &rows).await;
+            let committed = self
+                .store
+                .record_chunk(job.id, &self.options.instance, from, &graded, &totals)
+                .await?;
+            if !committed {
+                // Taken over, or cancelled and finished meanwhile: the chunk is not ours to keep.
+                return Ok(JobStatus::Running);
+            }
+            from += i64::try_from(rows.len()).unwrap_or(i64::MAX);
+            if totals.errors.contains_key("budget_exhausted") {
+                return self.finish(job.id, JobStatus::BudgetExhausted, None).await;
+            }
+        }
+    }
+
+    /// The job's definitions, resolved against the components serving now: `Ok(Err(why))` when
+    /// one is gone or cannot run, which fails the job. Waits for the built-in components when
+    /// the registry is still loading them.
+    async fn resolve_graders(
+        &self,
+        job: &GradingJob,
+    ) -> Result<Result<Vec<NamedGrader>, String>, StoreError> {
+        wait_for_builtins(&self.registry).await;
+        let mut graders = Vec::with_capacity(job.graders.len());
+        for name in &job.graders {
+            let stored = match self.store.get_grader(&job.prompt_id, name).await {
+                Ok(stored) => stored,
+                Err(StoreError::NotFound(missing)) => {
+                    return Ok(Err(format!("{missing} no longer exists")));
+                }
+                Err(other) => return Err(other),
+            };
+            match NamedGrader::resolve(&stored, &self.registry) {
+                Ok(grader) => graders.push(grader),
+                Err(why) => return Ok(Err(why)),
+            }
+        }
+        Ok(Ok(graders))
+    }
+}
+
+/// Waits (bounded) until the registry has published its built-in components, so a definition
+/// naming one is not mistaken for one naming a missing component right after startup.
+pub(crate) async fn wait_for_builtins(registry: &Registry) {
+    for _ in 0..600 {
+        if crate::grading::stored::builtins_loaded(registry) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
