@@ -61,6 +61,25 @@ pub(crate) async fn insert_run(app: &TestApp, prompt: &str, tests_passed: Option
     recorded[0].id
 }
 
+/// Waits (at most 20 s) until the background grader has been through the run, so nothing but
+/// the test changes it afterwards.
+pub(crate) async fn settled(app: &TestApp, run: Uuid) {
+    let store = &app.server.state.store;
+    for _ in 0..400 {
+        if store
+            .get_run(run)
+            .await
+            .expect("read the run")
+            .grader_results
+            .is_some()
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the background grader never went through run {run}");
+}
+
 fn put(run: Uuid, token: &str, body: Value) -> Req {
     Req::new(
         Method::PUT,

@@ -422,6 +422,7 @@ async fn bad_requests_are_refused_with_their_code_and_change_nothing(backend: Ba
     let db = TestDb::new(backend).await;
     let app = TestApp::start(&db).await;
     let run = crate::annotations::insert_run(&app, "planner", Some(false)).await;
+    crate::annotations::settled(&app, run).await;
     let mut cases = cases(run);
     cases.extend(crate::bad_requests_runs::cases());
     assert!(
