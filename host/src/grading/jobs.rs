@@ -213,13 +213,11 @@ impl JobWorker {
     }
 }
 
-/// Waits (bounded) until the registry has published its built-in components, so a definition
-/// naming one is not mistaken for one naming a missing component right after startup.
+/// Waits until the registry has tried every built-in component, so a definition naming one is
+/// not mistaken for one naming a missing component right after startup. The registry always
+/// gets there (a built-in that fails to load is recorded as failed), so the wait ends.
 pub(crate) async fn wait_for_builtins(registry: &Registry) {
-    for _ in 0..600 {
-        if crate::grading::stored::builtins_loaded(registry) {
-            return;
-        }
+    while !crate::grading::stored::builtins_loaded(registry) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
