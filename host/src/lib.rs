@@ -6,6 +6,8 @@
 //! - [`config`]: settings from flags and environment, validated once into typed values.
 //! - [`store`]: the one storage interface and its SQLite and PostgreSQL backends; no HTTP here.
 //! - [`prompts`]: the prompt registry: templates, immutable versions, deploy, rollback, resolve.
+//! - [`experiments`]: A/B tests of prompt versions, the pure part: assignment, statistics,
+//!   decisions.
 //! - [`graders`]: the WebAssembly grader runtime, the graders directory and grader definitions.
 //! - [`grading`]: grading stored and file data with that runtime: stored definitions, seeds.
 //! - [`api`]: the HTTP surface (axum): routes, auth, errors, OpenAPI, metrics; thin handlers.
@@ -16,6 +18,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod experiments;
 pub mod graders;
 pub mod grading;
 pub mod llm;

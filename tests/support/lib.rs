@@ -20,8 +20,7 @@ pub const ANNOTATOR_TOKEN: &str = "annotator-token-secret";
 /// Secret of the `ops` token (role admin).
 pub const ADMIN_TOKEN: &str = "admin-token-secret";
 /// The tokens every test app is configured with.
-pub const TOKENS: &str =
-    "reader:read:read-token-secret,robot:agent:agent-token-secret,\
+pub const TOKENS: &str = "reader:read:read-token-secret,robot:agent:agent-token-secret,\
      reviewer:annotator:annotator-token-secret,ops:admin:admin-token-secret";
 /// Name of the admin token, recorded as the actor of its deploys.
 pub const ADMIN_NAME: &str = "ops";
@@ -262,6 +261,7 @@ impl TestApp {
                 "prompt": p,
                 "history": registry.history(id).await.expect("history"),
                 "failureModes": registry.failure_modes(id).await.expect("failure modes"),
+                "abTests": registry.ab_tests(id).await.expect("A/B tests"),
             }));
         }
         Value::Array(out)

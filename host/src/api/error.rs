@@ -101,6 +101,9 @@ pub enum ApiError {
     /// A uniqueness or consistency constraint refused the change.
     #[error("{0}")]
     Conflict(String),
+    /// An A/B test of the prompt is already running (one per prompt).
+    #[error("{0}")]
+    AbTestRunning(String),
     /// The database cannot be reached (health check).
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -130,6 +133,7 @@ impl ApiError {
                     Missing::Version { .. } => "version_not_found",
                     Missing::ActiveVersion(_) => "active_version_not_found",
                     Missing::GraderDefinition { .. } => "grader_definition_not_found",
+                    Missing::AbTest(_) | Missing::RunningAbTest(_) => "ab_test_not_found",
                 };
                 return (code, "not_found", StatusCode::NOT_FOUND);
             }
@@ -140,6 +144,9 @@ impl ApiError {
                     StatusCode::CONFLICT,
                 );
             }
+            ApiError::AbTestRunning(_) => {
+                return ("ab_test_running", "conflict", StatusCode::CONFLICT);
+            }
             other => other.general_code_and_status(),
         };
         (code, code, status)
@@ -148,7 +155,7 @@ impl ApiError {
     /// Code and status of the variants whose code is their type.
     fn general_code_and_status(&self) -> (&'static str, StatusCode) {
         match self {
-            ApiError::NotFound(_) | ApiError::NothingToRollBack(_) => {
+            ApiError::NotFound(_) | ApiError::NothingToRollBack(_) | ApiError::AbTestRunning(_) => {
                 unreachable!("specific codes are answered by ApiError::table")
             }
             ApiError::Unauthorized => ("unauthorized", StatusCode::UNAUTHORIZED),
@@ -206,6 +213,8 @@ impl ApiError {
             ApiError::NotFound(Missing::version("planner", 7)),
             ApiError::NotFound(Missing::active_version("planner")),
             ApiError::NotFound(Missing::grader_definition("planner", "exact")),
+            ApiError::NotFound(Missing::ab_test("0")),
+            ApiError::AbTestRunning(String::new()),
             ApiError::NothingToRollBack(String::new()),
             ApiError::MalformedJson(String::new()),
             ApiError::InvalidBody(String::new()),
@@ -305,6 +314,13 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound(missing) => ApiError::NotFound(missing),
+            StoreError::Conflict { constraint }
+                if constraint == "one_running_ab_test_per_prompt" =>
+            {
+                ApiError::AbTestRunning(
+                    "an A/B test of this prompt is already running; stop it first".to_owned(),
+                )
+            }
             StoreError::Conflict { constraint } => {
                 ApiError::Conflict(conflict_message(&constraint))
             }

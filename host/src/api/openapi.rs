@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, graders, health, metrics, prompts};
+use super::{ab_tests, error, graders, health, metrics, prompts};
 
 /// The API description; every route of [`super::ROUTES`] appears here (a test checks it).
 #[derive(OpenApi)]
@@ -20,6 +20,11 @@ use super::{error, graders, health, metrics, prompts};
         prompts::history,
         prompts::failure_modes,
         prompts::resolve,
+        ab_tests::start,
+        ab_tests::stop,
+        ab_tests::results,
+        ab_tests::list,
+        ab_tests::get,
         graders::list,
         graders::put_definition,
         graders::list_definitions,
@@ -36,6 +41,7 @@ use super::{error, graders, health, metrics, prompts};
     tags(
         (name = "prompts", description = "Prompt registry"),
         (name = "graders", description = "Sandboxed WebAssembly graders"),
+        (name = "ab-tests", description = "A/B tests of prompt versions"),
         (name = "operations", description = "Health, metrics, API description"),
     )
 )]

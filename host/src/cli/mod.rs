@@ -7,6 +7,7 @@
 //! - **server mode** (`--server URL`, token from `--token` / `FLYWHEEL_TOKEN`): call a running
 //!   service over HTTP, so auth, history and every instance's cache see the change.
 
+pub mod ab;
 pub mod client;
 pub mod graders;
 pub mod prompts;
@@ -117,6 +118,8 @@ pub enum Command {
     Graders(graders::GradersArgs),
     /// Grade a JSONL file of OpenAI eval rows with a grader definition or component.
     Grade(graders::GradeArgs),
+    /// Start, watch and stop A/B tests of prompt versions.
+    Ab(ab::AbArgs),
 }
 
 impl Command {
@@ -129,6 +132,7 @@ impl Command {
             Command::Rollback(args) => args.target.groups(),
             Command::Graders(args) => args.groups(),
             Command::Grade(args) => args.groups(),
+            Command::Ab(args) => args.target.groups(),
         }
     }
 }
@@ -142,6 +146,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Rollback(args) => release::rollback(args, settings).await,
         Command::Graders(args) => graders::run(args, settings).await,
         Command::Grade(args) => graders::grade(args, settings).await,
+        Command::Ab(args) => ab::run(args, settings).await,
     }
 }
 

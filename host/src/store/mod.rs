@@ -3,7 +3,8 @@
 //! # Layout
 //!
 //! - A trait per domain with its row types: [`PromptStore`] (`prompts.rs`: prompts, versions,
-//!   deploys, failure modes) and [`GraderStore`] (`graders.rs`: grader definitions). [`Store`]
+//!   deploys, failure modes), [`GraderStore`] (`graders.rs`: grader definitions) and
+//!   [`ExperimentStore`] (`experiments.rs`: A/B tests, exposures, per-arm totals). [`Store`]
 //!   is the one handle callers hold (`Arc<dyn Store>`): every domain plus migrating and pinging.
 //!   A `dyn Store` answers every domain's methods without importing the domain traits; a
 //!   concrete backend (`SqliteStore`) needs the trait in scope.
@@ -53,6 +54,7 @@
 //!    `conformance/schema_parity.rs` checks that both sets define the same columns and names.
 
 mod error;
+mod experiments;
 mod graders;
 pub mod postgres;
 mod prompts;
@@ -71,6 +73,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 
 pub use error::{Missing, Result, StoreError};
+pub use experiments::{
+    AbTest, AbTestEnd, ArmTotals, ExperimentStore, Exposure, NewAbTest, STATUS_COMPLETED,
+    STATUS_RUNNING, STATUS_STOPPED,
+};
 pub use graders::{GraderDefinition, GraderStore, NewGraderDefinition, PutOutcome};
 pub use postgres::PgStore;
 pub use prompts::{
@@ -105,7 +111,7 @@ pub(crate) fn now() -> DateTime<Utc> {
 /// The one handle on the storage: every domain's operations, plus what concerns the database as
 /// a whole. Implemented by [`SqliteStore`] and [`PgStore`]; held as `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: PromptStore + GraderStore + Send + Sync + 'static {
+pub trait Store: PromptStore + GraderStore + ExperimentStore + Send + Sync + 'static {
     /// Applies the backend's migrations.
     async fn migrate(&self) -> Result<()>;
     /// Checks that the database answers (for health checks).

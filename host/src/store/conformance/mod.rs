@@ -39,6 +39,7 @@ macro_rules! conformance {
 }
 
 mod deploy_model;
+mod experiments;
 mod graders;
 mod prompts;
 mod schema_parity;

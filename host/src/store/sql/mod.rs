@@ -10,6 +10,7 @@
 //! The bounds in the `where` clauses below list what the shared code binds and reads; Rust does
 //! not imply them from a trait, so each generic item states the ones it uses.
 
+pub(crate) mod experiments;
 pub(crate) mod figures;
 pub(crate) mod graders;
 pub(crate) mod prompts;
@@ -19,7 +20,7 @@ use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 use uuid::Uuid;
 
-use super::{GraderStore, Missing, PromptStore, Result, Store, StoreError};
+use super::{ExperimentStore, GraderStore, Missing, PromptStore, Result, Store, StoreError};
 
 /// What a backend says for itself; everything else about SQL is shared. Implemented by
 /// `SqliteStore` and `PgStore`.
@@ -83,7 +84,7 @@ where
 #[async_trait]
 impl<B> Store for B
 where
-    B: Backend + PromptStore + GraderStore,
+    B: Backend + PromptStore + GraderStore + ExperimentStore,
     <B::Db as Database>::Connection: Migrate,
     for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
     for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
