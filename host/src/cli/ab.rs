@@ -261,3 +261,71 @@ pub fn render(test: &AbTest) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiments::stats::Sample;
+    use crate::experiments::{ArmData, Settings, analyze};
+
+    #[test]
+    fn the_table_shows_arms_effect_guardrails_and_decision() {
+        let arm = |n: u64, s: u64| ArmData {
+            exposures: n,
+            successes: s,
+            tokens: Sample::Mean {
+                n,
+                sum: 1000.0 * n as f64,
+                sum_squares: 1_010_000.0 * n as f64,
+            },
+            latency: Sample::Mean {
+                n,
+                sum: 50.0 * n as f64,
+                sum_squares: 2600.0 * n as f64,
+            },
+        };
+        let readout = analyze(
+            &arm(2000, 600),
+            &arm(2000, 800),
+            0.5,
+            3.0,
+            &Settings::default(),
+        );
+        let mut result = serde_json::to_value(&readout).unwrap();
+        result["daysRunning"] = json!(3.0);
+        let test = AbTest {
+            id: uuid::Uuid::nil(),
+            prompt_id: "planner".into(),
+            version_a: 1,
+            version_b: 2,
+            traffic_split: 0.5,
+            seed: "s".into(),
+            status: "running".into(),
+            decision: Some("ship_b".into()),
+            min_samples: 100,
+            config: json!({}),
+            result: Some(result),
+            created_by: None,
+            created_at: chrono::Utc::now(),
+            started_at: chrono::Utc::now(),
+            ended_at: None,
+            decided_at: None,
+        };
+        let text = render(&test);
+        assert!(
+            text.contains("v1 (A) vs v2 (B), 50% of tasks to B — running"),
+            "{text}"
+        );
+        assert!(
+            text.contains("A         v1     2000        600    30.0%"),
+            "{text}"
+        );
+        assert!(
+            text.contains("B         v2     2000        800    40.0%"),
+            "{text}"
+        );
+        assert!(text.contains("success rate B − A: +10.0 points"), "{text}");
+        assert!(text.contains("guardrail tokens"), "{text}");
+        assert!(text.contains("decision: ship_b"), "{text}");
+    }
+}
