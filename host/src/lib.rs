@@ -7,6 +7,8 @@
 //! - [`store`]: the one storage interface and its SQLite and PostgreSQL backends; no HTTP here.
 //! - [`prompts`]: the prompt registry: templates, immutable versions, deploy, rollback, resolve.
 //! - [`runs`]: recorded runs and outcomes: what an agent may send, checked before it is stored.
+//! - [`experiments`]: A/B tests of prompt versions, the pure part: assignment, statistics,
+//!   decisions.
 //! - [`graders`]: the WebAssembly grader runtime, the graders directory and grader definitions.
 //! - [`grading`]: grading stored and file data with that runtime: stored definitions, seeds.
 //! - [`api`]: the HTTP surface (axum): routes, auth, errors, OpenAPI, metrics; thin handlers.
@@ -17,6 +19,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod experiments;
 pub mod graders;
 pub mod grading;
 pub mod llm;

@@ -279,6 +279,7 @@ impl TestApp {
                 "prompt": p,
                 "history": registry.history(id).await.expect("history"),
                 "failureModes": registry.failure_modes(id).await.expect("failure modes"),
+                "abTests": registry.ab_tests(id).await.expect("A/B tests"),
             }));
         }
         Value::Array(out)

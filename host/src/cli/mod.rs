@@ -7,6 +7,7 @@
 //! - **server mode** (`--server URL`, token from `--token` / `FLYWHEEL_TOKEN`): call a running
 //!   service over HTTP, so auth, history and every instance's cache see the change.
 
+pub mod ab;
 pub mod client;
 pub mod graders;
 pub mod grading_runs;
@@ -126,6 +127,8 @@ pub enum Command {
     Runs(runs::RunsArgs),
     /// Report task outcomes from JSONL.
     Outcomes(runs::OutcomesArgs),
+    /// Start, watch and stop A/B tests of prompt versions.
+    Ab(ab::AbArgs),
 }
 
 impl Command {
@@ -141,6 +144,7 @@ impl Command {
             Command::GradingRuns(args) => args.groups(),
             Command::Runs(args) => args.target.groups(),
             Command::Outcomes(args) => args.target.groups(),
+            Command::Ab(args) => args.target.groups(),
         }
     }
 }
@@ -157,6 +161,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::GradingRuns(args) => grading_runs::run(args, settings).await,
         Command::Runs(args) => runs::run(args, settings).await,
         Command::Outcomes(args) => runs::outcomes(args, settings).await,
+        Command::Ab(args) => ab::run(args, settings).await,
     }
 }
 

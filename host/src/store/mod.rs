@@ -4,8 +4,9 @@
 //!
 //! - A trait per domain with its row types: [`PromptStore`] (`prompts.rs`: prompts, versions,
 //!   deploys, failure modes), [`GraderStore`] (`graders.rs`: grader definitions),
-//!   [`RunStore`] (`runs.rs`: recorded runs, task outcomes) and [`GradingJobStore`]
-//!   (`grading_jobs.rs`: grading jobs and automatic grading). [`Store`]
+//!   [`RunStore`] (`runs.rs`: recorded runs, task outcomes), [`GradingJobStore`]
+//!   (`grading_jobs.rs`: grading jobs and automatic grading) and [`ExperimentStore`]
+//!   (`experiments.rs`: A/B tests, exposures, per-arm totals). [`Store`]
 //!   is the one handle callers hold (`Arc<dyn Store>`): every domain plus migrating and pinging.
 //!   A `dyn Store` answers every domain's methods without importing the domain traits; a
 //!   concrete backend (`SqliteStore`) needs the trait in scope.
@@ -56,6 +57,7 @@
 //!    `conformance/schema_parity.rs` checks that both sets define the same columns and names.
 
 mod error;
+mod experiments;
 mod graders;
 mod grading_jobs;
 pub mod postgres;
@@ -76,6 +78,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 
 pub use error::{Missing, Result, StoreError};
+pub use experiments::{
+    AbTest, AbTestEnd, ArmTotals, ExperimentStore, Exposure, NewAbTest, STATUS_COMPLETED,
+    STATUS_RUNNING, STATUS_STOPPED,
+};
 pub use graders::{GraderDefinition, GraderStore, NewGraderDefinition, PutOutcome};
 pub use grading_jobs::{
     ChunkTotals, GradableRun, GradedRun, GraderVerdict, GradingJob, GradingJobStore, JobStatus,
@@ -119,7 +125,7 @@ pub(crate) fn now() -> DateTime<Utc> {
 /// a whole. Implemented by [`SqliteStore`] and [`PgStore`]; held as `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    PromptStore + GraderStore + RunStore + GradingJobStore + Send + Sync + 'static
+    PromptStore + GraderStore + RunStore + GradingJobStore + ExperimentStore + Send + Sync + 'static
 {
     /// Applies the backend's migrations.
     async fn migrate(&self) -> Result<()>;

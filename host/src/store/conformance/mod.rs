@@ -39,6 +39,7 @@ macro_rules! conformance {
 }
 
 mod deploy_model;
+mod experiments;
 mod graders;
 mod grading_jobs;
 mod prompts;

@@ -10,6 +10,7 @@
 //! The bounds in the `where` clauses below list what the shared code binds and reads; Rust does
 //! not imply them from a trait, so each generic item states the ones it uses.
 
+pub(crate) mod experiments;
 pub(crate) mod figures;
 pub(crate) mod graders;
 pub(crate) mod grading_jobs;
@@ -22,7 +23,8 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction
 use uuid::Uuid;
 
 use super::{
-    GraderStore, GradingJobStore, Missing, PromptStore, Result, RunStore, Store, StoreError,
+    ExperimentStore, GraderStore, GradingJobStore, Missing, PromptStore, Result, RunStore, Store,
+    StoreError,
 };
 
 /// What a backend says for itself; everything else about SQL is shared. Implemented by
@@ -93,7 +95,7 @@ where
 #[async_trait]
 impl<B> Store for B
 where
-    B: Backend + PromptStore + GraderStore + RunStore + GradingJobStore,
+    B: Backend + PromptStore + GraderStore + RunStore + GradingJobStore + ExperimentStore,
     <B::Db as Database>::Connection: Migrate,
     for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
     for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
