@@ -7,6 +7,8 @@
 //! - [`store`]: the one storage interface and its SQLite and PostgreSQL backends; no HTTP here.
 //! - [`prompts`]: the prompt registry: templates, immutable versions, deploy, rollback, resolve.
 //! - [`runs`]: recorded runs and outcomes: what an agent may send, checked before it is stored.
+//! - [`experiments`]: A/B tests of prompt versions, the pure part: assignment, statistics,
+//!   decisions.
 //! - [`annotations`]: what people say about recorded runs: the checks before the store.
 //! - [`graders`]: the WebAssembly grader runtime, the graders directory and grader definitions.
 //! - [`grading`]: grading stored and file data with that runtime: stored definitions, seeds.
@@ -19,6 +21,7 @@ pub mod annotations;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod experiments;
 pub mod graders;
 pub mod grading;
 pub mod llm;

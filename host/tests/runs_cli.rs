@@ -75,6 +75,26 @@ fn write_jsonl(path: &Path, lines: &[Value]) {
 }
 
 #[test]
+fn the_runs_and_outcomes_commands_have_help_naming_both_modes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for args in [
+        &["runs"][..],
+        &["runs", "import"],
+        &["runs", "list"],
+        &["runs", "show"],
+        &["outcomes", "report"],
+    ] {
+        let text = ok(flywheel(dir.path()).args(args).arg("--help"));
+        assert!(text.contains("Usage: flywheel"), "{args:?}: {text}");
+        assert!(text.contains("--server"), "{args:?}: {text}");
+        assert!(text.contains("DATABASE_URL"), "{args:?}: {text}");
+    }
+    let err =
+        fails(flywheel(dir.path()).args(["runs", "import", "x.jsonl", "--batch-size", "1001"]));
+    assert!(err.contains("1001"), "{err}");
+}
+
+#[test]
 fn runs_are_imported_listed_shown_and_completed_in_database_mode() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("runs.jsonl");

@@ -42,6 +42,7 @@ fn cases(run: Uuid) -> Vec<Case> {
     let create = "/api/prompts/planner/versions";
     let huge = format!(r#"{{"content":"{}"}}"#, "x".repeat(2 * 1024 * 1024));
     let long_task = "t".repeat(300);
+    let ab = "/api/prompts/planner/ab-test";
     vec![
         // Bodies.
         case(
@@ -350,6 +351,103 @@ fn cases(run: Uuid) -> Vec<Case> {
             Req::new(Method::DELETE, "/api/prompts", read),
             405,
             "method_not_allowed",
+        ),
+        // A/B tests (planner has only version 1 here, and no running test).
+        case(
+            "A/B test of one version against itself",
+            Req::post(ab, admin).json(r#"{"versionA":1,"versionB":1}"#),
+            422,
+            "invalid_input",
+        ),
+        case(
+            "A/B test of an unknown version",
+            Req::post(ab, admin).json(r#"{"versionA":1,"versionB":99}"#),
+            404,
+            "version_not_found",
+        ),
+        case(
+            "A/B test of an unknown prompt",
+            Req::post("/api/prompts/nope/ab-test", admin).json(r#"{"versionA":1,"versionB":2}"#),
+            404,
+            "prompt_not_found",
+        ),
+        case(
+            "A/B trafficSplit 1.5",
+            Req::post(ab, admin).json(r#"{"versionA":1,"versionB":2,"trafficSplit":1.5}"#),
+            422,
+            "invalid_input",
+        ),
+        case(
+            "A/B trafficSplit as text",
+            Req::post(ab, admin).json(r#"{"versionA":1,"versionB":2,"trafficSplit":"half"}"#),
+            422,
+            "invalid_body",
+        ),
+        case(
+            "A/B unknown field",
+            Req::post(ab, admin).json(r#"{"versionA":1,"versionB":2,"colour":"red"}"#),
+            422,
+            "invalid_body",
+        ),
+        case(
+            "A/B unknown guardrail",
+            Req::post(ab, admin).json(r#"{"versionA":1,"versionB":2,"guardrails":{"cost":0.1}}"#),
+            422,
+            "invalid_body",
+        ),
+        case(
+            "A/B unknown metric",
+            Req::post(ab, admin).json(r#"{"versionA":1,"versionB":2,"metric":"vibes"}"#),
+            422,
+            "invalid_input",
+        ),
+        case(
+            "A/B negative maxDays",
+            Req::post(ab, admin).json(r#"{"versionA":1,"versionB":2,"maxDays":-1}"#),
+            422,
+            "invalid_input",
+        ),
+        case(
+            "A/B missing versionB",
+            Req::post(ab, admin).json(r#"{"versionA":1}"#),
+            422,
+            "invalid_body",
+        ),
+        case(
+            "A/B start with the agent role",
+            Req::post(ab, agent).json(r#"{"versionA":1,"versionB":2}"#),
+            403,
+            "forbidden",
+        ),
+        case(
+            "stop with no running test",
+            Req::post("/api/prompts/planner/ab-test/stop", admin),
+            404,
+            "ab_test_not_found",
+        ),
+        case(
+            "results with no running test",
+            Req::get("/api/prompts/planner/ab-test/results", read),
+            404,
+            "ab_test_not_found",
+        ),
+        case(
+            "unknown A/B test id",
+            Req::get("/api/ab-tests/0190e1a2-0000-7000-8000-000000000000", read),
+            404,
+            "ab_test_not_found",
+        ),
+        case(
+            "A/B test id not a uuid",
+            Req::get("/api/ab-tests/not-a-uuid", read),
+            400,
+            "invalid_path",
+        ),
+        case(
+            "empty root_task_id",
+            Req::get("/api/prompts/planner/resolve?task_id=t1&root_task_id=", agent),
+            422,
+            "invalid_input",
         ),
         // Auth.
         case(

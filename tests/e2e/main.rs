@@ -1,6 +1,7 @@
 //! End-to-end tests: the real application on 127.0.0.1, real HTTP, real SQLite files and a real
 //! PostgreSQL server (tests with `postgres` in their name).
 
+mod ab_tests;
 mod annotations;
 mod bad_requests;
 mod bad_requests_runs;

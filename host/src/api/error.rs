@@ -154,6 +154,9 @@ pub enum ApiError {
     /// A uniqueness or consistency constraint refused the change.
     #[error("{0}")]
     Conflict(String),
+    /// An A/B test of the prompt is already running (one per prompt).
+    #[error("{0}")]
+    AbTestRunning(String),
     /// The database cannot be reached (health check).
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -185,6 +188,7 @@ impl ApiError {
                     Missing::GraderDefinition { .. } => "grader_definition_not_found",
                     Missing::GradingJob(_) => "grading_run_not_found",
                     Missing::Run(_) => "run_not_found",
+                    Missing::AbTest(_) | Missing::RunningAbTest(_) => "ab_test_not_found",
                 };
                 return (code, "not_found", StatusCode::NOT_FOUND);
             }
@@ -194,6 +198,9 @@ impl ApiError {
                     "invalid_state",
                     StatusCode::CONFLICT,
                 );
+            }
+            ApiError::AbTestRunning(_) => {
+                return ("ab_test_running", "conflict", StatusCode::CONFLICT);
             }
             ApiError::InvalidItem { kind, .. } => {
                 let code = match kind {
@@ -219,6 +226,7 @@ impl ApiError {
         match self {
             ApiError::NotFound(_)
             | ApiError::NothingToRollBack(_)
+            | ApiError::AbTestRunning(_)
             | ApiError::InvalidItem { .. }
             | ApiError::UnknownReference { .. } => {
                 unreachable!("specific codes are answered by ApiError::table")
@@ -285,6 +293,8 @@ impl ApiError {
             ApiError::NotFound(Missing::grader_definition("planner", "exact")),
             ApiError::NotFound(Missing::GradingJob(uuid::Uuid::nil())),
             ApiError::NotFound(Missing::Run(uuid::Uuid::nil())),
+            ApiError::NotFound(Missing::ab_test("0")),
+            ApiError::AbTestRunning(String::new()),
             ApiError::NothingToRollBack(String::new()),
             ApiError::MalformedJson(String::new()),
             ApiError::InvalidBody(String::new()),
@@ -428,6 +438,13 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound(missing) => ApiError::NotFound(missing),
+            StoreError::Conflict { constraint }
+                if constraint == "one_running_ab_test_per_prompt" =>
+            {
+                ApiError::AbTestRunning(
+                    "an A/B test of this prompt is already running; stop it first".to_owned(),
+                )
+            }
             StoreError::Conflict { constraint } => {
                 ApiError::Conflict(conflict_message(&constraint))
             }

@@ -5,6 +5,7 @@
 //! router from it and tests walk it to prove every non-public route refuses callers without the
 //! role.
 
+pub mod ab_tests;
 pub mod annotations;
 pub mod auth;
 pub mod error;
@@ -98,6 +99,11 @@ pub const ROUTES: &[RouteSpec] = &[
     route(Method::GET, "/api/prompts/{id}/history", READ, |m| on(m, prompts::history)),
     route(Method::GET, "/api/prompts/{id}/failure-modes", READ, |m| on(m, prompts::failure_modes)),
     route(Method::GET, "/api/prompts/{id}/resolve", AGENT, |m| on(m, prompts::resolve)),
+    optimization(route(Method::POST, "/api/prompts/{id}/ab-test", ADMIN, |m| on(m, ab_tests::start))),
+    optimization(route(Method::POST, "/api/prompts/{id}/ab-test/stop", ADMIN, |m| on(m, ab_tests::stop))),
+    optimization(route(Method::GET, "/api/prompts/{id}/ab-test/results", READ, |m| on(m, ab_tests::results))),
+    optimization(route(Method::GET, "/api/prompts/{id}/ab-tests", READ, |m| on(m, ab_tests::list))),
+    optimization(route(Method::GET, "/api/ab-tests/{id}", READ, |m| on(m, ab_tests::get))),
     optimization(route(Method::POST, "/api/prompts/{id}/failure-modes", ADMIN, |m| on(m, annotations::add_failure_mode))),
     optimization(route(Method::GET, "/api/prompts/{id}/failure-modes/counts", READ, |m| on(m, annotations::counts))),
     optimization(route(Method::GET, "/api/prompts/{id}/annotation-queue", READ, |m| on(m, annotations::queue))),

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{annotations, error, graders, grading_runs, health, metrics, prompts, runs};
+use super::{ab_tests, annotations, error, graders, grading_runs, health, metrics, prompts, runs};
 
 /// The API description; every route of [`super::ROUTES`] appears here (a test checks it).
 #[derive(OpenApi)]
@@ -20,6 +20,11 @@ use super::{annotations, error, graders, grading_runs, health, metrics, prompts,
         prompts::history,
         prompts::failure_modes,
         prompts::resolve,
+        ab_tests::start,
+        ab_tests::stop,
+        ab_tests::results,
+        ab_tests::list,
+        ab_tests::get,
         annotations::put_annotation,
         annotations::delete_annotation,
         annotations::history,
@@ -52,6 +57,7 @@ use super::{annotations, error, graders, grading_runs, health, metrics, prompts,
         (name = "annotations", description = "Annotations of runs, the failure-mode taxonomy, the annotation queue and counts"),
         (name = "grading", description = "Grading jobs over recorded runs"),
         (name = "runs", description = "Recorded agent runs and the outcomes of their tasks"),
+        (name = "ab-tests", description = "A/B tests of prompt versions"),
         (name = "operations", description = "Health, metrics, API description"),
     )
 )]

@@ -20,8 +20,12 @@ use crate::store::{DeployRecord, FailureMode, PromptVersion, PromptWithVersions,
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ResolveQuery {
-    /// The agent's task (its root task id keeps A/B assignment sticky).
+    /// The agent's task.
     pub task_id: String,
+    /// The task's root (the logical task a retry or sub-task belongs to): A/B assignment
+    /// hashes it, so one logical task sees one version.
+    #[serde(default)]
+    pub root_task_id: Option<String>,
 }
 
 /// List every prompt with its versions.
@@ -182,7 +186,8 @@ pub async fn failure_modes(
     Ok(Json(registry.failure_modes(&id).await?))
 }
 
-/// The version an agent must use for a task, and its content.
+/// The version an agent must use for a task, and its content. While an A/B test of the prompt
+/// runs, the version of the task's arm, with `arm` and `abTestId`.
 #[utoipa::path(
     get, path = "/api/prompts/{id}/resolve", tag = "prompts",
     security(("bearer" = [])),
@@ -191,7 +196,7 @@ pub async fn failure_modes(
         (status = 200, description = "The version to use and its template", body = ResolvedPrompt),
         (status = 400, description = "Missing task_id", body = ErrorBody),
         (status = 404, description = "Unknown prompt or no active version", body = ErrorBody),
-        (status = 422, description = "Empty or over-long task_id", body = ErrorBody),
+        (status = 422, description = "Empty or over-long task_id or root_task_id", body = ErrorBody),
     )
 )]
 pub async fn resolve(
@@ -199,5 +204,9 @@ pub async fn resolve(
     PathParams(id): PathParams<String>,
     QueryParams(query): QueryParams<ResolveQuery>,
 ) -> Result<Json<ResolvedPrompt>, ApiError> {
-    Ok(Json(registry.resolve(&id, &query.task_id).await?))
+    Ok(Json(
+        registry
+            .resolve_for(&id, &query.task_id, query.root_task_id.as_deref())
+            .await?,
+    ))
 }

@@ -7,6 +7,7 @@
 //! - **server mode** (`--server URL`, token from `--token` / `FLYWHEEL_TOKEN`): call a running
 //!   service over HTTP, so auth, history and every instance's cache see the change.
 
+pub mod ab;
 pub mod annotations;
 pub mod client;
 pub mod graders;
@@ -127,6 +128,8 @@ pub enum Command {
     Runs(runs::RunsArgs),
     /// Report task outcomes from JSONL.
     Outcomes(runs::OutcomesArgs),
+    /// Start, watch and stop A/B tests of prompt versions.
+    Ab(ab::AbArgs),
     /// Annotate a recorded run as a person (rating, failure mode, critique), or clear it.
     Annotate(annotations::AnnotateArgs),
     /// List or extend a prompt's failure-mode taxonomy, or print its counts table.
@@ -148,6 +151,7 @@ impl Command {
             Command::GradingRuns(args) => args.groups(),
             Command::Runs(args) => args.target.groups(),
             Command::Outcomes(args) => args.target.groups(),
+            Command::Ab(args) => args.target.groups(),
             Command::Annotate(args) => args.target.groups(),
             Command::FailureModes(args) => args.target.groups(),
             Command::AnnotationQueue(args) => args.target.groups(),
@@ -167,6 +171,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::GradingRuns(args) => grading_runs::run(args, settings).await,
         Command::Runs(args) => runs::run(args, settings).await,
         Command::Outcomes(args) => runs::outcomes(args, settings).await,
+        Command::Ab(args) => ab::run(args, settings).await,
         Command::Annotate(args) => annotations::annotate(args, settings).await,
         Command::FailureModes(args) => annotations::failure_modes(args, settings).await,
         Command::AnnotationQueue(args) => annotations::queue(args, settings).await,

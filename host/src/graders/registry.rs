@@ -73,6 +73,9 @@ pub struct Registry {
     builtins: ArcSwap<Builtins>,
     snapshot: ArcSwap<Snapshot>,
     generation: AtomicU64,
+    /// Set once every built-in has been tried (loaded or failed): before that, a component
+    /// missing from the listing may only be still compiling.
+    builtins_done: std::sync::atomic::AtomicBool,
     rescan_lock: tokio::sync::Mutex<()>,
     watcher: Mutex<
         Option<
@@ -170,6 +173,7 @@ impl Registry {
             builtins: ArcSwap::from_pointee(Builtins::default()),
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             generation: AtomicU64::new(0),
+            builtins_done: std::sync::atomic::AtomicBool::new(false),
             rescan_lock: tokio::sync::Mutex::new(()),
             watcher: Mutex::new(None),
         });
@@ -219,11 +223,18 @@ impl Registry {
             }
             self.builtins.store(Arc::new(loaded.clone()));
         }
+        self.builtins_done.store(true, Ordering::SeqCst);
         // Watch before the first scan, so a file written in between is seen by one or the other.
         if watch {
             self.watch();
         }
         self.rescan().await;
+    }
+
+    /// Whether every built-in has been loaded (or has failed to): until then a built-in
+    /// component missing from the listing may still be compiling.
+    pub fn builtins_loaded(&self) -> bool {
+        self.builtins_done.load(Ordering::SeqCst)
     }
 
     /// The runtime graders run in.

@@ -17,7 +17,6 @@ use std::time::Duration;
 use crate::graders::llm::LlmRun;
 use crate::graders::registry::Registry;
 use crate::grading::apply::{NamedGrader, grade_runs};
-use crate::grading::jobs::wait_for_builtins;
 use crate::store::{GradableRun, GradedRun, Store, StoreError};
 
 /// Runs taken from the queue at once.
@@ -43,7 +42,6 @@ impl AutoGrader {
     /// Runs forever: grades the queue, pauses when it is empty. Store errors are logged and
     /// retried after the pause.
     pub async fn run(self) {
-        wait_for_builtins(&self.registry).await;
         loop {
             match self.grade_some().await {
                 Ok(0) => tokio::time::sleep(self.idle_poll).await,
@@ -71,17 +69,21 @@ impl AutoGrader {
         }
         let mut graded = Vec::with_capacity(runs.len());
         for (prompt, runs) in by_prompt {
-            graded.extend(self.grade_prompt_runs(prompt, &runs).await?);
+            if let Some(done) = self.grade_prompt_runs(prompt, &runs).await? {
+                graded.extend(done);
+            }
         }
         self.store.record_auto_grades(&graded).await?;
-        Ok(runs.len())
+        Ok(graded.len())
     }
 
+    /// Grades one prompt's runs; `None` (they stay queued) while one of its definitions does
+    /// not resolve and the built-in components are still loading.
     async fn grade_prompt_runs(
         &self,
         prompt: &str,
         runs: &[GradableRun],
-    ) -> Result<Vec<GradedRun>, StoreError> {
+    ) -> Result<Option<Vec<GradedRun>>, StoreError> {
         let mut graders = Vec::new();
         let mut unusable = Vec::new();
         for stored in self.store.list_graders(Some(prompt)).await? {
@@ -96,6 +98,9 @@ impl AutoGrader {
                 Err(why) => unusable.push((stored, why)),
             }
         }
+        if !unusable.is_empty() && !crate::grading::stored::builtins_loaded(&self.registry) {
+            return Ok(None);
+        }
         let runtime = self.registry.runtime().clone();
         let (mut graded, _) = grade_runs(&graders, &runtime, &LlmRun::unlimited(), runs).await;
         for (stored, why) in &unusable {
@@ -103,7 +108,7 @@ impl AutoGrader {
                 run.verdicts.push(unusable_verdict(stored, why));
             }
         }
-        Ok(graded)
+        Ok(Some(graded))
     }
 }
 

@@ -188,13 +188,25 @@ impl JobWorker {
     }
 
     /// The job's definitions, resolved against the components serving now: `Ok(Err(why))` when
-    /// one is gone or cannot run, which fails the job. Waits for the built-in components when
-    /// the registry is still loading them.
+    /// one is gone or cannot run, which fails the job. One that does not resolve while the
+    /// built-in components are still loading is tried again once they are.
     async fn resolve_graders(
         &self,
         job: &GradingJob,
     ) -> Result<Result<Vec<NamedGrader>, String>, StoreError> {
-        wait_for_builtins(&self.registry).await;
+        match self.try_resolve(job).await? {
+            Err(_) if !crate::grading::stored::builtins_loaded(&self.registry) => {
+                wait_for_builtins(&self.registry).await;
+                self.try_resolve(job).await
+            }
+            resolved => Ok(resolved),
+        }
+    }
+
+    async fn try_resolve(
+        &self,
+        job: &GradingJob,
+    ) -> Result<Result<Vec<NamedGrader>, String>, StoreError> {
         let mut graders = Vec::with_capacity(job.graders.len());
         for name in &job.graders {
             let stored = match self.store.get_grader(&job.prompt_id, name).await {
@@ -213,13 +225,11 @@ impl JobWorker {
     }
 }
 
-/// Waits (bounded) until the registry has published its built-in components, so a definition
-/// naming one is not mistaken for one naming a missing component right after startup.
+/// Waits until the registry has tried every built-in component, so a definition naming one is
+/// not mistaken for one naming a missing component right after startup. The registry always
+/// gets there (a built-in that fails to load is recorded as failed), so the wait ends.
 pub(crate) async fn wait_for_builtins(registry: &Registry) {
-    for _ in 0..600 {
-        if crate::grading::stored::builtins_loaded(registry) {
-            return;
-        }
+    while !crate::grading::stored::builtins_loaded(registry) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -136,12 +136,12 @@ fn check_selection(request: &JobRequest) -> Result<(), RequestError> {
     Ok(())
 }
 
-/// Refuses a definition that cannot run now (a component missing or refusing its config).
+/// Refuses a definition that cannot run now (a component missing or refusing its config). A
+/// definition that does not resolve while the built-ins are still loading may only be early.
 fn check_runs(registry: &Registry, stored: &GraderDefinition) -> Result<(), RequestError> {
-    if !crate::grading::stored::builtins_loaded(registry) {
-        return Err(RequestError::Loading);
+    match NamedGrader::resolve(stored, registry) {
+        Ok(_) => Ok(()),
+        Err(_) if !crate::grading::stored::builtins_loaded(registry) => Err(RequestError::Loading),
+        Err(why) => Err(RequestError::Invalid(why)),
     }
-    NamedGrader::resolve(stored, registry)
-        .map(|_| ())
-        .map_err(RequestError::Invalid)
 }

@@ -102,14 +102,10 @@ fn is_component_error(error: &DefinitionError) -> bool {
     error.field == "component" || error.field.ends_with(".component")
 }
 
-/// The built-ins are published all at once when they finish loading, so any built-in in the
-/// listing means the registry is past its startup load.
+/// Whether the registry is past its startup load of the built-ins (they are published one by
+/// one, smallest first, so one being listed says nothing of the others).
 pub(crate) fn builtins_loaded(registry: &Registry) -> bool {
-    registry
-        .list()
-        .components
-        .iter()
-        .any(|c| c.source == "builtin")
+    registry.builtins_loaded()
 }
 
 /// Stores the seeds whose `(prompt, name)` does not exist yet (see the module docs for why only

@@ -1,11 +1,16 @@
 //! The prompt registry: templates ([`template`]), the seeded AutoDev prompts ([`seeds`]) and the
 //! domain service ([`PromptRegistry`]) that creates immutable versions, deploys, rolls back and
-//! resolves the version a task must use. Storage is the [`crate::store`]'s; HTTP is the API's.
+//! resolves the version a task must use, including A/B tests ([`ab_tests`]: start, stop,
+//! results, decisions; `exposures.rs`: recording assignments without blocking resolve). Storage is the [`crate::store`]'s; HTTP is the API's.
 
+pub mod ab_tests;
+mod exposures;
 mod registry;
 pub mod seeds;
 pub mod template;
 
+pub use ab_tests::{AbConfig, StartAbTest};
+pub use exposures::EXPOSURE_QUEUE;
 pub use registry::{
     CacheStats, CreateVersion, DEFAULT_RESOLVE_CACHE_TTL, MAX_CONTENT_BYTES, MAX_NOTES_BYTES,
     MAX_TASK_ID_BYTES, PromptRegistry, ResolvedPrompt,

@@ -5,6 +5,12 @@
 //! deploy through another instance sharing the database is served here within that time; a
 //! deploy or rollback through this registry invalidates at once. A generation counter stops a
 //! lookup that raced with such a deploy from re-inserting the version it read before the deploy.
+//!
+//! A/B tests: the running test of a prompt (or its absence) is cached by the same rule, with
+//! both arms' templates. While one runs, resolve answers the arm of the task's unit (root task
+//! id, else task id; a pure hash, so every instance and restart agrees) and that arm's version,
+//! and queues the exposure without waiting ([`ExposureSink`]). Starting or ending a test through
+//! this registry invalidates at once; through another instance, within the TTL.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,10 +20,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::PromptError;
+use super::exposures::ExposureSink;
 use super::template::Template;
+use crate::experiments::{Arm, assign, unit_of};
 use crate::store::{
-    DeployRecord, FailureMode, NewVersion, PromptVersion, PromptWithVersions, Store, StoreError,
-    VersionSource,
+    DeployRecord, Exposure, FailureMode, NewVersion, PromptVersion, PromptWithVersions, Store,
+    StoreError, VersionSource,
 };
 
 /// How long `resolve` may serve a cached active version. Short enough that a deploy elsewhere is
@@ -59,6 +67,12 @@ pub struct ResolvedPrompt {
     pub variables: Vec<String>,
     /// The task this answer is for.
     pub task_id: String,
+    /// The arm of the running A/B test this task is in (absent without a test).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arm: Option<Arm>,
+    /// The running A/B test that chose the version (absent without a test).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ab_test_id: Option<uuid::Uuid>,
 }
 
 /// What resolve needs of the active version, parsed once per cache fill.
@@ -75,11 +89,30 @@ struct CacheEntry {
     active: Arc<ActiveTemplate>,
 }
 
+/// What resolve needs of a running A/B test, read once per cache fill.
+#[derive(Debug)]
+struct RunningTest {
+    id: uuid::Uuid,
+    seed: String,
+    traffic_split: f64,
+    a: ActiveTemplate,
+    b: ActiveTemplate,
+}
+
+#[derive(Debug, Clone)]
+struct RunningEntry {
+    fetched_at: Instant,
+    /// `None`: the prompt has no running test (cached too: that is the common case).
+    test: Option<Arc<RunningTest>>,
+}
+
 /// The prompt registry; cheap to share behind an `Arc`.
 pub struct PromptRegistry {
     store: Arc<dyn Store>,
     cache_ttl: Duration,
     cache: RwLock<HashMap<String, CacheEntry>>,
+    running: RwLock<HashMap<String, RunningEntry>>,
+    exposures: ExposureSink,
     /// Bumped on every change of an active version made through this registry.
     generation: AtomicU64,
     /// Resolves answered from the cache.
@@ -110,9 +143,11 @@ impl PromptRegistry {
     /// the cache).
     pub fn new(store: Arc<dyn Store>, cache_ttl: Duration) -> Self {
         PromptRegistry {
+            exposures: ExposureSink::new(store.clone()),
             store,
             cache_ttl,
             cache: RwLock::new(HashMap::new()),
+            running: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
@@ -223,6 +258,22 @@ impl PromptRegistry {
         version: i64,
         actor: &str,
     ) -> Result<DeployRecord, PromptError> {
+        let record = self.deploy_as_ab_test(prompt_id, version, actor).await?;
+        self.stop_ab_test_after_change(
+            prompt_id,
+            &format!("a deploy of version {version} by {actor}"),
+        )
+        .await;
+        Ok(record)
+    }
+
+    /// A deploy that leaves a running A/B test alone (the test's own, or one stopping it).
+    pub(super) async fn deploy_as_ab_test(
+        &self,
+        prompt_id: &str,
+        version: i64,
+        actor: &str,
+    ) -> Result<DeployRecord, PromptError> {
         let result = self.store.deploy(prompt_id, version, actor).await;
         // Invalidate even on error: a failure after commit (a lost connection) may hide a change.
         self.invalidate(prompt_id);
@@ -237,7 +288,10 @@ impl PromptRegistry {
     ) -> Result<DeployRecord, PromptError> {
         let result = self.store.rollback(prompt_id, actor).await;
         self.invalidate(prompt_id);
-        Ok(result?)
+        let record = result?;
+        self.stop_ab_test_after_change(prompt_id, &format!("a rollback by {actor}"))
+            .await;
+        Ok(record)
     }
 
     /// Every change of the active version, oldest first.
@@ -250,21 +304,60 @@ impl PromptRegistry {
         Ok(self.store.failure_modes(prompt_id).await?)
     }
 
-    /// The version `task_id` must use and its template. A/B arms come later; today every task
-    /// gets the active version.
+    /// The version `task_id` must use and its template: the active version, or while an A/B
+    /// test runs, the version of the task's arm.
     pub async fn resolve(
         &self,
         prompt_id: &str,
         task_id: &str,
     ) -> Result<ResolvedPrompt, PromptError> {
-        if task_id.trim().is_empty() {
-            return Err(PromptError::Invalid("task_id must not be empty".to_owned()));
+        self.resolve_for(prompt_id, task_id, None).await
+    }
+
+    /// [`PromptRegistry::resolve`] for a task that belongs to `root_task_id`: A/B assignment
+    /// hashes the root, so retries and sub-tasks of one logical task see one version.
+    pub async fn resolve_for(
+        &self,
+        prompt_id: &str,
+        task_id: &str,
+        root_task_id: Option<&str>,
+    ) -> Result<ResolvedPrompt, PromptError> {
+        check_task_id("task_id", task_id)?;
+        if let Some(root) = root_task_id {
+            check_task_id("root_task_id", root)?;
         }
-        if task_id.len() > MAX_TASK_ID_BYTES {
-            return Err(PromptError::Invalid(format!(
-                "task_id is {} bytes; the limit is {MAX_TASK_ID_BYTES}",
-                task_id.len()
-            )));
+        let running = match self.running_test(prompt_id).await {
+            Ok(running) => running,
+            Err(error) => {
+                // It read the store (an unknown prompt): a miss, as the active lookup counts it.
+                self.cache_misses.fetch_add(1, Ordering::Relaxed);
+                return Err(error);
+            }
+        };
+        if let Some(test) = running {
+            let unit = unit_of(task_id, root_task_id);
+            let arm = assign(&test.seed, unit, test.traffic_split).arm;
+            let chosen = match arm {
+                Arm::A => &test.a,
+                Arm::B => &test.b,
+            };
+            self.exposures
+                .record(Exposure {
+                    ab_test_id: test.id,
+                    task_id: unit.to_owned(),
+                    arm,
+                    version: chosen.version,
+                })
+                .await;
+            return Ok(ResolvedPrompt {
+                prompt_id: prompt_id.to_owned(),
+                version: chosen.version,
+                content: chosen.content.clone(),
+                variables: chosen.variables.clone(),
+                task_id: task_id.to_owned(),
+                arm: Some(arm),
+                ab_test_id: Some(test.id),
+            });
         }
         let active = self.active(prompt_id).await?;
         Ok(ResolvedPrompt {
@@ -273,7 +366,54 @@ impl PromptRegistry {
             content: active.content.clone(),
             variables: active.variables.clone(),
             task_id: task_id.to_owned(),
+            arm: None,
+            ab_test_id: None,
         })
+    }
+
+    /// Exposures dropped because their queue was full (see [`ExposureSink`]).
+    pub fn exposures_dropped(&self) -> u64 {
+        self.exposures.dropped()
+    }
+
+    /// The running A/B test of a prompt, from the cache when fresh.
+    async fn running_test(&self, prompt_id: &str) -> Result<Option<Arc<RunningTest>>, PromptError> {
+        {
+            let cache = self.running.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(entry) = cache.get(prompt_id)
+                && entry.fetched_at.elapsed() < self.cache_ttl
+            {
+                return Ok(entry.test.clone());
+            }
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let test = match self.store.running_ab_test(prompt_id).await? {
+            None => None,
+            Some(test) => {
+                let a = self.store.get_version(prompt_id, test.version_a).await?;
+                let b = self.store.get_version(prompt_id, test.version_b).await?;
+                Some(Arc::new(RunningTest {
+                    id: test.id,
+                    seed: test.seed,
+                    traffic_split: test.traffic_split,
+                    a: template_of(a.version, a.content),
+                    b: template_of(b.version, b.content),
+                }))
+            }
+        };
+        if !self.cache_ttl.is_zero() {
+            let mut cache = self.running.write().unwrap_or_else(|p| p.into_inner());
+            if self.generation.load(Ordering::Acquire) == generation {
+                cache.insert(
+                    prompt_id.to_owned(),
+                    RunningEntry {
+                        fetched_at: Instant::now(),
+                        test: test.clone(),
+                    },
+                );
+            }
+        }
+        Ok(test)
     }
 
     /// The active template, from the cache when fresh.
@@ -285,16 +425,7 @@ impl PromptRegistry {
         self.cache_misses.fetch_add(1, Ordering::Relaxed);
         let generation = self.generation.load(Ordering::Acquire);
         let version = self.store.active_version(prompt_id).await?;
-        // Versions were parsed when created; a stored template that no longer parses (written
-        // outside the registry) still resolves, with the variables it can tell.
-        let variables = Template::parse(&version.content)
-            .map(|t| t.variables().to_vec())
-            .unwrap_or_default();
-        let active = Arc::new(ActiveTemplate {
-            version: version.version,
-            content: version.content,
-            variables,
-        });
+        let active = Arc::new(template_of(version.version, version.content));
         if !self.cache_ttl.is_zero() {
             let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
             // Insert only if no deploy went through this registry since the read began.
@@ -317,11 +448,40 @@ impl PromptRegistry {
         (entry.fetched_at.elapsed() < self.cache_ttl).then(|| entry.active.clone())
     }
 
-    fn invalidate(&self, prompt_id: &str) {
+    pub(super) fn invalidate(&self, prompt_id: &str) {
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        let mut running = self.running.write().unwrap_or_else(|p| p.into_inner());
         self.generation.fetch_add(1, Ordering::AcqRel);
         cache.remove(prompt_id);
+        running.remove(prompt_id);
     }
+}
+
+/// Versions were parsed when created; a stored template that no longer parses (written outside
+/// the registry) still resolves, with the variables it can tell.
+fn template_of(version: i64, content: String) -> ActiveTemplate {
+    let variables = Template::parse(&content)
+        .map(|t| t.variables().to_vec())
+        .unwrap_or_default();
+    ActiveTemplate {
+        version,
+        content,
+        variables,
+    }
+}
+
+/// Refuses an empty or over-long task id (`field` names it in the message).
+fn check_task_id(field: &str, id: &str) -> Result<(), PromptError> {
+    if id.trim().is_empty() {
+        return Err(PromptError::Invalid(format!("{field} must not be empty")));
+    }
+    if id.len() > MAX_TASK_ID_BYTES {
+        return Err(PromptError::Invalid(format!(
+            "{field} is {} bytes; the limit is {MAX_TASK_ID_BYTES}",
+            id.len()
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -94,6 +94,10 @@ pub enum Missing {
     GradingJob(uuid::Uuid),
     /// No recorded run has this id.
     Run(uuid::Uuid),
+    /// No A/B test has this id.
+    AbTest(String),
+    /// The prompt has no running A/B test.
+    RunningAbTest(String),
 }
 
 impl Missing {
@@ -113,6 +117,16 @@ impl Missing {
     /// No active version of prompt `prompt_id`.
     pub fn active_version(prompt_id: &str) -> Self {
         Missing::ActiveVersion(prompt_id.to_owned())
+    }
+
+    /// No A/B test `id`.
+    pub fn ab_test(id: impl std::fmt::Display) -> Self {
+        Missing::AbTest(id.to_string())
+    }
+
+    /// No running A/B test of prompt `prompt_id`.
+    pub fn running_ab_test(prompt_id: &str) -> Self {
+        Missing::RunningAbTest(prompt_id.to_owned())
     }
 
     /// No grader definition `name` of prompt `prompt_id`.
@@ -138,6 +152,8 @@ impl fmt::Display for Missing {
             }
             Missing::GradingJob(id) => write!(f, "grading run {id}"),
             Missing::Run(id) => write!(f, "run {id}"),
+            Missing::AbTest(id) => write!(f, "A/B test {id}"),
+            Missing::RunningAbTest(prompt) => write!(f, "running A/B test of prompt {prompt}"),
         }
     }
 }

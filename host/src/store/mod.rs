@@ -5,7 +5,8 @@
 //! - A trait per domain with its row types: [`PromptStore`] (`prompts.rs`: prompts, versions,
 //!   deploys, failure modes), [`GraderStore`] (`graders.rs`: grader definitions),
 //!   [`RunStore`] (`runs.rs`: recorded runs, task outcomes), [`GradingJobStore`]
-//!   (`grading_jobs.rs`: grading jobs and automatic grading) and [`AnnotationStore`]
+//!   (`grading_jobs.rs`: grading jobs and automatic grading), [`ExperimentStore`]
+//!   (`experiments.rs`: A/B tests, exposures, per-arm totals) and [`AnnotationStore`]
 //!   (`annotations.rs`: annotations of runs, their history, the annotation queue, failure-mode
 //!   counts). [`Store`]
 //!   is the one handle callers hold (`Arc<dyn Store>`): every domain plus migrating and pinging.
@@ -59,6 +60,7 @@
 
 mod annotations;
 mod error;
+mod experiments;
 mod graders;
 mod grading_jobs;
 pub mod postgres;
@@ -84,6 +86,10 @@ pub use annotations::{
     QueuedRun, valid_failure_mode_code,
 };
 pub use error::{Missing, Result, StoreError};
+pub use experiments::{
+    AbTest, AbTestEnd, ArmTotals, ExperimentStore, Exposure, NewAbTest, STATUS_COMPLETED,
+    STATUS_RUNNING, STATUS_STOPPED,
+};
 pub use graders::{GraderDefinition, GraderStore, NewGraderDefinition, PutOutcome};
 pub use grading_jobs::{
     ChunkTotals, GradableRun, GradedRun, GraderVerdict, GradingJob, GradingJobStore, JobStatus,
@@ -127,7 +133,15 @@ pub(crate) fn now() -> DateTime<Utc> {
 /// a whole. Implemented by [`SqliteStore`] and [`PgStore`]; held as `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    PromptStore + GraderStore + RunStore + GradingJobStore + AnnotationStore + Send + Sync + 'static
+    PromptStore
+    + GraderStore
+    + RunStore
+    + GradingJobStore
+    + ExperimentStore
+    + AnnotationStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Applies the backend's migrations.
     async fn migrate(&self) -> Result<()>;

@@ -40,6 +40,7 @@ macro_rules! conformance {
 
 mod annotations;
 mod deploy_model;
+mod experiments;
 mod graders;
 mod grading_jobs;
 mod prompts;

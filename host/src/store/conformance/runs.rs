@@ -390,10 +390,8 @@ async fn list_filters_select_runs(b: &Backend) {
         .unwrap();
     execute_raw(
         &b.url,
-        &format!(
-            "UPDATE prompt_optimization_data SET rating = 'bad', failure_mode = 'wrong_files', \
-             annotation_source = 'person', annotated_by = 'alice' WHERE task_id = 'a'"
-        ),
+        "UPDATE prompt_optimization_data SET rating = 'bad', failure_mode = 'wrong_files', \
+         annotation_source = 'person', annotated_by = 'alice' WHERE task_id = 'a'",
     )
     .await
     .unwrap();

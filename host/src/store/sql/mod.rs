@@ -12,6 +12,7 @@
 //! not imply them from a trait, so each generic item states the ones it uses.
 
 pub(crate) mod annotations;
+pub(crate) mod experiments;
 pub(crate) mod figures;
 pub(crate) mod graders;
 pub(crate) mod grading_jobs;
@@ -24,8 +25,8 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction
 use uuid::Uuid;
 
 use super::{
-    AnnotationStore, GraderStore, GradingJobStore, Missing, PromptStore, Result, RunStore, Store,
-    StoreError,
+    AnnotationStore, ExperimentStore, GraderStore, GradingJobStore, Missing, PromptStore, Result,
+    RunStore, Store, StoreError,
 };
 
 /// What a backend says for itself; everything else about SQL is shared. Implemented by
@@ -96,7 +97,13 @@ where
 #[async_trait]
 impl<B> Store for B
 where
-    B: Backend + PromptStore + GraderStore + RunStore + GradingJobStore + AnnotationStore,
+    B: Backend
+        + PromptStore
+        + GraderStore
+        + RunStore
+        + GradingJobStore
+        + ExperimentStore
+        + AnnotationStore,
     <B::Db as Database>::Connection: Migrate,
     for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
     for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,

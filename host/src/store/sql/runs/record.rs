@@ -4,6 +4,7 @@
 //! runs recorded before, gives new runs their task's stored outcome, and recomputes the figures
 //! of every version that gained a run.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -136,8 +137,8 @@ where
     let mut unique = Vec::new();
     for (index, run) in runs.iter().enumerate() {
         let key = (run.prompt_id.as_str(), run.task_id.as_str(), run.attempt);
-        if !first_of_key.contains_key(&key) {
-            first_of_key.insert(key, index);
+        if let Entry::Vacant(slot) = first_of_key.entry(key) {
+            slot.insert(index);
             unique.push(index);
         }
     }

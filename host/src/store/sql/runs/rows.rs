@@ -71,7 +71,7 @@ impl TryFrom<RunRow> for Run {
             .ok_or_else(|| StoreError::decode(format!("run origin {:?}", row.origin)))?;
         let annotated =
             rating.is_some() || row.failure_mode.is_some() || row.output_feedback.is_some();
-        let annotation = annotated.then(|| RunAnnotation {
+        let annotation = annotated.then_some(RunAnnotation {
             rating,
             output_feedback: row.output_feedback,
             failure_mode: row.failure_mode,

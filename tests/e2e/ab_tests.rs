@@ -1,0 +1,311 @@
+//! A/B tests over HTTP on both backends: start, one running test per prompt (409), stop;
+//! resolve answers the arm the hash gives (root task id first) and the arm's version, the same on
+//! two instances of one database; results computed from recorded runs; a decision carried out
+//! with `autoDeploy`; a deploy during a test stops it.
+//!
+//! Runs are inserted with raw SQL in the shape of `prompt_optimization_data` because the runs
+//! domain (`POST /api/runs`) has not landed on this branch yet.
+
+use std::time::{Duration, Instant};
+
+use flywheel::experiments::{Arm, assign};
+use flywheel::store::testing::execute_raw;
+use flywheel_e2e::{AGENT_TOKEN, Backend, READ_TOKEN, Req, TestApp, TestDb};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn start_test(app: &TestApp, body: Value) -> Value {
+    let answer = app
+        .post_admin("/api/prompts/planner/ab-test", Some(body))
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    answer.json
+}
+
+async fn resolve(app: &TestApp, task: &str, root: Option<&str>) -> Value {
+    let mut path = format!("/api/prompts/planner/resolve?task_id={task}");
+    if let Some(root) = root {
+        path.push_str(&format!("&root_task_id={root}"));
+    }
+    app.get_ok(&path, AGENT_TOKEN).await
+}
+
+fn expected_arm(test: &Value, unit: &str) -> Arm {
+    assign(
+        test["seed"].as_str().unwrap(),
+        unit,
+        test["trafficSplit"].as_f64().unwrap(),
+    )
+    .arm
+}
+
+fn arm_of(answer: &Value) -> Arm {
+    match answer["arm"].as_str() {
+        Some("a") => Arm::A,
+        Some("b") => Arm::B,
+        other => panic!("no arm in {answer} ({other:?})"),
+    }
+}
+
+/// Waits until the running test's results count `n` exposures (they are written in the
+/// background) and returns them.
+async fn results_with(app: &TestApp, n: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = app
+            .send(&Req::get(
+                "/api/prompts/planner/ab-test/results",
+                Some(READ_TOKEN),
+            ))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        let r = &answer.json["result"];
+        let seen = r["a"]["n"].as_u64().unwrap() + r["b"]["n"].as_u64().unwrap();
+        if seen == n || Instant::now() > deadline {
+            assert_eq!(seen, n, "exposures recorded: {}", answer.text);
+            return answer.json;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn start_stop_and_sticky_arms(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = TestApp::start(&db).await;
+    assert_eq!(app.create_version("planner", "B: {{task}}").await, 2);
+    let test = start_test(&app, json!({ "versionA": 1, "versionB": 2 })).await;
+    assert_eq!(test["status"], "running");
+    assert_eq!(
+        test["trafficSplit"], 0.5,
+        "the default split of the settings"
+    );
+    assert_eq!(test["createdBy"], "ops");
+    let id = test["id"].as_str().unwrap().to_owned();
+
+    // A second test of the same prompt is refused and stores nothing.
+    let second = app
+        .post_admin(
+            "/api/prompts/planner/ab-test",
+            Some(json!({ "versionA": 2, "versionB": 1 })),
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::CONFLICT, "{}", second.text);
+    assert_eq!(second.error_code(), Some("ab_test_running"));
+    let listed = app
+        .get_ok("/api/prompts/planner/ab-tests", READ_TOKEN)
+        .await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+
+    // Resolve answers the hash's arm and that arm's version, for the same task every time.
+    let mut seen = [0, 0];
+    for i in 0..60 {
+        let task = format!("task-{i}");
+        let answer = resolve(&app, &task, None).await;
+        let arm = arm_of(&answer);
+        assert_eq!(arm, expected_arm(&test, &task), "{task}");
+        assert_eq!(answer["version"], if arm == Arm::A { 1 } else { 2 });
+        assert_eq!(answer["abTestId"], id.as_str());
+        assert_eq!(arm_of(&resolve(&app, &task, None).await), arm, "sticky");
+        seen[usize::from(arm == Arm::B)] += 1;
+    }
+    assert!(seen[0] > 10 && seen[1] > 10, "both arms served: {seen:?}");
+    // A sub-task follows its root.
+    for i in 0..20 {
+        let root = format!("root-{i}");
+        let answer = resolve(&app, &format!("{root}-step-3"), Some(&root)).await;
+        assert_eq!(arm_of(&answer), expected_arm(&test, &root));
+    }
+    // One exposure per unit: 60 tasks and 20 roots.
+    let results = results_with(&app, 80).await;
+    assert_eq!(results["result"]["decision"], "keep_running");
+
+    let stopped = app
+        .post_admin("/api/prompts/planner/ab-test/stop", None)
+        .await;
+    assert_eq!(stopped.status, StatusCode::OK, "{}", stopped.text);
+    assert_eq!(stopped.json["status"], "stopped");
+    assert_eq!(stopped.json["result"]["ended"], "stopped by ops");
+    let past = app.get_ok(&format!("/api/ab-tests/{id}"), READ_TOKEN).await;
+    assert_eq!(past, stopped.json);
+    let none = app
+        .send(&Req::get(
+            "/api/prompts/planner/ab-test/results",
+            Some(READ_TOKEN),
+        ))
+        .await;
+    assert_eq!(none.error_code(), Some("ab_test_not_found"));
+    // Without a test every task gets the active version again, with no arm.
+    let answer = resolve(&app, "task-1", None).await;
+    assert_eq!(answer["version"], 1);
+    assert!(answer.get("arm").is_none() && answer.get("abTestId").is_none());
+    // And a new test can start.
+    start_test(
+        &app,
+        json!({ "versionA": 1, "versionB": 2, "trafficSplit": 0.2 }),
+    )
+    .await;
+}
+
+/// Inserts a production run of `task` for planner.
+async fn run(db: &TestDb, task: &str, version: i64, passed: bool, tokens: i64) {
+    execute_raw(
+        &db.url,
+        &format!(
+            "INSERT INTO prompt_optimization_data (id, prompt_id, version, task_id, \
+             tests_passed, total_tokens, latency_ms) VALUES ('{}', 'planner', {version}, \
+             '{task}', {}, {tokens}, {})",
+            uuid::Uuid::now_v7(),
+            if passed { "TRUE" } else { "FALSE" },
+            tokens * 3
+        ),
+    )
+    .await
+    .expect("insert a run");
+}
+
+async fn results_from_runs_and_auto_deploy(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = TestApp::start(&db).await;
+    app.create_version("planner", "B: {{task}}").await;
+    let test = start_test(
+        &app,
+        json!({ "versionA": 1, "versionB": 2, "minSamples": 50, "minSuccesses": 10,
+                "minDays": 0, "guardrails": { "tokens": 0.25 }, "autoDeploy": true }),
+    )
+    .await;
+    let id = test["id"].as_str().unwrap().to_owned();
+    // 300 tasks; B passes 70% of the time, A 30%; tokens alike.
+    let mut expected = [(0u64, 0u64); 2];
+    for i in 0..300 {
+        let task = format!("t{i}");
+        let answer = resolve(&app, &task, None).await;
+        let arm = arm_of(&answer);
+        let passed = match arm {
+            Arm::A => i % 10 < 3,
+            Arm::B => i % 10 < 7,
+        };
+        let slot = &mut expected[usize::from(arm == Arm::B)];
+        slot.0 += 1;
+        slot.1 += u64::from(passed);
+        run(
+            &db,
+            &task,
+            answer["version"].as_i64().unwrap(),
+            passed,
+            1000 + (i % 7) * 10,
+        )
+        .await;
+    }
+    // Wait for the exposures without refreshing the results (which would carry out the
+    // decision): count them through the store.
+    let store = app.server.state.store.clone();
+    let test_id: uuid::Uuid = id.parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let [a, b] = store.ab_test_totals(test_id).await.unwrap();
+        if a.exposures + b.exposures == 300 {
+            assert_eq!((a.exposures, a.successes), expected[0]);
+            assert_eq!((b.exposures, b.successes), expected[1]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "exposures not recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let answer = app
+        .send(&Req::get(
+            "/api/prompts/planner/ab-test/results",
+            Some(READ_TOKEN),
+        ))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let done = answer.json;
+    let r = &done["result"];
+    assert_eq!(r["a"]["n"], expected[0].0);
+    assert_eq!(r["a"]["successes"], expected[0].1);
+    assert_eq!(r["b"]["successes"], expected[1].1);
+    assert!(
+        r["primary"]["absolute"]["lower"].as_f64().unwrap() > 0.0,
+        "{r}"
+    );
+    assert_eq!(r["guardrails"][0]["status"], "non_inferior", "{r}");
+    assert_eq!(r["decision"], "ship_b", "{r}");
+    // autoDeploy carried it out: the test completed, B deployed by the test.
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["decision"], "ship_b");
+    assert_eq!(app.active_versions("planner").await, vec![2]);
+    let history = app.get_ok("/api/prompts/planner/history", READ_TOKEN).await;
+    let last = history.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["actor"], format!("ab-test:{id}"), "{last}");
+    assert_eq!(last["toVersion"], 2, "{last}");
+    let resolved = resolve(&app, "after", None).await;
+    assert_eq!(resolved["version"], 2);
+    assert!(resolved.get("arm").is_none());
+}
+
+async fn a_deploy_during_a_test_stops_it(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = TestApp::start(&db).await;
+    app.create_version("planner", "B: {{task}}").await;
+    let test = start_test(&app, json!({ "versionA": 1, "versionB": 2 })).await;
+    let deployed = app.post_admin("/api/prompts/planner/deploy/2", None).await;
+    assert_eq!(deployed.status, StatusCode::OK, "{}", deployed.text);
+    let id = test["id"].as_str().unwrap();
+    let past = app.get_ok(&format!("/api/ab-tests/{id}"), READ_TOKEN).await;
+    assert_eq!(past["status"], "stopped");
+    let ended = past["result"]["ended"].as_str().unwrap();
+    assert!(ended.contains("deploy of version 2 by ops"), "{ended}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ab_start_stop_and_sticky_arms_sqlite() {
+    start_stop_and_sticky_arms(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ab_start_stop_and_sticky_arms_postgres() {
+    start_stop_and_sticky_arms(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ab_results_from_runs_and_auto_deploy_sqlite() {
+    results_from_runs_and_auto_deploy(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ab_results_from_runs_and_auto_deploy_postgres() {
+    results_from_runs_and_auto_deploy(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ab_deploy_during_a_test_stops_it_sqlite() {
+    a_deploy_during_a_test_stops_it(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ab_deploy_during_a_test_stops_it_postgres() {
+    a_deploy_during_a_test_stops_it(Backend::Postgres).await;
+}
+
+/// Two instances on one PostgreSQL database, one started after the test began (a restart):
+/// both answer the same arm for every task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ab_two_instances_answer_the_same_arms_postgres() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let first = TestApp::start(&db).await;
+    first.create_version("planner", "B: {{task}}").await;
+    let test = start_test(
+        &first,
+        json!({ "versionA": 1, "versionB": 2, "trafficSplit": 0.3 }),
+    )
+    .await;
+    let second = TestApp::start(&db).await;
+    for i in 0..40 {
+        let task = format!("shared-{i}");
+        let one = resolve(&first, &task, None).await;
+        let two = resolve(&second, &task, None).await;
+        assert_eq!(arm_of(&one), arm_of(&two), "{task}");
+        assert_eq!(one["version"], two["version"]);
+        assert_eq!(arm_of(&one), expected_arm(&test, &task));
+    }
+}
