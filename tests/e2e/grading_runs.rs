@@ -267,3 +267,81 @@ async fn a_job_applies_a_named_definition_to_the_selected_runs_only() {
     );
     app.server.shutdown().await.expect("shutdown");
 }
+
+async fn rules_annotate_failures_and_never_overwrite_a_person(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = TestApp::start(&db).await;
+    let ids = record(
+        &app,
+        json!([
+            coder_run("rule-1", "this is not a diff"),
+            coder_run("rule-2", GOOD_DIFF),
+            coder_run("rule-3", GOOD_DIFF),
+        ]),
+    )
+    .await;
+    // diff_valid fails the first run: the rule says bad, incomplete_diff.
+    let annotated = run_when(&app, &ids[0], |run| run["annotation"].is_object()).await;
+    let annotation = &annotated["annotation"];
+    assert_eq!(annotation["rating"], "bad", "{annotated}");
+    assert_eq!(annotation["failureMode"], "incomplete_diff");
+    assert_eq!(annotation["source"], "rule");
+    assert_eq!(annotation["annotatedBy"], "rule:diff_valid");
+
+    // A person rates the third run good before its outcome arrives.
+    let put = app
+        .send(
+            &Req::new(
+                reqwest::Method::PUT,
+                format!("/api/runs/{}/annotation", ids[2]),
+                Some(flywheel_e2e::ANNOTATOR_TOKEN),
+            )
+            .json(r#"{"rating":"good","outputFeedback":"looks right"}"#),
+        )
+        .await;
+    assert!(put.status.is_success(), "{put:?}");
+
+    // Both tasks' tests fail: the rule rates the second run bad (no failure mode explains it)
+    // and leaves the person's annotation of the third alone.
+    let answer = app
+        .send(
+            &Req::new(
+                reqwest::Method::PATCH,
+                "/api/runs/outcomes",
+                Some(AGENT_TOKEN),
+            )
+            .json(
+                json!({"outcomes": [{"taskId": "rule-2", "testsPassed": false},
+                                    {"taskId": "rule-3", "testsPassed": false}]})
+                .to_string(),
+            ),
+        )
+        .await;
+    assert!(answer.status.is_success(), "{answer:?}");
+    let second = run_when(&app, &ids[1], |run| run["annotation"].is_object()).await;
+    assert_eq!(second["annotation"]["rating"], "bad", "{second}");
+    assert_eq!(second["annotation"]["failureMode"], Value::Null);
+    assert_eq!(second["annotation"]["annotatedBy"], "rule:tests_failed");
+    // The third run was graded again after its outcome (its tests_passed is in the item), and
+    // the person's rating stands.
+    let third = run_when(&app, &ids[2], |run| run["outcome"]["testsPassed"] == false).await;
+    let regraded = run_when(&app, &ids[2], |run| {
+        run["graderResults"]["diff_valid"]["gradedAt"].as_str()
+            > third["graderResults"]["diff_valid"]["gradedAt"].as_str()
+            || run["updatedAt"].as_str() > third["outcome"]["reportedAt"].as_str()
+    })
+    .await;
+    assert_eq!(regraded["annotation"]["rating"], "good", "{regraded}");
+    assert_eq!(regraded["annotation"]["source"], "person");
+    app.server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn sqlite_rules_annotate_failures_and_never_overwrite_a_person() {
+    rules_annotate_failures_and_never_overwrite_a_person(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_rules_annotate_failures_and_never_overwrite_a_person() {
+    rules_annotate_failures_and_never_overwrite_a_person(Backend::Postgres).await;
+}

@@ -2,7 +2,8 @@
 //! after they are recorded and never on the request's path, with each enabled stored definition
 //! of the run's prompt that needs no model (string checks, text similarity, multi, python and
 //! wasm components of the `grader` world). Verdicts go to the run's `graderResults` keyed by
-//! definition name; the documented rules ([`crate::grading::rules`]) then annotate it.
+//! definition name; the documented rules ([`crate::grading::rules`]) annotate it first, so a
+//! run whose verdicts are stored has had its rules applied.
 //!
 //! The queue is the runs whose `auto_graded_at` is unset, oldest first: recording a run leaves
 //! it unset and an outcome arriving later unsets it again, so the rules see the outcome. Model
@@ -17,6 +18,7 @@ use std::time::Duration;
 use crate::graders::llm::LlmRun;
 use crate::graders::registry::Registry;
 use crate::grading::apply::{NamedGrader, grade_runs};
+use crate::grading::rules;
 use crate::store::{GradableRun, GradedRun, Store, StoreError};
 
 /// Runs taken from the queue at once.
@@ -73,8 +75,79 @@ impl AutoGrader {
                 graded.extend(done);
             }
         }
+        // The rules first, then the verdicts: a run whose verdicts are stored has had its rules
+        // applied (an interruption in between applies them again, which changes nothing).
+        let by_id: BTreeMap<uuid::Uuid, &GradableRun> = runs.iter().map(|r| (r.id, r)).collect();
+        for done in &graded {
+            if let Some(run) = by_id.get(&done.data_id) {
+                self.apply_rules(run, &done.verdicts).await?;
+            }
+        }
         self.store.record_auto_grades(&graded).await?;
         Ok(graded.len())
+    }
+
+    /// Annotates the run as the rules say ([`crate::grading::rules`]): sets the rule's
+    /// annotation unless a person's is there (the store keeps a person's in any case) or the
+    /// same one is already current, and clears an earlier rule's annotation that no rule
+    /// supports any more (an outcome changed the picture). A failure mode the prompt's
+    /// taxonomy lacks is left out rather than refused.
+    async fn apply_rules(
+        &self,
+        run: &GradableRun,
+        verdicts: &[crate::store::GraderVerdict],
+    ) -> Result<(), StoreError> {
+        use crate::store::{AnnotationSource, NewAnnotation, Rating};
+        let verdict = rules::evaluate(run, verdicts);
+        let current = if run.annotation_source.is_some() || verdict.is_some() {
+            self.store.current_annotation(run.id).await?
+        } else {
+            None
+        };
+        if current
+            .as_ref()
+            .is_some_and(|c| c.source == AnnotationSource::Person)
+        {
+            return Ok(());
+        }
+        let Some(verdict) = verdict else {
+            if current.is_some() {
+                self.store
+                    .clear_annotation(run.id, "rule:outcome_changed", AnnotationSource::Rule)
+                    .await?;
+            }
+            return Ok(());
+        };
+        let same = current.as_ref().is_some_and(|c| {
+            c.rating == Rating::Bad
+                && c.annotated_by == verdict.rule
+                && c.failure_mode.as_deref() == verdict.failure_mode
+        });
+        if same {
+            return Ok(());
+        }
+        let annotation = |failure_mode: Option<&str>| NewAnnotation {
+            rating: Rating::Bad,
+            output_feedback: Some(verdict.feedback.clone()),
+            failure_mode: failure_mode.map(str::to_owned),
+            source: AnnotationSource::Rule,
+            actor: verdict.rule.to_owned(),
+        };
+        match self
+            .store
+            .annotate(run.id, annotation(verdict.failure_mode))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(StoreError::InvalidFailureMode { .. }) => self
+                .store
+                .annotate(run.id, annotation(None))
+                .await
+                .map(|_| ()),
+            // The run is gone (nothing deletes runs today): nothing to annotate.
+            Err(StoreError::NotFound(_)) => Ok(()),
+            Err(other) => Err(other),
+        }
     }
 
     /// Grades one prompt's runs; `None` (they stay queued) while one of its definitions does
