@@ -57,6 +57,9 @@ pub async fn queue_job(
 ) -> Result<GradingJob, RequestError> {
     check_selection(&request)?;
     store.get_prompt(&request.prompt_id).await?;
+    if let Some(version) = request.version {
+        store.get_version(&request.prompt_id, version).await?;
+    }
     let graders = match request.graders {
         Some(names) => {
             if names.is_empty() {
