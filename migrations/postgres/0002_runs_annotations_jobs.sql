@@ -81,14 +81,13 @@ BEFORE DELETE ON annotations
 FOR EACH ROW EXECUTE FUNCTION annotations_refuse_change();
 
 -- Grading jobs: what they select, where they are, and who holds them.
--- filter: the selection of runs, JSON object. last_data_id: the last run fully graded, so a
--- resumed job starts after it (rows are taken in id order). claimed_by/lease_until: the instance
--- running the job and until when its claim holds without renewal.
+-- filter: the selection of runs, JSON object (the rows themselves are fixed in 0005's
+-- grading_run_rows). claimed_by/lease_until: the instance running the job and until when its
+-- claim holds without renewal.
 ALTER TABLE grading_runs ADD COLUMN filter JSONB NOT NULL DEFAULT '{}'::jsonb
     CONSTRAINT grading_runs_filter_json CHECK (jsonb_typeof(filter) = 'object');
 ALTER TABLE grading_runs ADD COLUMN errors JSONB NOT NULL DEFAULT '{}'::jsonb
     CONSTRAINT grading_runs_errors_json CHECK (jsonb_typeof(errors) = 'object');
-ALTER TABLE grading_runs ADD COLUMN last_data_id UUID;
 ALTER TABLE grading_runs ADD COLUMN claimed_by TEXT;
 ALTER TABLE grading_runs ADD COLUMN lease_until TIMESTAMPTZ;
 ALTER TABLE grading_runs ADD COLUMN cancel_requested BOOLEAN NOT NULL DEFAULT FALSE;

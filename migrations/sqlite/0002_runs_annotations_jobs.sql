@@ -83,14 +83,13 @@ BEGIN
 END;
 
 -- Grading jobs: what they select, where they are, and who holds them.
--- filter: the selection of runs, JSON object. last_data_id: the last run fully graded, so a
--- resumed job starts after it (rows are taken in id order). claimed_by/lease_until: the instance
--- running the job and until when its claim holds without renewal.
+-- filter: the selection of runs, JSON object (the rows themselves are fixed in 0005's
+-- grading_run_rows). claimed_by/lease_until: the instance running the job and until when its
+-- claim holds without renewal.
 ALTER TABLE grading_runs ADD COLUMN filter TEXT NOT NULL DEFAULT '{}'
     CONSTRAINT grading_runs_filter_json CHECK (json_valid(filter) AND json_type(filter) = 'object');
 ALTER TABLE grading_runs ADD COLUMN errors TEXT NOT NULL DEFAULT '{}'
     CONSTRAINT grading_runs_errors_json CHECK (json_valid(errors) AND json_type(errors) = 'object');
-ALTER TABLE grading_runs ADD COLUMN last_data_id TEXT;
 ALTER TABLE grading_runs ADD COLUMN claimed_by TEXT;
 ALTER TABLE grading_runs ADD COLUMN lease_until TEXT;
 ALTER TABLE grading_runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0

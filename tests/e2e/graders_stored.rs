@@ -21,10 +21,11 @@ const NEEDED: [&str; 4] = [
 ];
 
 /// Waits (bounded) until the built-in components the tests use are loaded, so validation sees
-/// them (other built-ins, such as the model graders, may come and go with the build).
+/// them, and the registry has tried every built-in, so a definition naming a missing component
+/// is refused as such rather than answered "still loading".
 async fn wait_for_builtins(app: &TestApp) {
     let mut listing = Value::Null;
-    for _ in 0..600 {
+    for _ in 0..1800 {
         listing = app.get_ok("/api/graders", READ_TOKEN).await;
         let loaded = |name: &str| {
             listing["components"].as_array().is_some_and(|c| {
@@ -33,12 +34,12 @@ async fn wait_for_builtins(app: &TestApp) {
                 })
             })
         };
-        if NEEDED.iter().all(|name| loaded(name)) {
+        if NEEDED.iter().all(|name| loaded(name)) && listing["builtinsLoaded"] == true {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the built-in graders did not load within 60 s: {listing}");
+    panic!("the built-in graders did not load within 180 s: {listing}");
 }
 
 /// Every stored definition, read through the store (not the API under test).

@@ -126,6 +126,9 @@ pub struct GraderListing {
     pub components: Vec<ComponentListing>,
     /// The OpenAI grader types this host understands and the component each maps to.
     pub definitions: Vec<DefinitionKind>,
+    /// Whether every built-in component has been loaded (or has failed to): until then a
+    /// definition naming a built-in may be answered `503 unavailable`.
+    pub builtins_loaded: bool,
 }
 
 /// One definition type and what runs it.
@@ -318,6 +321,7 @@ impl Registry {
         GraderListing {
             components,
             definitions,
+            builtins_loaded: self.builtins_loaded(),
         }
     }
 
