@@ -84,6 +84,11 @@ async fn runs_are_recorded_completed_and_read(backend: Backend) {
     assert_eq!(created, [true, false, true, true]);
     assert_eq!(ids(&batch)[1], ids(&first)[0]);
 
+    // The automatic grader and its rules run in the background; wait until they are done with
+    // every run, so what follows reads a settled state.
+    for id in ids(&first).iter().chain(ids(&batch).iter()) {
+        crate::annotations::settled(&app, id.parse().expect("uuid")).await;
+    }
     let task2 = app
         .get_ok(&format!("/api/runs/{}", ids(&batch)[0]), READ_TOKEN)
         .await;
@@ -93,7 +98,9 @@ async fn runs_are_recorded_completed_and_read(backend: Backend) {
     assert_eq!(task2["version"], 1);
     assert_eq!(task2["attempt"], 1);
     assert_eq!(task2["input"], json!({"task_title": "task-2"}));
-    assert_eq!(task2["annotation"], Value::Null);
+    // Failed tests: the rule rates the run bad, marked as a rule's and not a person's.
+    assert_eq!(task2["annotation"]["rating"], "bad", "{task2}");
+    assert_eq!(task2["annotation"]["source"], "rule");
     assert_eq!(task2["origin"], "production");
 
     // An outcome after its runs updates every run of the task, of every prompt.
@@ -108,6 +115,7 @@ async fn runs_are_recorded_completed_and_read(backend: Backend) {
         .await;
     assert_eq!(task1["outcome"]["prMerged"], true, "{task1}");
     assert_eq!(task1["success"], true);
+    crate::annotations::settled(&app, ids(&first)[0].parse().expect("uuid")).await;
 
     // The figures the version endpoints show: planner v1 has tasks 1 and 2, runs 1 passed and
     // 2 failed (task-2 twice).
@@ -149,7 +157,21 @@ async fn runs_are_recorded_completed_and_read(backend: Backend) {
             READ_TOKEN,
         )
         .await;
-    assert_eq!(unannotated["items"].as_array().expect("items").len(), 3);
+    // Task-1 passed and stays unannotated; both runs of task-2 carry the rule's annotation.
+    let unannotated: Vec<&str> = unannotated["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|r| r["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(unannotated, [ids(&first)[0].as_str()]);
+    let annotated = app
+        .get_ok(
+            "/api/runs?annotated=true&promptId=planner&version=1",
+            READ_TOKEN,
+        )
+        .await;
+    assert_eq!(annotated["items"].as_array().expect("items").len(), 2);
     let future = app
         .get_ok("/api/runs?from=2999-01-01T00:00:00Z", READ_TOKEN)
         .await;
