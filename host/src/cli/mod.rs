@@ -10,6 +10,7 @@
 pub mod ab;
 pub mod annotations;
 pub mod client;
+pub mod datasets;
 pub mod graders;
 pub mod grading_runs;
 pub mod prompts;
@@ -130,6 +131,8 @@ pub enum Command {
     Outcomes(runs::OutcomesArgs),
     /// Start, watch and stop A/B tests of prompt versions.
     Ab(ab::AbArgs),
+    /// Create dataset versions from recorded runs or OpenAI eval JSONL; list, show, read rows.
+    Datasets(datasets::DatasetsArgs),
     /// Annotate a recorded run as a person (rating, failure mode, critique), or clear it.
     Annotate(annotations::AnnotateArgs),
     /// List or extend a prompt's failure-mode taxonomy, or print its counts table.
@@ -152,6 +155,7 @@ impl Command {
             Command::Runs(args) => args.target.groups(),
             Command::Outcomes(args) => args.target.groups(),
             Command::Ab(args) => args.target.groups(),
+            Command::Datasets(args) => args.target.groups(),
             Command::Annotate(args) => args.target.groups(),
             Command::FailureModes(args) => args.target.groups(),
             Command::AnnotationQueue(args) => args.target.groups(),
@@ -172,6 +176,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Runs(args) => runs::run(args, settings).await,
         Command::Outcomes(args) => runs::outcomes(args, settings).await,
         Command::Ab(args) => ab::run(args, settings).await,
+        Command::Datasets(args) => datasets::run(args, settings).await,
         Command::Annotate(args) => annotations::annotate(args, settings).await,
         Command::FailureModes(args) => annotations::failure_modes(args, settings).await,
         Command::AnnotationQueue(args) => annotations::queue(args, settings).await,
