@@ -6,6 +6,7 @@ use reqwest::{Method, StatusCode};
 use uuid::Uuid;
 
 mod annotations;
+mod datasets;
 mod grading_runs;
 
 pub(crate) struct Case {
@@ -515,6 +516,7 @@ fn cases(run: Uuid) -> Vec<Case> {
     .into_iter()
     .chain(annotations::cases(run))
     .chain(grading_runs::cases())
+    .chain(datasets::cases())
     .collect()
 }
 

@@ -7,6 +7,7 @@ mod bad_requests;
 mod bad_requests_runs;
 mod concurrency;
 mod config_errors;
+mod datasets_api;
 mod happy_path;
 mod operations;
 mod route_auth;
