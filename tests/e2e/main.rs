@@ -10,6 +10,7 @@ mod config_errors;
 mod datasets_api;
 mod happy_path;
 mod operations;
+mod prompts_import;
 mod route_auth;
 mod runs_api;
 

@@ -154,6 +154,16 @@ pub enum ApiError {
         /// What is wrong.
         message: String,
     },
+    /// An imported template's variables differ from the active version's.
+    #[error("{message}")]
+    VariablesChanged {
+        /// The whole explanation.
+        message: String,
+        /// Variables of the active version the template lacks.
+        missing: Vec<String>,
+        /// Variables the template adds.
+        added: Vec<String>,
+    },
     /// A list cursor this server did not hand out.
     #[error("invalid cursor: {0}")]
     InvalidCursor(String),
@@ -271,6 +281,9 @@ impl ApiError {
             ApiError::InvalidDatasetRow { .. } => {
                 ("invalid_dataset_row", StatusCode::UNPROCESSABLE_ENTITY)
             }
+            ApiError::VariablesChanged { .. } => {
+                ("variables_changed", StatusCode::UNPROCESSABLE_ENTITY)
+            }
             ApiError::InvalidCursor(_) => ("invalid_cursor", StatusCode::BAD_REQUEST),
             ApiError::InvalidState(_) => ("invalid_state", StatusCode::CONFLICT),
             ApiError::Conflict(_) => ("conflict", StatusCode::CONFLICT),
@@ -369,6 +382,11 @@ impl ApiError {
                 field: "runs",
                 message: String::new(),
             },
+            ApiError::VariablesChanged {
+                message: String::new(),
+                missing: Vec::new(),
+                added: Vec::new(),
+            },
             ApiError::InvalidCursor(String::new()),
             ApiError::InvalidState(String::new()),
             ApiError::Conflict(String::new()),
@@ -432,6 +450,9 @@ impl IntoResponse for ApiError {
                 Some(index) => json!({ "index": index, "field": field }),
                 None => json!({ "field": field }),
             }),
+            ApiError::VariablesChanged { missing, added, .. } => {
+                Some(json!({ "missing": missing, "added": added }))
+            }
             ApiError::InvalidBatch { field, .. } => {
                 Some(json!({ "field": field, "max": crate::runs::MAX_BATCH }))
             }
@@ -582,6 +603,15 @@ impl From<PromptError> for ApiError {
                 column: t.column,
             },
             PromptError::Invalid(message) => ApiError::InvalidInput(message),
+            PromptError::VariablesChanged { missing, added } => ApiError::VariablesChanged {
+                message: PromptError::VariablesChanged {
+                    missing: missing.clone(),
+                    added: added.clone(),
+                }
+                .to_string(),
+                missing,
+                added,
+            },
             PromptError::Store(store) => store.into(),
         }
     }

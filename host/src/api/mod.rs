@@ -95,6 +95,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route(Method::GET, "/api/prompts/{id}/versions", READ, |m| on(m, prompts::versions)),
     route(Method::GET, "/api/prompts/{id}/versions/{version}", READ, |m| on(m, prompts::version)),
     route(Method::POST, "/api/prompts/{id}/versions", ADMIN, |m| on(m, prompts::create_version)),
+    route(Method::POST, "/api/prompts/{id}/import", ADMIN, |m| on(m, prompts::import)),
     route(Method::POST, "/api/prompts/{id}/deploy/{version}", ADMIN, |m| on(m, prompts::deploy)),
     route(Method::POST, "/api/prompts/{id}/rollback", ADMIN, |m| on(m, prompts::rollback)),
     route(Method::GET, "/api/prompts/{id}/history", READ, |m| on(m, prompts::history)),

@@ -17,6 +17,7 @@ use super::{
         prompts::versions,
         prompts::version,
         prompts::create_version,
+        prompts::import,
         prompts::deploy,
         prompts::rollback,
         prompts::history,

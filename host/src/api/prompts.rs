@@ -12,7 +12,9 @@ use serde::Deserialize;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{JsonBody, PathParams, QueryParams};
-use crate::prompts::{CreateVersion, PromptError, PromptRegistry, ResolvedPrompt};
+use crate::prompts::{
+    CreateVersion, ImportPrompt, ImportedVersion, PromptError, PromptRegistry, ResolvedPrompt,
+};
 use crate::store::{DeployRecord, FailureMode, PromptVersion, PromptWithVersions, StoreError};
 
 /// `?task_id=…` of resolve.
@@ -209,4 +211,28 @@ pub async fn resolve(
             .resolve_for(&id, &query.task_id, query.root_task_id.as_deref())
             .await?,
     ))
+}
+
+/// Import a prompt written elsewhere as a new inactive version (source `import`, parent the
+/// active version), after its template parses and its variables match the active version's
+/// (unless `allowVariableChanges`); the answer has a line diff against the active version.
+#[utoipa::path(
+    post, path = "/api/prompts/{id}/import", tag = "prompts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Prompt id")),
+    request_body(content = ImportPrompt, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created, inactive, with the diff", body = ImportedVersion),
+        (status = 404, description = "Unknown prompt", body = ErrorBody),
+        (status = 422, description = "Invalid template (invalid_template), variables differ from the active version's (variables_changed: details.missing, details.added), or invalid content (invalid_input)", body = ErrorBody),
+    )
+)]
+pub async fn import(
+    State(registry): State<Arc<PromptRegistry>>,
+    Extension(caller): Extension<Caller>,
+    PathParams(id): PathParams<String>,
+    JsonBody(body): JsonBody<ImportPrompt>,
+) -> Result<(StatusCode, Json<ImportedVersion>), ApiError> {
+    let imported = registry.import(&id, body, &caller.name).await?;
+    Ok((StatusCode::CREATED, Json(imported)))
 }

@@ -119,6 +119,8 @@ pub enum Command {
     Deploy(release::DeployArgs),
     /// Re-activate the version that was active before the current one.
     Rollback(release::RollbackArgs),
+    /// Import a prompt written elsewhere as a new inactive version (variables checked, diff shown).
+    Import(release::ImportArgs),
     /// List grader components or scaffold a new grader crate.
     Graders(graders::GradersArgs),
     /// Grade a JSONL file of OpenAI eval rows with a grader definition or component.
@@ -149,6 +151,7 @@ impl Command {
             Command::Prompts(args) => args.target.groups(),
             Command::Deploy(args) => args.target.groups(),
             Command::Rollback(args) => args.target.groups(),
+            Command::Import(args) => args.target.groups(),
             Command::Graders(args) => args.groups(),
             Command::Grade(args) => args.groups(),
             Command::GradingRuns(args) => args.groups(),
@@ -170,6 +173,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Prompts(args) => prompts::run(args, settings).await,
         Command::Deploy(args) => release::deploy(args, settings).await,
         Command::Rollback(args) => release::rollback(args, settings).await,
+        Command::Import(args) => release::import(args, settings).await,
         Command::Graders(args) => graders::run(args, settings).await,
         Command::Grade(args) => graders::grade(args, settings).await,
         Command::GradingRuns(args) => grading_runs::run(args, settings).await,
