@@ -1,5 +1,6 @@
 //! Datasets through the `flywheel` binary: `datasets create|upload|list|show|rows|delete` in
-//! database mode and in `--server` mode, on SQLite.
+//! database mode and in `--server` mode, on SQLite; and `prompts create` and `import` of prompts
+//! written elsewhere.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -299,4 +300,71 @@ fn server_mode_uploads_and_reads_through_the_service() {
         !client.path().join("flywheel.db").exists(),
         "everything went through the server"
     );
+}
+
+#[test]
+fn prompts_are_created_and_imported_in_database_mode() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cli = |args: &[&str]| {
+        let mut cmd = flywheel(dir.path());
+        cmd.args(args);
+        cmd
+    };
+    let first = dir.path().join("triage.txt");
+    std::fs::write(&first, "Label {{ticket}}.\nBe brief.\n").expect("write");
+    let created = ok(&mut cli(&[
+        "prompts",
+        "create",
+        "triage",
+        "--file",
+        &first.display().to_string(),
+        "--description",
+        "Labels tickets",
+        "--failure-mode",
+        "wrong_label=the label is wrong",
+    ]));
+    assert!(
+        created.contains("created prompt triage with v1 active"),
+        "{created}"
+    );
+    let modes = ok(&mut cli(&["failure-modes", "list", "triage"]));
+    assert!(modes.contains("wrong_label"), "{modes}");
+
+    let second = dir.path().join("triage-v2.txt");
+    std::fs::write(&second, "Label {{ticket}}.\nBe very brief.\n").expect("write");
+    let imported = ok(&mut cli(&[
+        "import",
+        "triage",
+        "--file",
+        &second.display().to_string(),
+        "--notes",
+        "from the old dashboard",
+    ]));
+    assert!(
+        imported.contains("- Be brief.\n+ Be very brief.\n"),
+        "{imported}"
+    );
+    assert!(
+        imported.contains("imported triage v2 (inactive"),
+        "{imported}"
+    );
+    let changed = dir.path().join("triage-v3.txt");
+    std::fs::write(&changed, "Label {{ticket}} for {{team}}.\n").expect("write");
+    let err = fails(&mut cli(&[
+        "import",
+        "triage",
+        "--file",
+        &changed.display().to_string(),
+    ]));
+    assert!(err.contains("team"), "{err}");
+    let allowed = ok(&mut cli(&[
+        "import",
+        "triage",
+        "--file",
+        &changed.display().to_string(),
+        "--allow-variable-changes",
+        "--json",
+    ]));
+    let allowed: Value = serde_json::from_str(&allowed).expect("JSON");
+    assert_eq!(allowed["variablesAdded"], json!(["team"]));
 }

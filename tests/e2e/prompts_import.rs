@@ -89,3 +89,82 @@ async fn import_on_sqlite() {
 async fn import_on_postgres() {
     imports_are_checked_and_diffed(Backend::Postgres).await;
 }
+
+async fn new_prompts_are_created_with_an_active_first_version(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = TestApp::start(&db).await;
+    let body = json!({
+        "id": "ticket-triage", "description": "Labels support tickets",
+        "variables": ["ticket", "team"],
+        "failureModes": [{"code": "wrong_label", "description": "the label is wrong"}],
+        "content": "Label this ticket for {{team}}:\n{{ticket}}",
+    });
+    let created = app
+        .send(&Req::post("/api/prompts", Some(ADMIN_TOKEN)).json(body.to_string()))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(created.json["id"], "ticket-triage");
+    assert_eq!(created.json["activeVersion"], 1);
+    assert_eq!(created.json["variables"], json!(["ticket", "team"]));
+    assert_eq!(created.json["versions"][0]["createdBy"], "ops");
+    let modes = app
+        .get_ok("/api/prompts/ticket-triage/failure-modes", READ_TOKEN)
+        .await;
+    assert_eq!(modes[0]["code"], "wrong_label");
+    let resolved = app
+        .send(&Req::get(
+            "/api/prompts/ticket-triage/resolve?task_id=t1",
+            Some(flywheel_e2e::AGENT_TOKEN),
+        ))
+        .await;
+    assert_eq!(resolved.status, StatusCode::OK, "{}", resolved.text);
+    assert_eq!(resolved.json["version"], 1);
+
+    // The same id again, and a template using an undeclared variable: refused, nothing stored.
+    let before = app.snapshot().await;
+    for (body, status, code) in [
+        (body.clone(), 409, "conflict"),
+        (
+            json!({"id": "other", "variables": ["a"], "content": "{{a}} and {{b}}"}),
+            422,
+            "invalid_input",
+        ),
+        (
+            json!({"id": "Bad Id", "content": "x"}),
+            422,
+            "invalid_input",
+        ),
+        (
+            json!({"id": "other", "content": "x", "failureModes": [{"code": "Bad", "description": "d"}]}),
+            422,
+            "invalid_input",
+        ),
+        (
+            json!({"id": "other", "content": "{{oops"}),
+            422,
+            "invalid_template",
+        ),
+        (json!({"id": "other"}), 422, "invalid_body"),
+    ] {
+        let answer = app
+            .send(&Req::post("/api/prompts", Some(ADMIN_TOKEN)).json(body.to_string()))
+            .await;
+        assert_eq!(answer.status.as_u16(), status, "{body}: {}", answer.text);
+        assert_eq!(answer.error_code(), Some(code), "{body}");
+    }
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "a refused create changed the database"
+    );
+}
+
+#[tokio::test]
+async fn new_prompts_on_sqlite() {
+    new_prompts_are_created_with_an_active_first_version(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn new_prompts_on_postgres() {
+    new_prompts_are_created_with_an_active_first_version(Backend::Postgres).await;
+}

@@ -92,6 +92,7 @@ const PUBLIC: Access = Access::Public;
 #[rustfmt::skip]
 pub const ROUTES: &[RouteSpec] = &[
     route(Method::GET, "/api/prompts", READ, |m| on(m, prompts::list)),
+    route(Method::POST, "/api/prompts", ADMIN, |m| on(m, prompts::create_prompt)),
     route(Method::GET, "/api/prompts/{id}/versions", READ, |m| on(m, prompts::versions)),
     route(Method::GET, "/api/prompts/{id}/versions/{version}", READ, |m| on(m, prompts::version)),
     route(Method::POST, "/api/prompts/{id}/versions", ADMIN, |m| on(m, prompts::create_version)),

@@ -14,6 +14,7 @@ use super::{
     info(title = "Flywheel", description = "Versioned prompts for LLM agents: resolve, deploy, roll back."),
     paths(
         prompts::list,
+        prompts::create_prompt,
         prompts::versions,
         prompts::version,
         prompts::create_version,

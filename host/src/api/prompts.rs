@@ -13,7 +13,8 @@ use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{JsonBody, PathParams, QueryParams};
 use crate::prompts::{
-    CreateVersion, ImportPrompt, ImportedVersion, PromptError, PromptRegistry, ResolvedPrompt,
+    CreatePrompt, CreateVersion, ImportPrompt, ImportedVersion, PromptError, PromptRegistry,
+    ResolvedPrompt,
 };
 use crate::store::{DeployRecord, FailureMode, PromptVersion, PromptWithVersions, StoreError};
 
@@ -235,4 +236,25 @@ pub async fn import(
 ) -> Result<(StatusCode, Json<ImportedVersion>), ApiError> {
     let imported = registry.import(&id, body, &caller.name).await?;
     Ok((StatusCode::CREATED, Json(imported)))
+}
+
+/// Create a prompt beyond the seeded agents, with its description, declared variables,
+/// failure-mode taxonomy and first version (active).
+#[utoipa::path(
+    post, path = "/api/prompts", tag = "prompts",
+    security(("bearer" = [])),
+    request_body(content = CreatePrompt, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The prompt with its active version 1", body = PromptWithVersions),
+        (status = 409, description = "A prompt with this id exists (conflict)", body = ErrorBody),
+        (status = 422, description = "Invalid template (invalid_template), or id, variables, failure modes, sizes (invalid_input)", body = ErrorBody),
+    )
+)]
+pub async fn create_prompt(
+    State(registry): State<Arc<PromptRegistry>>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(body): JsonBody<CreatePrompt>,
+) -> Result<(StatusCode, Json<PromptWithVersions>), ApiError> {
+    let created = registry.create_prompt(body, &caller.name).await?;
+    Ok((StatusCode::CREATED, Json(created)))
 }

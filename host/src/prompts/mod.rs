@@ -1,9 +1,11 @@
-//! The prompt registry: templates ([`template`]), the seeded AutoDev prompts ([`seeds`]) and the
+//! The prompt registry: templates ([`template`]), the seeded AutoDev prompts ([`seeds`]), new
+//! prompts ([`create`]), imports of prompts written elsewhere ([`import`]) and the
 //! domain service ([`PromptRegistry`]) that creates immutable versions, deploys, rolls back and
 //! resolves the version a task must use, including A/B tests ([`ab_tests`]: start, stop,
 //! results, decisions; `exposures.rs`: recording assignments without blocking resolve). Storage is the [`crate::store`]'s; HTTP is the API's.
 
 pub mod ab_tests;
+pub mod create;
 mod exposures;
 pub mod import;
 mod registry;
@@ -11,6 +13,7 @@ pub mod seeds;
 pub mod template;
 
 pub use ab_tests::{AbConfig, StartAbTest};
+pub use create::{CreatePrompt, NewFailureMode};
 pub use exposures::EXPOSURE_QUEUE;
 pub use import::{ImportPrompt, ImportedVersion};
 pub use registry::{
