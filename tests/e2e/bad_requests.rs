@@ -8,6 +8,7 @@ use uuid::Uuid;
 mod annotations;
 mod datasets;
 mod grading_runs;
+mod prompts_new;
 
 pub(crate) struct Case {
     name: &'static str,
@@ -517,6 +518,7 @@ fn cases(run: Uuid) -> Vec<Case> {
     .chain(annotations::cases(run))
     .chain(grading_runs::cases())
     .chain(datasets::cases())
+    .chain(prompts_new::cases())
     .collect()
 }
 
