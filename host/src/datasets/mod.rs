@@ -49,8 +49,6 @@ pub const MAX_ROWS: usize = 50_000;
 pub const MAX_DATASET_BODY_BYTES: usize = 32 * 1024 * 1024;
 /// Longest dataset name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
-/// Runs read per store call while taking a snapshot.
-const SNAPSHOT_PAGE: u32 = 1000;
 
 /// Why a dataset could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -319,7 +317,9 @@ fn content_rows(dataset: &str, rows: Vec<ParsedRow>) -> Vec<RowContent> {
 }
 
 /// Copies the prompt's production runs matching `filter`, newest first: what they are now is
-/// what the version keeps, whatever later annotations or outcomes say.
+/// what the version keeps, whatever later annotations or outcomes say. The runs are read by one
+/// statement, so the copy is of one moment on both backends (a statement reads one snapshot),
+/// never a mix of before and after an annotation made while it reads.
 async fn snapshot(
     store: &Arc<dyn Store>,
     prompt_id: &str,
@@ -328,7 +328,7 @@ async fn snapshot(
     if let Some(version) = filter.version {
         store.get_version(prompt_id, version).await?;
     }
-    let mut runs_filter = RunFilter {
+    let runs_filter = RunFilter {
         prompt_id: Some(prompt_id.to_owned()),
         version: filter.version,
         rating: filter.rating,
@@ -338,31 +338,23 @@ async fn snapshot(
         to: filter.to,
         before: None,
     };
-    let mut rows = Vec::new();
-    loop {
-        let page = store.list_runs(&runs_filter, SNAPSHOT_PAGE).await?;
-        let last = page.last().map(|r| r.id);
-        let full = page.len() == SNAPSHOT_PAGE as usize;
-        for run in page {
-            // Evaluation outputs never count as production data.
-            if run.origin != RunOrigin::Production {
-                continue;
-            }
-            let (item, sample) = snapshot_row(&run);
-            rows.push((run.id, item, sample, Some(run.id)));
-        }
-        if rows.len() > MAX_ROWS {
-            return Err(DatasetError::Invalid(format!(
-                "the filter matches more than {MAX_ROWS} runs; narrow it (version, from, to, \
-                 rating, failureMode, annotated)"
-            )));
-        }
-        match (full, last) {
-            (true, Some(last)) => runs_filter.before = Some(last),
-            _ => break,
-        }
+    // One more than the limit says whether the filter matches too many.
+    let runs = store.list_runs(&runs_filter, MAX_ROWS as u32 + 1).await?;
+    if runs.len() > MAX_ROWS {
+        return Err(DatasetError::Invalid(format!(
+            "the filter matches more than {MAX_ROWS} runs; narrow it (version, from, to, \
+             rating, failureMode, annotated)"
+        )));
     }
-    Ok(rows)
+    Ok(runs
+        .iter()
+        // Evaluation outputs never count as production data.
+        .filter(|run| run.origin == RunOrigin::Production)
+        .map(|run| {
+            let (item, sample) = snapshot_row(run);
+            (run.id, item, sample, Some(run.id))
+        })
+        .collect())
 }
 
 #[cfg(test)]
