@@ -9,6 +9,8 @@
 //! - [`runs`]: recorded runs and outcomes: what an agent may send, checked before it is stored.
 //! - [`experiments`]: A/B tests of prompt versions, the pure part: assignment, statistics,
 //!   decisions.
+//! - [`datasets`]: versioned datasets of a prompt: snapshots of runs and uploaded OpenAI eval
+//!   JSONL, row ids and the train/validation split, checked before the store writes them.
 //! - [`annotations`]: what people say about recorded runs: the checks before the store.
 //! - [`graders`]: the WebAssembly grader runtime, the graders directory and grader definitions.
 //! - [`grading`]: grading stored and file data with that runtime: stored definitions, seeds.
@@ -21,6 +23,7 @@ pub mod annotations;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod datasets;
 pub mod experiments;
 pub mod graders;
 pub mod grading;

@@ -6,7 +6,9 @@ use reqwest::{Method, StatusCode};
 use uuid::Uuid;
 
 mod annotations;
+mod datasets;
 mod grading_runs;
+mod prompts_new;
 
 pub(crate) struct Case {
     name: &'static str,
@@ -515,6 +517,8 @@ fn cases(run: Uuid) -> Vec<Case> {
     .into_iter()
     .chain(annotations::cases(run))
     .chain(grading_runs::cases())
+    .chain(datasets::cases())
+    .chain(prompts_new::cases())
     .collect()
 }
 

@@ -7,8 +7,10 @@ mod bad_requests;
 mod bad_requests_runs;
 mod concurrency;
 mod config_errors;
+mod datasets_api;
 mod happy_path;
 mod operations;
+mod prompts_import;
 mod route_auth;
 mod runs_api;
 

@@ -273,6 +273,14 @@ impl TestApp {
             .await
             .expect("list runs");
         out.push(serde_json::json!({ "runs": runs }));
+        let datasets = self
+            .server
+            .state
+            .store
+            .list_datasets(None)
+            .await
+            .expect("list datasets");
+        out.push(serde_json::json!({ "datasets": datasets }));
         for p in &prompts {
             let id = &p.prompt.id;
             out.push(serde_json::json!({

@@ -145,6 +145,25 @@ pub enum ApiError {
         /// What is wrong.
         message: String,
     },
+    /// A row of a dataset upload (`rows[3]`, or line 7 of `jsonl` as `jsonl:7`) was refused;
+    /// nothing was stored.
+    #[error("{message}")]
+    InvalidDatasetRow {
+        /// Where: `rows[3].item`, `jsonl:7`.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An imported template's variables differ from the active version's.
+    #[error("{message}")]
+    VariablesChanged {
+        /// The whole explanation.
+        message: String,
+        /// Variables of the active version the template lacks.
+        missing: Vec<String>,
+        /// Variables the template adds.
+        added: Vec<String>,
+    },
     /// A list cursor this server did not hand out.
     #[error("invalid cursor: {0}")]
     InvalidCursor(String),
@@ -189,6 +208,8 @@ impl ApiError {
                     Missing::GradingJob(_) => "grading_run_not_found",
                     Missing::Run(_) => "run_not_found",
                     Missing::AbTest(_) | Missing::RunningAbTest(_) => "ab_test_not_found",
+                    Missing::Dataset(_) => "dataset_not_found",
+                    Missing::DatasetVersion { .. } => "dataset_version_not_found",
                 };
                 return (code, "not_found", StatusCode::NOT_FOUND);
             }
@@ -257,6 +278,12 @@ impl ApiError {
             }
             ApiError::InvalidInput(_) => ("invalid_input", StatusCode::UNPROCESSABLE_ENTITY),
             ApiError::InvalidBatch { .. } => ("invalid_batch", StatusCode::UNPROCESSABLE_ENTITY),
+            ApiError::InvalidDatasetRow { .. } => {
+                ("invalid_dataset_row", StatusCode::UNPROCESSABLE_ENTITY)
+            }
+            ApiError::VariablesChanged { .. } => {
+                ("variables_changed", StatusCode::UNPROCESSABLE_ENTITY)
+            }
             ApiError::InvalidCursor(_) => ("invalid_cursor", StatusCode::BAD_REQUEST),
             ApiError::InvalidState(_) => ("invalid_state", StatusCode::CONFLICT),
             ApiError::Conflict(_) => ("conflict", StatusCode::CONFLICT),
@@ -294,6 +321,15 @@ impl ApiError {
             ApiError::NotFound(Missing::GradingJob(uuid::Uuid::nil())),
             ApiError::NotFound(Missing::Run(uuid::Uuid::nil())),
             ApiError::NotFound(Missing::ab_test("0")),
+            ApiError::NotFound(Missing::Dataset("golden".to_owned())),
+            ApiError::NotFound(Missing::DatasetVersion {
+                name: "golden".to_owned(),
+                version: 2,
+            }),
+            ApiError::InvalidDatasetRow {
+                field: "jsonl:7".to_owned(),
+                message: String::new(),
+            },
             ApiError::AbTestRunning(String::new()),
             ApiError::NothingToRollBack(String::new()),
             ApiError::MalformedJson(String::new()),
@@ -345,6 +381,11 @@ impl ApiError {
             ApiError::InvalidBatch {
                 field: "runs",
                 message: String::new(),
+            },
+            ApiError::VariablesChanged {
+                message: String::new(),
+                missing: Vec::new(),
+                added: Vec::new(),
             },
             ApiError::InvalidCursor(String::new()),
             ApiError::InvalidState(String::new()),
@@ -398,9 +439,9 @@ impl IntoResponse for ApiError {
             ApiError::InvalidTemplate { line, column, .. } => {
                 Some(json!({ "line": line, "column": column }))
             }
-            ApiError::InvalidGraderDefinition { field, .. } | ApiError::InvalidText { field } => {
-                Some(json!({ "field": field }))
-            }
+            ApiError::InvalidGraderDefinition { field, .. }
+            | ApiError::InvalidText { field }
+            | ApiError::InvalidDatasetRow { field, .. } => Some(json!({ "field": field })),
             ApiError::InvalidFailureMode { code, allowed, .. } => {
                 Some(json!({ "field": "failureMode", "code": code, "allowed": allowed }))
             }
@@ -409,6 +450,9 @@ impl IntoResponse for ApiError {
                 Some(index) => json!({ "index": index, "field": field }),
                 None => json!({ "field": field }),
             }),
+            ApiError::VariablesChanged { missing, added, .. } => {
+                Some(json!({ "missing": missing, "added": added }))
+            }
             ApiError::InvalidBatch { field, .. } => {
                 Some(json!({ "field": field, "max": crate::runs::MAX_BATCH }))
             }
@@ -536,6 +580,20 @@ impl From<BatchError> for ApiError {
     }
 }
 
+impl From<crate::datasets::DatasetError> for ApiError {
+    fn from(err: crate::datasets::DatasetError) -> Self {
+        use crate::datasets::DatasetError;
+        match err {
+            DatasetError::Invalid(message) => ApiError::InvalidInput(message),
+            DatasetError::Row(row) => ApiError::InvalidDatasetRow {
+                message: row.to_string(),
+                field: row.field,
+            },
+            DatasetError::Store(store) => store.into(),
+        }
+    }
+}
+
 impl From<PromptError> for ApiError {
     fn from(err: PromptError) -> Self {
         match err {
@@ -545,6 +603,15 @@ impl From<PromptError> for ApiError {
                 column: t.column,
             },
             PromptError::Invalid(message) => ApiError::InvalidInput(message),
+            PromptError::VariablesChanged { missing, added } => ApiError::VariablesChanged {
+                message: PromptError::VariablesChanged {
+                    missing: missing.clone(),
+                    added: added.clone(),
+                }
+                .to_string(),
+                missing,
+                added,
+            },
             PromptError::Store(store) => store.into(),
         }
     }

@@ -8,6 +8,7 @@
 pub mod ab_tests;
 pub mod annotations;
 pub mod auth;
+pub mod datasets;
 pub mod error;
 pub mod extract;
 pub mod graders;
@@ -91,9 +92,11 @@ const PUBLIC: Access = Access::Public;
 #[rustfmt::skip]
 pub const ROUTES: &[RouteSpec] = &[
     route(Method::GET, "/api/prompts", READ, |m| on(m, prompts::list)),
+    route(Method::POST, "/api/prompts", ADMIN, |m| on(m, prompts::create_prompt)),
     route(Method::GET, "/api/prompts/{id}/versions", READ, |m| on(m, prompts::versions)),
     route(Method::GET, "/api/prompts/{id}/versions/{version}", READ, |m| on(m, prompts::version)),
     route(Method::POST, "/api/prompts/{id}/versions", ADMIN, |m| on(m, prompts::create_version)),
+    route(Method::POST, "/api/prompts/{id}/import", ADMIN, |m| on(m, prompts::import)),
     route(Method::POST, "/api/prompts/{id}/deploy/{version}", ADMIN, |m| on(m, prompts::deploy)),
     route(Method::POST, "/api/prompts/{id}/rollback", ADMIN, |m| on(m, prompts::rollback)),
     route(Method::GET, "/api/prompts/{id}/history", READ, |m| on(m, prompts::history)),
@@ -124,6 +127,11 @@ pub const ROUTES: &[RouteSpec] = &[
     optimization(route(Method::PATCH, "/api/runs/outcomes", AGENT, |m| on(m, runs::report_outcomes))),
     optimization(route(Method::GET, "/api/runs", READ, |m| on(m, runs::list))),
     optimization(route(Method::GET, "/api/runs/{id}", READ, |m| on(m, runs::get))),
+    optimization(route(Method::POST, "/api/datasets", ANNOTATOR, |m| extract::with_body_limit(on(m, datasets::create), crate::datasets::MAX_DATASET_BODY_BYTES))),
+    optimization(route(Method::GET, "/api/datasets", READ, |m| on(m, datasets::list))),
+    optimization(route(Method::GET, "/api/datasets/{name}", READ, |m| on(m, datasets::get))),
+    optimization(route(Method::DELETE, "/api/datasets/{name}", ADMIN, |m| on(m, datasets::delete))),
+    optimization(route(Method::GET, "/api/datasets/{name}/rows", READ, |m| on(m, datasets::rows))),
     route(Method::GET, "/healthz", PUBLIC, |m| on(m, health::healthz)),
     route(Method::GET, "/metrics", PUBLIC, |m| on(m, metrics::metrics)),
     route(Method::GET, "/openapi.json", PUBLIC, |m| on(m, openapi::openapi)),

@@ -4,7 +4,9 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{ab_tests, annotations, error, graders, grading_runs, health, metrics, prompts, runs};
+use super::{
+    ab_tests, annotations, datasets, error, graders, grading_runs, health, metrics, prompts, runs,
+};
 
 /// The API description; every route of [`super::ROUTES`] appears here (a test checks it).
 #[derive(OpenApi)]
@@ -12,9 +14,11 @@ use super::{ab_tests, annotations, error, graders, grading_runs, health, metrics
     info(title = "Flywheel", description = "Versioned prompts for LLM agents: resolve, deploy, roll back."),
     paths(
         prompts::list,
+        prompts::create_prompt,
         prompts::versions,
         prompts::version,
         prompts::create_version,
+        prompts::import,
         prompts::deploy,
         prompts::rollback,
         prompts::history,
@@ -45,6 +49,11 @@ use super::{ab_tests, annotations, error, graders, grading_runs, health, metrics
         runs::report_outcomes,
         runs::list,
         runs::get,
+        datasets::create,
+        datasets::list,
+        datasets::get,
+        datasets::rows,
+        datasets::delete,
         health::healthz,
         metrics::metrics,
         openapi,
@@ -57,6 +66,7 @@ use super::{ab_tests, annotations, error, graders, grading_runs, health, metrics
         (name = "annotations", description = "Annotations of runs, the failure-mode taxonomy, the annotation queue and counts"),
         (name = "grading", description = "Grading jobs over recorded runs"),
         (name = "runs", description = "Recorded agent runs and the outcomes of their tasks"),
+        (name = "datasets", description = "Versioned datasets of a prompt: snapshots of runs, OpenAI eval JSONL uploads"),
         (name = "ab-tests", description = "A/B tests of prompt versions"),
         (name = "operations", description = "Health, metrics, API description"),
     )

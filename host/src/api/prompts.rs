@@ -12,7 +12,10 @@ use serde::Deserialize;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{JsonBody, PathParams, QueryParams};
-use crate::prompts::{CreateVersion, PromptError, PromptRegistry, ResolvedPrompt};
+use crate::prompts::{
+    CreatePrompt, CreateVersion, ImportPrompt, ImportedVersion, PromptError, PromptRegistry,
+    ResolvedPrompt,
+};
 use crate::store::{DeployRecord, FailureMode, PromptVersion, PromptWithVersions, StoreError};
 
 /// `?task_id=…` of resolve.
@@ -209,4 +212,49 @@ pub async fn resolve(
             .resolve_for(&id, &query.task_id, query.root_task_id.as_deref())
             .await?,
     ))
+}
+
+/// Import a prompt written elsewhere as a new inactive version (source `import`, parent the
+/// active version), after its template parses and its variables match the active version's
+/// (unless `allowVariableChanges`); the answer has a line diff against the active version.
+#[utoipa::path(
+    post, path = "/api/prompts/{id}/import", tag = "prompts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Prompt id")),
+    request_body(content = ImportPrompt, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created, inactive, with the diff", body = ImportedVersion),
+        (status = 404, description = "Unknown prompt", body = ErrorBody),
+        (status = 422, description = "Invalid template (invalid_template), variables differ from the active version's (variables_changed: details.missing, details.added), or invalid content (invalid_input)", body = ErrorBody),
+    )
+)]
+pub async fn import(
+    State(registry): State<Arc<PromptRegistry>>,
+    Extension(caller): Extension<Caller>,
+    PathParams(id): PathParams<String>,
+    JsonBody(body): JsonBody<ImportPrompt>,
+) -> Result<(StatusCode, Json<ImportedVersion>), ApiError> {
+    let imported = registry.import(&id, body, &caller.name).await?;
+    Ok((StatusCode::CREATED, Json(imported)))
+}
+
+/// Create a prompt beyond the seeded agents, with its description, declared variables,
+/// failure-mode taxonomy and first version (active).
+#[utoipa::path(
+    post, path = "/api/prompts", tag = "prompts",
+    security(("bearer" = [])),
+    request_body(content = CreatePrompt, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The prompt with its active version 1", body = PromptWithVersions),
+        (status = 409, description = "A prompt with this id exists (conflict)", body = ErrorBody),
+        (status = 422, description = "Invalid template (invalid_template), or id, variables, failure modes, sizes (invalid_input)", body = ErrorBody),
+    )
+)]
+pub async fn create_prompt(
+    State(registry): State<Arc<PromptRegistry>>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(body): JsonBody<CreatePrompt>,
+) -> Result<(StatusCode, Json<PromptWithVersions>), ApiError> {
+    let created = registry.create_prompt(body, &caller.name).await?;
+    Ok((StatusCode::CREATED, Json(created)))
 }

@@ -10,6 +10,7 @@
 pub mod ab;
 pub mod annotations;
 pub mod client;
+pub mod datasets;
 pub mod graders;
 pub mod grading_runs;
 pub mod prompts;
@@ -118,6 +119,8 @@ pub enum Command {
     Deploy(release::DeployArgs),
     /// Re-activate the version that was active before the current one.
     Rollback(release::RollbackArgs),
+    /// Import a prompt written elsewhere as a new inactive version (variables checked, diff shown).
+    Import(release::ImportArgs),
     /// List grader components or scaffold a new grader crate.
     Graders(graders::GradersArgs),
     /// Grade a JSONL file of OpenAI eval rows with a grader definition or component.
@@ -130,6 +133,8 @@ pub enum Command {
     Outcomes(runs::OutcomesArgs),
     /// Start, watch and stop A/B tests of prompt versions.
     Ab(ab::AbArgs),
+    /// Create dataset versions from recorded runs or OpenAI eval JSONL; list, show, read rows.
+    Datasets(datasets::DatasetsArgs),
     /// Annotate a recorded run as a person (rating, failure mode, critique), or clear it.
     Annotate(annotations::AnnotateArgs),
     /// List or extend a prompt's failure-mode taxonomy, or print its counts table.
@@ -146,12 +151,14 @@ impl Command {
             Command::Prompts(args) => args.target.groups(),
             Command::Deploy(args) => args.target.groups(),
             Command::Rollback(args) => args.target.groups(),
+            Command::Import(args) => args.target.groups(),
             Command::Graders(args) => args.groups(),
             Command::Grade(args) => args.groups(),
             Command::GradingRuns(args) => args.groups(),
             Command::Runs(args) => args.target.groups(),
             Command::Outcomes(args) => args.target.groups(),
             Command::Ab(args) => args.target.groups(),
+            Command::Datasets(args) => args.target.groups(),
             Command::Annotate(args) => args.target.groups(),
             Command::FailureModes(args) => args.target.groups(),
             Command::AnnotationQueue(args) => args.target.groups(),
@@ -166,12 +173,14 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Prompts(args) => prompts::run(args, settings).await,
         Command::Deploy(args) => release::deploy(args, settings).await,
         Command::Rollback(args) => release::rollback(args, settings).await,
+        Command::Import(args) => release::import(args, settings).await,
         Command::Graders(args) => graders::run(args, settings).await,
         Command::Grade(args) => graders::grade(args, settings).await,
         Command::GradingRuns(args) => grading_runs::run(args, settings).await,
         Command::Runs(args) => runs::run(args, settings).await,
         Command::Outcomes(args) => runs::outcomes(args, settings).await,
         Command::Ab(args) => ab::run(args, settings).await,
+        Command::Datasets(args) => datasets::run(args, settings).await,
         Command::Annotate(args) => annotations::annotate(args, settings).await,
         Command::FailureModes(args) => annotations::failure_modes(args, settings).await,
         Command::AnnotationQueue(args) => annotations::queue(args, settings).await,

@@ -1,4 +1,5 @@
-//! `flywheel prompts …`: list prompts, list and show versions, create a version.
+//! `flywheel prompts …`: list prompts, list and show versions, create a version, create a
+//! prompt.
 
 use std::path::PathBuf;
 
@@ -7,6 +8,7 @@ use clap::{Args, Subcommand};
 
 use super::target::{Target, TargetArgs, print_json};
 use crate::config::Settings;
+use crate::prompts::{CreatePrompt, NewFailureMode};
 use crate::store::PromptVersion;
 
 /// `flywheel prompts`.
@@ -41,6 +43,25 @@ pub enum PromptsCommand {
         /// Version number [default: the active version].
         #[arg(long)]
         version: Option<i64>,
+    },
+    /// Create a new prompt (beyond the seeded agents) whose first version, from a template file,
+    /// is active at once.
+    #[command(after_help = super::AFTER_HELP)]
+    Create {
+        /// The new prompt's id (a-z, 0-9, `_`, `-`, starting with a letter).
+        id: String,
+        /// File holding the first version's template, with {{variables}}.
+        #[arg(long)]
+        file: PathBuf,
+        /// What the prompt is for.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// A declared variable (repeat) [default: those the template uses].
+        #[arg(long = "variable")]
+        variables: Vec<String>,
+        /// A failure mode of its taxonomy as `code=description` (repeat).
+        #[arg(long = "failure-mode")]
+        failure_modes: Vec<String>,
     },
     /// Create a new, inactive version from a template file (deploy it with `flywheel deploy`).
     #[command(after_help = super::AFTER_HELP)]
@@ -118,6 +139,45 @@ pub async fn run(args: PromptsArgs, settings: Settings) -> anyhow::Result<()> {
                 return print_json(&shown);
             }
             print_version(&shown);
+        }
+        PromptsCommand::Create {
+            id,
+            file,
+            description,
+            variables,
+            failure_modes,
+        } => {
+            let content = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading template file {}", file.display()))?;
+            let failure_modes = failure_modes
+                .iter()
+                .map(|m| {
+                    let (code, description) = m.split_once('=').with_context(|| {
+                        format!("--failure-mode {m:?}: expected code=description")
+                    })?;
+                    Ok(NewFailureMode {
+                        code: code.trim().to_owned(),
+                        description: description.trim().to_owned(),
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let created = target
+                .create_prompt(CreatePrompt {
+                    id,
+                    description,
+                    variables: (!variables.is_empty()).then_some(variables),
+                    failure_modes,
+                    content,
+                })
+                .await?;
+            if json {
+                return print_json(&created);
+            }
+            println!(
+                "created prompt {} with v1 active (variables: {})",
+                created.prompt.id,
+                created.prompt.variables.join(", ")
+            );
         }
         PromptsCommand::CreateVersion {
             id,

@@ -1,4 +1,5 @@
-//! `flywheel deploy` and `flywheel rollback`: change the active version of a prompt.
+//! `flywheel deploy` and `flywheel rollback`: change the active version of a prompt; `flywheel
+//! import`: add a version written elsewhere.
 
 use clap::Args;
 
@@ -57,6 +58,61 @@ fn report(record: &DeployRecord, json: bool) -> anyhow::Result<()> {
         record.prompt_id,
         record.to_version,
         record.actor
+    );
+    Ok(())
+}
+
+/// `flywheel import <id> --file F`.
+#[derive(Debug, Args)]
+#[command(after_help = super::AFTER_HELP)]
+pub struct ImportArgs {
+    /// Prompt id.
+    pub id: String,
+    /// File holding the prompt written elsewhere, with {{variables}}.
+    #[arg(long)]
+    pub file: std::path::PathBuf,
+    /// Notes stored with the version (where it comes from).
+    #[arg(long)]
+    pub notes: Option<String>,
+    /// Accept variables that differ from the active version's.
+    #[arg(long)]
+    pub allow_variable_changes: bool,
+    /// Database or server.
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// Imports a prompt written elsewhere as a new inactive version and prints the diff.
+pub async fn import(args: ImportArgs, settings: Settings) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let content = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let target = Target::open(&args.target, &settings).await?;
+    let imported = target
+        .import(
+            &args.id,
+            crate::prompts::ImportPrompt {
+                content,
+                notes: args.notes,
+                allow_variable_changes: args.allow_variable_changes,
+            },
+        )
+        .await?;
+    if args.target.json {
+        return print_json(&imported);
+    }
+    print!("{}", imported.diff);
+    let compared = imported
+        .compared_with
+        .map_or("no active version".to_owned(), |v| format!("v{v}"));
+    println!(
+        "imported {} v{} (inactive; +{} -{} lines against {compared}; activate it with `flywheel deploy {} {}`)",
+        imported.version.prompt_id,
+        imported.version.version,
+        imported.lines_added,
+        imported.lines_removed,
+        imported.version.prompt_id,
+        imported.version.version
     );
     Ok(())
 }

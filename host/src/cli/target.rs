@@ -8,7 +8,7 @@ use serde_json::json;
 use super::client::ApiClient;
 use crate::config::args::{LogArgs, Overlay, StorageArgs};
 use crate::config::{Secret, Settings};
-use crate::prompts::{CreateVersion, PromptRegistry};
+use crate::prompts::{CreatePrompt, CreateVersion, ImportPrompt, ImportedVersion, PromptRegistry};
 use crate::store::{DeployRecord, PromptVersion, PromptWithVersions};
 
 /// How a prompt command reaches the prompts.
@@ -130,6 +130,31 @@ impl Target {
                     Some(body),
                 )
                 .await
+            }
+        }
+    }
+
+    /// Creates a prompt with its active version 1.
+    pub async fn create_prompt(&self, request: CreatePrompt) -> anyhow::Result<PromptWithVersions> {
+        match self {
+            Target::Database { registry, actor } => {
+                Ok(registry.create_prompt(request, actor).await?)
+            }
+            Target::Server(c) => {
+                let body = serde_json::to_value(&request).context("encoding the request")?;
+                c.call(Method::POST, &["api", "prompts"], Some(body)).await
+            }
+        }
+    }
+
+    /// Imports a prompt written elsewhere as a new inactive version.
+    pub async fn import(&self, id: &str, request: ImportPrompt) -> anyhow::Result<ImportedVersion> {
+        match self {
+            Target::Database { registry, actor } => Ok(registry.import(id, request, actor).await?),
+            Target::Server(c) => {
+                let body = serde_json::to_value(&request).context("encoding the request")?;
+                c.call(Method::POST, &["api", "prompts", id, "import"], Some(body))
+                    .await
             }
         }
     }

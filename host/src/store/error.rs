@@ -98,6 +98,15 @@ pub enum Missing {
     AbTest(String),
     /// The prompt has no running A/B test.
     RunningAbTest(String),
+    /// No dataset has this name.
+    Dataset(String),
+    /// The dataset exists but has no version with this number.
+    DatasetVersion {
+        /// The dataset's name.
+        name: String,
+        /// The version number asked for.
+        version: i64,
+    },
 }
 
 impl Missing {
@@ -154,6 +163,10 @@ impl fmt::Display for Missing {
             Missing::Run(id) => write!(f, "run {id}"),
             Missing::AbTest(id) => write!(f, "A/B test {id}"),
             Missing::RunningAbTest(prompt) => write!(f, "running A/B test of prompt {prompt}"),
+            Missing::Dataset(name) => write!(f, "dataset {name}"),
+            Missing::DatasetVersion { name, version } => {
+                write!(f, "version {version} of dataset {name}")
+            }
         }
     }
 }

@@ -8,7 +8,8 @@
 //!   (`grading_jobs.rs`: grading jobs and automatic grading), [`ExperimentStore`]
 //!   (`experiments.rs`: A/B tests, exposures, per-arm totals) and [`AnnotationStore`]
 //!   (`annotations.rs`: annotations of runs, their history, the annotation queue, failure-mode
-//!   counts). [`Store`]
+//!   counts), [`DatasetStore`] (`datasets.rs`: datasets, their immutable versions and rows).
+//!   [`Store`]
 //!   is the one handle callers hold (`Arc<dyn Store>`): every domain plus migrating and pinging.
 //!   A `dyn Store` answers every domain's methods without importing the domain traits; a
 //!   concrete backend (`SqliteStore`) needs the trait in scope.
@@ -59,6 +60,7 @@
 //!    `conformance/schema_parity.rs` checks that both sets define the same columns and names.
 
 mod annotations;
+mod datasets;
 mod error;
 mod experiments;
 mod graders;
@@ -84,6 +86,10 @@ pub use annotations::{
     AnnotateOutcome, AnnotationAction, AnnotationRecord, AnnotationStore, ClearOutcome,
     CurrentAnnotation, FailureModeCount, FailureModeCounts, NewAnnotation, QueueCursor, QueuePage,
     QueuedRun, valid_failure_mode_code,
+};
+pub use datasets::{
+    Dataset, DatasetRow, DatasetSource, DatasetStore, DatasetVersion, NewDatasetRow,
+    NewDatasetVersion, RowQuery, Split,
 };
 pub use error::{Missing, Result, StoreError};
 pub use experiments::{
@@ -139,6 +145,7 @@ pub trait Store:
     + GradingJobStore
     + ExperimentStore
     + AnnotationStore
+    + DatasetStore
     + Send
     + Sync
     + 'static

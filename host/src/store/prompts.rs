@@ -216,6 +216,11 @@ pub trait PromptStore: Send + Sync {
     /// prompt gets version 1 (source `seed`, active), its failure modes and a history entry by
     /// [`SEED_ACTOR`].
     async fn seed(&self, seeds: &[PromptSeed]) -> Result<()>;
+    /// Creates a prompt (beyond the seeds) with version 1 (source `manual`, written by `actor`,
+    /// active), its failure modes and a history entry by `actor`. A prompt with this id is a
+    /// [`StoreError::Conflict`](super::StoreError::Conflict) on `prompts_pkey`; nothing is
+    /// written on error.
+    async fn create_prompt(&self, prompt: &PromptSeed, actor: &str) -> Result<()>;
     /// Every prompt with its versions.
     async fn list_prompts(&self) -> Result<Vec<PromptWithVersions>>;
     /// One prompt.

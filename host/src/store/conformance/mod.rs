@@ -3,7 +3,7 @@
 //! fresh PostgreSQL database (`…::<domain>::postgres::*`, needs the server named by
 //! `FLYWHEEL_TEST_POSTGRES_URL`). A behaviour is only "the store's" if both backends pass it.
 //!
-//! A file per domain (`prompts.rs`, `graders.rs`, `annotations.rs`) holds its cases; `deploy_model.rs` checks the
+//! A file per domain (`prompts.rs`, `graders.rs`, `annotations.rs`, `datasets.rs`, …) holds its cases; `deploy_model.rs` checks the
 //! deploy rules against a model on random operation sequences; `schema_parity.rs` checks that
 //! both migration sets define the same schema.
 
@@ -39,6 +39,7 @@ macro_rules! conformance {
 }
 
 mod annotations;
+mod datasets;
 mod deploy_model;
 mod experiments;
 mod graders;

@@ -30,6 +30,7 @@ conformance!(
     concurrent_create_version_numbers_are_distinct_and_consecutive,
     schema_refuses_two_active_versions,
     concurrent_seeding_writes_each_prompt_once,
+    create_prompt_writes_an_active_first_version_and_refuses_an_existing_id,
 );
 
 pub(super) fn new_version(prompt_id: &str, content: &str) -> NewVersion {
@@ -511,4 +512,50 @@ async fn concurrent_seeding_writes_each_prompt_once(b: &Backend) {
             seed.failure_modes.len()
         );
     }
+}
+
+async fn create_prompt_writes_an_active_first_version_and_refuses_an_existing_id(b: &Backend) {
+    use crate::store::{FailureMode, Prompt, PromptSeed};
+    let store = b.store.as_ref();
+    let seed = |id: &str, content: &str| PromptSeed {
+        prompt: Prompt {
+            id: id.to_owned(),
+            description: "triage tickets".to_owned(),
+            variables: vec!["ticket".to_owned()],
+            created_at: crate::store::now(),
+        },
+        content: content.to_owned(),
+        failure_modes: vec![FailureMode {
+            prompt_id: id.to_owned(),
+            code: "wrong_label".to_owned(),
+            description: "the label is wrong".to_owned(),
+        }],
+    };
+    store
+        .create_prompt(&seed("triage", "Label {{ticket}}"), "alice")
+        .await
+        .unwrap();
+    let prompt = store.get_prompt("triage").await.unwrap();
+    assert_eq!(prompt.variables, vec!["ticket".to_owned()]);
+    let active = store.active_version("triage").await.unwrap();
+    assert_eq!(active.version, 1);
+    assert_eq!(active.source, VersionSource::Manual);
+    assert_eq!(active.created_by.as_deref(), Some("alice"));
+    let history = store.deploy_history("triage").await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].actor, "alice");
+    assert_eq!(store.failure_modes("triage").await.unwrap().len(), 1);
+
+    // An existing id (seeded or created) is a conflict on prompts_pkey; nothing changes.
+    for id in ["triage", "planner"] {
+        match store
+            .create_prompt(&seed(id, "Other {{ticket}}"), "bob")
+            .await
+        {
+            Err(StoreError::Conflict { constraint }) => assert_eq!(constraint, "prompts_pkey"),
+            other => panic!("expected a conflict for {id}, got {other:?}"),
+        }
+    }
+    assert_eq!(store.list_versions("triage").await.unwrap().len(), 1);
+    assert_eq!(store.list_prompts().await.unwrap().len(), 5);
 }

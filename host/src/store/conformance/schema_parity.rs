@@ -97,6 +97,9 @@ async fn sqlite_and_postgres_migrations_define_the_same_schema() {
         "grading_results",
         "ab_tests",
         "ab_exposures",
+        "datasets",
+        "dataset_versions",
+        "dataset_rows",
     ] {
         assert!(tables.contains(table), "missing table {table}");
     }

@@ -12,6 +12,7 @@
 //! not imply them from a trait, so each generic item states the ones it uses.
 
 pub(crate) mod annotations;
+pub(crate) mod datasets;
 pub(crate) mod experiments;
 pub(crate) mod figures;
 pub(crate) mod graders;
@@ -25,8 +26,8 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction
 use uuid::Uuid;
 
 use super::{
-    AnnotationStore, ExperimentStore, GraderStore, GradingJobStore, Missing, PromptStore, Result,
-    RunStore, Store, StoreError,
+    AnnotationStore, DatasetStore, ExperimentStore, GraderStore, GradingJobStore, Missing,
+    PromptStore, Result, RunStore, Store, StoreError,
 };
 
 /// What a backend says for itself; everything else about SQL is shared. Implemented by
@@ -103,7 +104,8 @@ where
         + RunStore
         + GradingJobStore
         + ExperimentStore
-        + AnnotationStore,
+        + AnnotationStore
+        + DatasetStore,
     <B::Db as Database>::Connection: Migrate,
     for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
     for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,

@@ -54,6 +54,60 @@ where
     for<'r> HistoryRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> FailureModeRow: FromRow<'r, <B::Db as Database>::Row>,
 {
+    async fn create_prompt(&self, prompt: &PromptSeed, actor: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let at = now();
+        // No ON CONFLICT: an existing id is the caller's conflict, not something to skip.
+        sqlx::query(
+            "INSERT INTO prompts (id, description, variables, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(prompt.prompt.id.as_str())
+        .bind(prompt.prompt.description.as_str())
+        .bind(Json(prompt.prompt.variables.as_slice()))
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| B::conflict("prompts_pkey", e))?;
+        sqlx::query(
+            "INSERT INTO prompt_versions \
+             (id, prompt_id, version, content, created_at, is_active, source, created_by) \
+             VALUES ($1, $2, 1, $3, $4, FALSE, $5, $6)",
+        )
+        .bind(DbId(Uuid::now_v7()))
+        .bind(prompt.prompt.id.as_str())
+        .bind(prompt.content.as_str())
+        .bind(at)
+        .bind(VersionSource::Manual.as_str())
+        .bind(actor)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| B::conflict("prompt_versions_prompt_id_version_key", e))?;
+        for mode in &prompt.failure_modes {
+            sqlx::query(
+                "INSERT INTO failure_modes (prompt_id, code, description, created_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(prompt.prompt.id.as_str())
+            .bind(mode.code.as_str())
+            .bind(mode.description.as_str())
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| B::conflict("failure_modes_pkey", e))?;
+        }
+        switch_active::<B>(
+            &mut tx,
+            &prompt.prompt.id,
+            None,
+            1,
+            DeployAction::Deploy,
+            actor,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn seed(&self, seeds: &[PromptSeed]) -> Result<()> {
         let mut tx = self.begin_write().await?;
         for seed in seeds {

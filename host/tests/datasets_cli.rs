@@ -1,0 +1,370 @@
+//! Datasets through the `flywheel` binary: `datasets create|upload|list|show|rows|delete` in
+//! database mode and in `--server` mode, on SQLite; and `prompts create` and `import` of prompts
+//! written elsewhere.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_flywheel");
+const TOKENS: &str = "reader:read:cli-read-secret,reviewer:annotator:cli-annotator-secret";
+const ANNOTATOR: &str = "cli-annotator-secret";
+const READ: &str = "cli-read-secret";
+
+/// A `flywheel` command with a clean environment for the settings it reads.
+fn flywheel(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in [
+        "DATABASE_URL",
+        "FLYWHEEL_BIND",
+        "FLYWHEEL_TOKENS",
+        "FLYWHEEL_TOKENS_FILE",
+        "FLYWHEEL_TOKEN",
+        "FLYWHEEL_SERVER",
+        "ENABLE_PROMPT_OPTIMIZATION",
+        "FLYWHEEL_GRADERS_DIR",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "FLYWHEEL_LOG_FORMAT",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env(
+        "FLYWHEEL_CACHE_DIR",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("flywheel-component-cache"),
+    );
+    cmd.env("FLYWHEEL_DATA_DIR", data_dir);
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("the flywheel binary runs")
+}
+
+fn ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(!out.status.success(), "{cmd:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn write_lines(path: &Path, lines: &[Value]) {
+    let mut file = std::fs::File::create(path).expect("create file");
+    for line in lines {
+        writeln!(file, "{line}").expect("write line");
+    }
+}
+
+fn eval_rows() -> Vec<Value> {
+    (0..12)
+        .map(|i| json!({"item": {"q": format!("question {i}")}, "sample": {"output_text": format!("answer {i}")}}))
+        .collect()
+}
+
+#[test]
+fn datasets_are_created_uploaded_and_read_in_database_mode() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cli = |args: &[&str]| {
+        let mut cmd = flywheel(dir.path());
+        cmd.args(args);
+        cmd
+    };
+    let runs = dir.path().join("runs.jsonl");
+    write_lines(
+        &runs,
+        &(0..7)
+            .map(|i| json!({"promptId": "coder", "taskId": format!("t-{i}"), "input": {"plan": i}, "output": format!("diff {i}")}))
+            .collect::<Vec<_>>(),
+    );
+    ok(&mut cli(&["runs", "import", &runs.display().to_string()]));
+    let created = ok(&mut cli(&[
+        "datasets",
+        "create",
+        "coder-all",
+        "--prompt",
+        "coder",
+    ]));
+    assert!(
+        created.contains("created coder-all v1: 7 rows"),
+        "{created}"
+    );
+
+    let file = dir.path().join("eval.jsonl");
+    write_lines(&file, &eval_rows());
+    let uploaded: Value = serde_json::from_str(&ok(&mut cli(&[
+        "datasets",
+        "upload",
+        "coder-all",
+        "--prompt",
+        "coder",
+        "--file",
+        &file.display().to_string(),
+        "--validation-fraction",
+        "0.5",
+        "--json",
+    ])))
+    .expect("JSON");
+    assert_eq!(uploaded["version"], 2);
+    assert_eq!(uploaded["source"], "jsonl");
+    assert_eq!(uploaded["rowCount"], 12);
+
+    let listed = ok(&mut cli(&["datasets", "list"]));
+    assert!(
+        listed.contains("coder-all") && listed.contains("v2"),
+        "{listed}"
+    );
+    let shown = ok(&mut cli(&["datasets", "show", "coder-all"]));
+    assert!(shown.contains("runs") && shown.contains("jsonl"), "{shown}");
+
+    // Rows print as OpenAI eval JSONL, the same lines as the file, in order, a page at a time.
+    let first = run(&mut cli(&["datasets", "rows", "coder-all", "--limit", "5"]));
+    let printed = String::from_utf8_lossy(&first.stdout).into_owned();
+    let lines: Vec<Value> = printed
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines, eval_rows()[..5].to_vec());
+    let hint = String::from_utf8_lossy(&first.stderr).into_owned();
+    let cursor = hint
+        .split("--cursor ")
+        .nth(1)
+        .map(str::trim)
+        .expect("a cursor for the next page");
+    let next: Value = serde_json::from_str(&ok(&mut cli(&[
+        "datasets",
+        "rows",
+        "coder-all",
+        "--limit",
+        "100",
+        "--cursor",
+        cursor,
+        "--json",
+    ])))
+    .expect("JSON");
+    assert_eq!(next["items"].as_array().map(Vec::len), Some(7));
+    assert_eq!(next["nextCursor"], Value::Null);
+
+    // A bad line is named and nothing is stored.
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"item\": {}}\n{\"item\": 3}\n").expect("write");
+    let err = fails(&mut cli(&[
+        "datasets",
+        "upload",
+        "coder-all",
+        "--prompt",
+        "coder",
+        "--file",
+        &bad.display().to_string(),
+    ]));
+    assert!(err.contains("jsonl:2.item"), "{err}");
+    let after: Value =
+        serde_json::from_str(&ok(&mut cli(&["datasets", "show", "coder-all", "--json"])))
+            .expect("JSON");
+    assert_eq!(after["latestVersion"], 2);
+
+    ok(&mut cli(&["datasets", "delete", "coder-all"]));
+    let err = fails(&mut cli(&["datasets", "show", "coder-all"]));
+    assert!(err.contains("dataset coder-all not found"), "{err}");
+}
+
+/// A `flywheel serve` child and the address it announced.
+struct Served {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `flywheel serve` on a free port and waits for its `listening` log line.
+fn serve_on(mut command: Command) -> Served {
+    let mut child = command
+        .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json"])
+        .env("FLYWHEEL_TOKENS", TOKENS)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn flywheel serve");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut served = Served {
+        child,
+        url: String::new(),
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let Ok(line) = rx.recv_timeout(left) else {
+            break;
+        };
+        let parsed: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if parsed["fields"]["message"] == "listening" {
+            let addr = parsed["fields"]["addr"].as_str().expect("addr field");
+            std::thread::spawn(move || while rx.recv().is_ok() {});
+            served.url = format!("http://{addr}");
+            return served;
+        }
+        seen.push(line);
+    }
+    panic!("flywheel serve did not start; logs:\n{}", seen.join("\n"));
+}
+
+#[test]
+fn server_mode_uploads_and_reads_through_the_service() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let served = serve_on(flywheel(dir.path()));
+    let client = tempfile::tempdir().expect("temp dir");
+    let file = client.path().join("eval.jsonl");
+    write_lines(&file, &eval_rows());
+    let remote = |args: &[&str], token: &str| {
+        let mut cmd = flywheel(client.path());
+        cmd.args(args)
+            .args(["--server", &served.url])
+            .env("FLYWHEEL_TOKEN", token);
+        cmd
+    };
+    let upload = [
+        "datasets",
+        "upload",
+        "golden",
+        "--prompt",
+        "reviewer",
+        "--file",
+        &file.display().to_string(),
+    ];
+    let err = fails(&mut remote(&upload, READ));
+    assert!(err.contains("forbidden"), "{err}");
+    let created = ok(&mut remote(&upload, ANNOTATOR));
+    assert!(created.contains("created golden v1: 12 rows"), "{created}");
+    let shown: Value = serde_json::from_str(&ok(&mut remote(
+        &["datasets", "show", "golden", "--json"],
+        READ,
+    )))
+    .expect("JSON");
+    assert_eq!(shown["versions"][0]["createdBy"], "reviewer");
+    let validation: Value = serde_json::from_str(&ok(&mut remote(
+        &[
+            "datasets",
+            "rows",
+            "golden",
+            "--split",
+            "validation",
+            "--json",
+        ],
+        READ,
+    )))
+    .expect("JSON");
+    assert_eq!(
+        validation["items"].as_array().map(|i| i.len() as i64),
+        shown["versions"][0]["validationCount"].as_i64()
+    );
+    let err = fails(&mut remote(
+        &[
+            "datasets",
+            "create",
+            "golden",
+            "--prompt",
+            "reviewer",
+            "--from",
+            "2099-01-01T00:00:00Z",
+        ],
+        ANNOTATOR,
+    ));
+    assert!(err.contains("invalid_input"), "{err}");
+    assert!(
+        !client.path().join("flywheel.db").exists(),
+        "everything went through the server"
+    );
+}
+
+#[test]
+fn prompts_are_created_and_imported_in_database_mode() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cli = |args: &[&str]| {
+        let mut cmd = flywheel(dir.path());
+        cmd.args(args);
+        cmd
+    };
+    let first = dir.path().join("triage.txt");
+    std::fs::write(&first, "Label {{ticket}}.\nBe brief.\n").expect("write");
+    let created = ok(&mut cli(&[
+        "prompts",
+        "create",
+        "triage",
+        "--file",
+        &first.display().to_string(),
+        "--description",
+        "Labels tickets",
+        "--failure-mode",
+        "wrong_label=the label is wrong",
+    ]));
+    assert!(
+        created.contains("created prompt triage with v1 active"),
+        "{created}"
+    );
+    let modes = ok(&mut cli(&["failure-modes", "list", "triage"]));
+    assert!(modes.contains("wrong_label"), "{modes}");
+
+    let second = dir.path().join("triage-v2.txt");
+    std::fs::write(&second, "Label {{ticket}}.\nBe very brief.\n").expect("write");
+    let imported = ok(&mut cli(&[
+        "import",
+        "triage",
+        "--file",
+        &second.display().to_string(),
+        "--notes",
+        "from the old dashboard",
+    ]));
+    assert!(
+        imported.contains("- Be brief.\n+ Be very brief.\n"),
+        "{imported}"
+    );
+    assert!(
+        imported.contains("imported triage v2 (inactive"),
+        "{imported}"
+    );
+    let changed = dir.path().join("triage-v3.txt");
+    std::fs::write(&changed, "Label {{ticket}} for {{team}}.\n").expect("write");
+    let err = fails(&mut cli(&[
+        "import",
+        "triage",
+        "--file",
+        &changed.display().to_string(),
+    ]));
+    assert!(err.contains("team"), "{err}");
+    let allowed = ok(&mut cli(&[
+        "import",
+        "triage",
+        "--file",
+        &changed.display().to_string(),
+        "--allow-variable-changes",
+        "--json",
+    ]));
+    let allowed: Value = serde_json::from_str(&allowed).expect("JSON");
+    assert_eq!(allowed["variablesAdded"], json!(["team"]));
+}
