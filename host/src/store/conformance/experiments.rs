@@ -48,6 +48,7 @@ fn stop() -> AbTestEnd {
         status: STATUS_STOPPED,
         decision: None,
         result: json!({ "stoppedBy": "alice" }),
+        deploy_b_as: None,
     }
 }
 
