@@ -3,6 +3,10 @@
 //! (requests per second at 32 keep-alive connections, latency percentiles), which criterion's
 //! per-iteration model does not give.
 //!
+//! Then the same resolve while an A/B test of the prompt runs (arm assignment by hash, the
+//! exposure queued for the background writer) against resolve without one, in alternating
+//! rounds of the same run (issue 13, item 6: target ≥ 90%).
+//!
 //! Run: `cargo bench -p flywheel --bench resolve` (env `FLYWHEEL_BENCH_REQUESTS`, default 40000
 //! per round; `FLYWHEEL_BENCH_ROUNDS`, default 3). Targets: resolve ≥ 50% of the trivial
 //! handler's throughput, resolve p99 < 2 ms.
@@ -155,6 +159,52 @@ async fn bench() {
         ratio,
         p99.as_secs_f64() * 1e3,
         p99.as_secs_f64() / trivial.percentile(99.0).as_secs_f64()
+    );
+
+    // Resolve during an A/B test, alternating with resolve without one.
+    let registry = app.state.registry.clone();
+    registry
+        .create_version(
+            "planner",
+            flywheel::prompts::CreateVersion {
+                content: "B: {{task}}".to_owned(),
+                notes: None,
+                parent_version: None,
+            },
+            "bench",
+        )
+        .await
+        .expect("version 2");
+    let start = || -> flywheel::prompts::StartAbTest {
+        serde_json::from_value(json!({ "versionA": 1, "versionB": 2 })).expect("request")
+    };
+    registry
+        .start_ab_test("planner", start(), 0.5, "bench")
+        .await
+        .expect("test starts");
+    load(&client, &resolve_url, Some(AGENT_SECRET), 2_000).await;
+    let mut with_test = Vec::new();
+    let mut without_test = Vec::new();
+    for _ in 0..rounds {
+        with_test.push(load(&client, &resolve_url, Some(AGENT_SECRET), total).await);
+        registry
+            .stop_ab_test("planner", "bench")
+            .await
+            .expect("test stops");
+        without_test.push(load(&client, &resolve_url, Some(AGENT_SECRET), total).await);
+        registry
+            .start_ab_test("planner", start(), 0.5, "bench")
+            .await
+            .expect("test starts");
+    }
+    let with_test = median(&mut with_test);
+    let without_test = median(&mut without_test);
+    line("no test", &without_test);
+    line("A/B", &with_test);
+    println!(
+        "A/B/no-test throughput ratio {:.2} (target >= 0.90); exposures dropped {}",
+        with_test.throughput() / without_test.throughput(),
+        registry.exposures_dropped()
     );
     drop(app);
 }

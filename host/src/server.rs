@@ -53,10 +53,10 @@ pub fn build_app_with_store(
 ) -> anyhow::Result<(Router, AppState)> {
     let llm = model_client(&settings)?;
     let graders = start_graders(&settings, llm.clone())?;
-    let registry = Arc::new(PromptRegistry::new(
-        store.clone(),
-        settings.resolve_cache_ttl,
-    ));
+    let registry = Arc::new(
+        PromptRegistry::new(store.clone(), settings.resolve_cache_ttl)
+            .with_ab_tests(settings.enable_prompt_optimization),
+    );
     let mut metrics = Metrics::new();
     metrics.watch_resolve_cache(registry.clone());
     let state = AppState {
@@ -146,8 +146,9 @@ pub struct RunningServer {
     _workers: Workers,
 }
 
-/// Background tasks that end with the server: the grading-job worker and the automatic grader.
-/// An interrupted chunk is simply not committed, so stopping them at any point loses nothing.
+/// Background tasks that end with the server: the grading-job worker, the automatic grader and
+/// the A/B evaluator. An interrupted chunk is simply not committed, so stopping them at any
+/// point loses nothing.
 struct Workers(Vec<JoinHandle<()>>);
 
 impl Workers {
@@ -166,7 +167,15 @@ impl Workers {
         );
         let auto =
             crate::grading::auto::AutoGrader::new(state.store.clone(), state.graders.clone());
-        Workers(vec![tokio::spawn(jobs.run()), tokio::spawn(auto.run())])
+        let evaluator = crate::prompts::evaluator::run(
+            state.registry.clone(),
+            state.settings.ab_evaluate_interval,
+        );
+        Workers(vec![
+            tokio::spawn(jobs.run()),
+            tokio::spawn(auto.run()),
+            tokio::spawn(evaluator),
+        ])
     }
 }
 

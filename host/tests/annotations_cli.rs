@@ -2,62 +2,13 @@
 //! processes: in database mode on a SQLite file, and in `--server` mode against a service
 //! started in this test (the token's name is then the annotator).
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+
+use common::{TOKENS, fails, flywheel, ok};
 
 use flywheel::config::{ConfigArgs, Settings};
 use flywheel::store::{NewOutcome, NewRun, open_store};
 use uuid::Uuid;
-
-const BIN: &str = env!("CARGO_BIN_EXE_flywheel");
-const TOKENS: &str = "reader:read:cli-read-secret,robot:agent:cli-agent-secret,\
-                      reviewer:annotator:cli-annotator-secret,ops:admin:cli-admin-secret";
-
-/// A `flywheel` command with a clean environment for the settings it reads.
-fn flywheel(data_dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    for var in [
-        "DATABASE_URL",
-        "FLYWHEEL_TOKENS",
-        "FLYWHEEL_TOKENS_FILE",
-        "FLYWHEEL_TOKEN",
-        "FLYWHEEL_SERVER",
-        "ENABLE_PROMPT_OPTIMIZATION",
-        "FLYWHEEL_GRADERS_DIR",
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-        "FLYWHEEL_LOG_FORMAT",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env(
-        "FLYWHEEL_CACHE_DIR",
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("flywheel-component-cache"),
-    );
-    cmd.env("FLYWHEEL_DATA_DIR", data_dir);
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("the flywheel binary runs")
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(!out.status.success(), "{cmd:?} succeeded");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// Records a run of version 1 of `prompt` and its outcome through the store's runs domain.
 async fn insert_run(url: &str, prompt: &str, tests_passed: bool) -> Uuid {

@@ -1,66 +1,16 @@
 //! The `flywheel` binary, run as a process: `--help` everywhere, database mode, `--server` mode
 //! against a spawned `flywheel serve`, configuration errors, and graceful exit on SIGTERM.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_flywheel");
-const TOKENS: &str = "reader:read:cli-read-secret,ops:admin:cli-admin-secret";
-
-/// A `flywheel` command with a clean environment for the settings it reads.
-fn flywheel(data_dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    for var in [
-        "DATABASE_URL",
-        "FLYWHEEL_BIND",
-        "FLYWHEEL_TOKENS",
-        "FLYWHEEL_TOKENS_FILE",
-        "FLYWHEEL_TOKEN",
-        "FLYWHEEL_SERVER",
-        "ENABLE_PROMPT_OPTIMIZATION",
-        "PROMPT_AB_TEST_TRAFFIC_SPLIT",
-        "PROMPT_MIN_SAMPLES_FOR_OPTIMIZATION",
-        "FLYWHEEL_GRADERS_DIR",
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-        "FLYWHEEL_LOG_FORMAT",
-    ] {
-        cmd.env_remove(var);
-    }
-    // One compile cache for every process the tests spawn: the built-ins (the Python
-    // interpreter takes seconds to compile) are compiled once per build, not once per test.
-    cmd.env(
-        "FLYWHEEL_CACHE_DIR",
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("flywheel-component-cache"),
-    );
-    cmd.env("FLYWHEEL_DATA_DIR", data_dir);
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("the flywheel binary runs")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{Served, flywheel, ok, run, serve_on, text};
 
 fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
+    text(&out.stderr)
 }
 
 #[test]
@@ -288,74 +238,10 @@ fn bad_configuration_stops_with_the_variable_named() {
     assert!(stderr(&out).contains("FLYWHEEL_TOKENS"), "{}", stderr(&out));
 }
 
-/// A `flywheel serve` child and the address it announced.
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        // Only reached when a test failed before stopping the server.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts `flywheel serve` on a free port (bind port 0, JSON logs) and waits for its
 /// `listening` log line.
 fn serve(data_dir: &Path) -> Served {
     serve_on(flywheel(data_dir))
-}
-
-/// Starts `flywheel serve` from a prepared command (environment set by the caller).
-fn serve_on(mut command: Command) -> Served {
-    let mut child = command
-        .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json"])
-        .env("FLYWHEEL_TOKENS", TOKENS)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn flywheel serve");
-    let stderr = child.stderr.take().expect("piped stderr");
-    // Owned by the guard from here on, so a failed start kills the child.
-    let mut served = Served {
-        child,
-        url: String::new(),
-    };
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen = Vec::new();
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        let Ok(line) = rx.recv_timeout(left) else {
-            break;
-        };
-        assert!(
-            !line.contains("cli-admin-secret") && !line.contains("cli-read-secret"),
-            "a token was logged: {line}"
-        );
-        let parsed: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
-        if parsed["fields"]["message"] == "listening" {
-            let addr = parsed["fields"]["addr"].as_str().expect("addr field");
-            // Keep draining stderr so the server never blocks on a full pipe.
-            std::thread::spawn(move || while rx.recv().is_ok() {});
-            served.url = format!("http://{addr}");
-            return served;
-        }
-        seen.push(line);
-    }
-    panic!(
-        "flywheel serve did not announce its address; logs:\n{}",
-        seen.join("\n")
-    );
 }
 
 #[test]

@@ -1,40 +1,12 @@
 //! `flywheel graders list`, `flywheel grade` and `flywheel graders new`, run as processes.
 
+mod common;
+
+use std::process::Command;
+
+use common::{flywheel, run, text};
+
 use std::path::Path;
-use std::process::{Command, Output};
-
-const BIN: &str = env!("CARGO_BIN_EXE_flywheel");
-
-fn flywheel(data_dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    for var in [
-        "DATABASE_URL",
-        "FLYWHEEL_GRADERS_DIR",
-        "FLYWHEEL_TOKENS",
-        "FLYWHEEL_SERVER",
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-    ] {
-        cmd.env_remove(var);
-    }
-    // One compile cache for every process the tests spawn: the built-ins (the Python
-    // interpreter takes seconds to compile) are compiled once per build, not once per test.
-    cmd.env(
-        "FLYWHEEL_CACHE_DIR",
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("flywheel-component-cache"),
-    );
-    cmd.env("FLYWHEEL_DATA_DIR", data_dir)
-        .env("RUST_BACKTRACE", "0");
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("the flywheel binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 #[test]
 fn graders_list_shows_the_builtins() {

@@ -2,66 +2,15 @@
 //! and `--server` mode, and `kill -9` of `flywheel serve` during a stream of batch posts losing
 //! no acknowledged run, on SQLite and PostgreSQL.
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{ADMIN, AGENT, READ, Served, fails, flywheel, ok, serve_on};
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_flywheel");
-const TOKENS: &str = "reader:read:cli-read-secret,robot:agent:cli-agent-secret";
-const AGENT: &str = "cli-agent-secret";
-const READ: &str = "cli-read-secret";
-
-/// A `flywheel` command with a clean environment for the settings it reads.
-fn flywheel(data_dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    for var in [
-        "DATABASE_URL",
-        "FLYWHEEL_BIND",
-        "FLYWHEEL_TOKENS",
-        "FLYWHEEL_TOKENS_FILE",
-        "FLYWHEEL_TOKEN",
-        "FLYWHEEL_SERVER",
-        "ENABLE_PROMPT_OPTIMIZATION",
-        "FLYWHEEL_GRADERS_DIR",
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-        "FLYWHEEL_LOG_FORMAT",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env(
-        "FLYWHEEL_CACHE_DIR",
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("flywheel-component-cache"),
-    );
-    cmd.env("FLYWHEEL_DATA_DIR", data_dir);
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("the flywheel binary runs")
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(!out.status.success(), "{cmd:?} succeeded");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 fn run_line(prompt: &str, task: &str) -> Value {
     json!({"promptId": prompt, "taskId": task, "input": {"task_title": task}, "output": "plan", "tokensIn": 10, "tokensOut": 5})
@@ -179,59 +128,6 @@ fn runs_are_imported_listed_shown_and_completed_in_database_mode() {
     let err =
         fails(flywheel(dir.path()).args(["runs", "show", "0190b5a2-7c3e-7000-8000-000000000000"]));
     assert!(err.contains("not found"), "{err}");
-}
-
-/// A `flywheel serve` child and the address it announced.
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `flywheel serve` on a free port and waits for its `listening` log line.
-fn serve_on(mut command: Command) -> Served {
-    let mut child = command
-        .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json"])
-        .env("FLYWHEEL_TOKENS", TOKENS)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn flywheel serve");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let mut served = Served {
-        child,
-        url: String::new(),
-    };
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen = Vec::new();
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        let Ok(line) = rx.recv_timeout(left) else {
-            break;
-        };
-        let parsed: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        if parsed["fields"]["message"] == "listening" {
-            let addr = parsed["fields"]["addr"].as_str().expect("addr field");
-            std::thread::spawn(move || while rx.recv().is_ok() {});
-            served.url = format!("http://{addr}");
-            return served;
-        }
-        seen.push(line);
-    }
-    panic!("flywheel serve did not start; logs:\n{}", seen.join("\n"));
 }
 
 #[test]
@@ -358,12 +254,7 @@ fn kill_during_batch_posts_loses_no_acknowledged_run(database_url: Option<&str>)
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let killed = Command::new("kill")
-        .args(["-9", &served.child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
-    served.child.wait().expect("reap the killed server");
+    served.kill_9();
     for writer in writers {
         runtime.block_on(writer).expect("writer task");
     }
@@ -410,5 +301,171 @@ fn kill_9_during_batch_posts_loses_no_acknowledged_run_on_postgres() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let db = runtime.block_on(flywheel::store::testing::postgres_fresh());
     kill_during_batch_posts_loses_no_acknowledged_run(Some(db.url()));
+    drop(db);
+}
+
+/// Posts `count` planner runs in batches of 1000; their ids.
+async fn record_planner_runs(http: &reqwest::Client, base: &str, count: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(count);
+    for batch in 0..count.div_ceil(1000) {
+        let runs: Vec<Value> = (batch * 1000..count.min((batch + 1) * 1000))
+            .map(|i| run_line("planner", &format!("takeover-{i}")))
+            .collect();
+        let answer: Value = http
+            .post(format!("{base}/api/runs"))
+            .bearer_auth(AGENT)
+            .json(&json!({ "runs": runs }))
+            .send()
+            .await
+            .expect("post runs")
+            .error_for_status()
+            .expect("runs recorded")
+            .json()
+            .await
+            .expect("answer");
+        ids.extend(
+            answer["runs"]
+                .as_array()
+                .expect("runs")
+                .iter()
+                .map(|r| r["id"].as_str().expect("id").to_owned()),
+        );
+    }
+    ids
+}
+
+/// Two `flywheel serve` processes share one PostgreSQL database and its queue of grading jobs.
+/// The one holding a job is killed with `kill -9` in the middle of it; the other takes the job
+/// over once the lease (1 s here) expires and finishes it: every row graded exactly once.
+#[test]
+fn a_grading_job_is_taken_over_when_its_instance_is_killed_on_postgres() {
+    const RUNS: usize = 20_000;
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let db = runtime.block_on(flywheel::store::testing::postgres_fresh());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let command = || {
+        let mut cmd = flywheel(dir.path());
+        cmd.env("DATABASE_URL", db.url())
+            .env("FLYWHEEL_JOB_LEASE_SECS", "1");
+        cmd
+    };
+    let mut first = serve_on(command());
+    let mut second = serve_on(command());
+    let http = reqwest::Client::new();
+    let pool = runtime
+        .block_on(sqlx::PgPool::connect(db.url()))
+        .expect("connect to the test database");
+
+    let ids = runtime.block_on(record_planner_runs(&http, &first.url, RUNS));
+    assert_eq!(ids.len(), RUNS);
+    // Disabled, so the automatic graders leave it alone; the job names it.
+    let definition = json!({"promptId": "planner", "name": "mentions_plan", "enabled": false,
+        "definition": {"type": "string_check", "name": "mentions_plan", "operation": "like",
+            "input": "{{sample.output_text}}", "reference": "plan"}});
+    let job: Value = runtime.block_on(async {
+        // 503 until the built-in components are loaded.
+        for _ in 0..600 {
+            let answer = http
+                .post(format!("{}/api/graders/definitions", first.url))
+                .bearer_auth(ADMIN)
+                .json(&definition)
+                .send()
+                .await
+                .expect("post definition");
+            if answer.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                assert_eq!(answer.status(), reqwest::StatusCode::CREATED);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        http.post(format!("{}/api/grading-runs", first.url))
+            .bearer_auth(ADMIN)
+            .json(&json!({"promptId": "planner", "graders": ["mentions_plan"]}))
+            .send()
+            .await
+            .expect("start the job")
+            .error_for_status()
+            .expect("job accepted")
+            .json()
+            .await
+            .expect("job")
+    });
+    assert_eq!(job["total"], RUNS);
+    let job_id: uuid::Uuid = job["id"].as_str().expect("id").parse().expect("uuid");
+
+    // Wait until one instance holds the job and has committed part of it, then kill that one.
+    let (holder, done_at_kill) = runtime.block_on(async {
+        for _ in 0..3000 {
+            let (claimed_by, processed): (Option<String>, i64) =
+                sqlx::query_as("SELECT claimed_by, processed_rows FROM grading_runs WHERE id = $1")
+                    .bind(job_id)
+                    .fetch_one(&pool)
+                    .await
+                    .expect("read the job");
+            if let Some(holder) = claimed_by.filter(|_| processed > 0) {
+                return (holder, processed);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("no instance started the job");
+    });
+    let pid_of = |served: &Served| format!("flywheel-{}-", served.child.id());
+    let (killed, survivor) = if holder.starts_with(&pid_of(&first)) {
+        (&mut first, &second)
+    } else {
+        assert!(holder.starts_with(&pid_of(&second)), "holder {holder}");
+        (&mut second, &first)
+    };
+    killed.kill_9();
+    eprintln!("killed {holder} after {done_at_kill} of {RUNS} rows");
+    assert!(
+        done_at_kill < RUNS as i64,
+        "the job ended before the kill; grade more rows"
+    );
+
+    // The survivor takes the job over after the lease and finishes it.
+    let finished: Value = runtime.block_on(async {
+        for _ in 0..1200 {
+            let job: Value = http
+                .get(format!("{}/api/grading-runs/{job_id}", survivor.url))
+                .bearer_auth(READ)
+                .send()
+                .await
+                .expect("the survivor answers")
+                .json()
+                .await
+                .expect("job");
+            if !matches!(job["status"].as_str(), Some("queued" | "running")) {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the surviving instance never finished the job");
+    });
+    assert_eq!(finished["status"], "completed", "{finished}");
+    assert_eq!(finished["processed"], RUNS, "{finished}");
+    assert_eq!(finished["passed"], RUNS, "{finished}");
+
+    // Exactly one verdict per row of the job, and every run carries it.
+    let (verdicts, rows_graded, runs_marked): (i64, i64, i64) = runtime.block_on(async {
+        sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM grading_results WHERE run_id = $1), \
+                    (SELECT COUNT(DISTINCT data_id) FROM grading_results WHERE run_id = $1), \
+                    (SELECT COUNT(*) FROM prompt_optimization_data \
+                      WHERE grader_results -> 'mentions_plan' ->> 'passed' = 'true')",
+        )
+        .bind(job_id)
+        .fetch_one(&pool)
+        .await
+        .expect("count the verdicts")
+    });
+    assert_eq!(
+        (verdicts, rows_graded, runs_marked),
+        (RUNS as i64, RUNS as i64, RUNS as i64),
+        "killed at {done_at_kill} processed"
+    );
+    runtime.block_on(pool.close());
+    drop(first);
+    drop(second);
     drop(db);
 }

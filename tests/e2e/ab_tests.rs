@@ -1,10 +1,12 @@
 //! A/B tests over HTTP on both backends: start, one running test per prompt (409), stop;
 //! resolve answers the arm the hash gives (root task id first) and the arm's version, the same on
 //! two instances of one database; results computed from recorded runs; a decision carried out
-//! with `autoDeploy`; a deploy during a test stops it.
+//! with `autoDeploy` when results are read, and by the background evaluator when nobody reads
+//! them; runs recorded without a version are credited to their task's arm; a deploy during a
+//! test stops it; with the feature flag off resolve ignores a running test.
 //!
-//! Runs are inserted with raw SQL in the shape of `prompt_optimization_data` because the runs
-//! domain (`POST /api/runs`) has not landed on this branch yet.
+//! Some tests insert runs with raw SQL in the shape of `prompt_optimization_data` (they were
+//! written before `POST /api/runs` landed); the evaluator test goes through the API.
 
 use std::time::{Duration, Instant};
 
@@ -307,5 +309,176 @@ async fn ab_two_instances_answer_the_same_arms_postgres() {
         assert_eq!(arm_of(&one), arm_of(&two), "{task}");
         assert_eq!(one["version"], two["version"]);
         assert_eq!(arm_of(&one), expected_arm(&test, &task));
+    }
+}
+
+/// The background evaluator carries out an `autoDeploy` decision nobody asked for, and runs
+/// recorded without a version are credited to the version their arm was served.
+async fn evaluator_decides_and_runs_default_to_the_arm(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let mut settings = db.settings();
+    settings.ab_evaluate_interval = Duration::from_millis(200);
+    let app = TestApp::start_with(settings).await;
+    app.create_version("planner", "B: {{task}}").await;
+    let test = start_test(
+        &app,
+        json!({ "versionA": 1, "versionB": 2, "minSamples": 50, "minSuccesses": 10,
+                "minDays": 0, "guardrails": {}, "autoDeploy": true }),
+    )
+    .await;
+    let id = test["id"].as_str().unwrap().to_owned();
+
+    // 300 units; every 5th task is a sub-task of another root, which decides its arm.
+    let mut runs = Vec::new();
+    let mut outcomes = Vec::new();
+    let mut served = Vec::new();
+    for i in 0..300 {
+        let task = format!("e{i}");
+        let root = (i % 5 == 0).then(|| format!("root-{i}"));
+        let answer = resolve(&app, &task, root.as_deref()).await;
+        let arm = arm_of(&answer);
+        assert_eq!(arm, expected_arm(&test, root.as_deref().unwrap_or(&task)));
+        served.push(answer["version"].as_i64().unwrap());
+        let mut run = json!({
+            "promptId": "planner", "taskId": task, "input": {"task": task},
+            "output": "plan", "tokensIn": 90, "tokensOut": 10, "latencyMs": 1000,
+        });
+        if let Some(root) = &root {
+            run["rootTaskId"] = json!(root);
+        }
+        runs.push(run);
+        let unit = root.unwrap_or(task);
+        let passed = match arm {
+            Arm::A => i % 10 < 3,
+            Arm::B => i % 10 < 7,
+        };
+        outcomes.push(json!({ "taskId": unit, "testsPassed": passed }));
+    }
+    // Without a version, each run is credited to the version resolve served its unit.
+    let recorded = app
+        .send(&Req::post("/api/runs", Some(AGENT_TOKEN)).json(json!({ "runs": runs }).to_string()))
+        .await;
+    assert_eq!(recorded.status, StatusCode::CREATED, "{}", recorded.text);
+    let ids: Vec<&str> = recorded.json["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 300);
+    for (i, run_id) in ids.iter().enumerate() {
+        let stored = app.get_ok(&format!("/api/runs/{run_id}"), READ_TOKEN).await;
+        assert_eq!(stored["version"], served[i], "run e{i}: {stored}");
+    }
+    assert!(
+        served.contains(&1) && served.contains(&2),
+        "both arms served"
+    );
+    let reported = app
+        .send(
+            &Req::new(
+                reqwest::Method::PATCH,
+                "/api/runs/outcomes",
+                Some(AGENT_TOKEN),
+            )
+            .json(json!({ "outcomes": outcomes }).to_string()),
+        )
+        .await;
+    assert_eq!(reported.status, StatusCode::OK, "{}", reported.text);
+
+    // Nobody reads the results: the evaluator ends the test and deploys B as the test.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ended = loop {
+        let listed = app
+            .get_ok("/api/prompts/planner/ab-tests", READ_TOKEN)
+            .await;
+        let mine = listed[0].clone();
+        assert_eq!(mine["id"], id.as_str());
+        if mine["status"] != "running" {
+            break mine;
+        }
+        assert!(Instant::now() < deadline, "not decided: {mine}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ended["status"], "completed", "{ended}");
+    assert_eq!(ended["decision"], "ship_b", "{ended}");
+    assert_eq!(app.active_versions("planner").await, vec![2]);
+    let history = app.get_ok("/api/prompts/planner/history", READ_TOKEN).await;
+    let history = history.as_array().unwrap();
+    let by_test: Vec<&Value> = history
+        .iter()
+        .filter(|h| h["actor"] == format!("ab-test:{id}"))
+        .collect();
+    assert_eq!(by_test.len(), 1, "deployed once: {history:?}");
+    assert_eq!(by_test[0]["toVersion"], 2);
+
+    // The dropped-exposure counter is exported (none dropped here).
+    let metrics = app.send(&Req::get("/metrics", None)).await;
+    assert!(
+        metrics
+            .text
+            .contains("flywheel_ab_exposures_dropped_total 0"),
+        "{}",
+        metrics.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ab_evaluator_decides_and_runs_default_to_the_arm_sqlite() {
+    evaluator_decides_and_runs_default_to_the_arm(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ab_evaluator_decides_and_runs_default_to_the_arm_postgres() {
+    evaluator_decides_and_runs_default_to_the_arm(Backend::Postgres).await;
+}
+
+/// With `ENABLE_PROMPT_OPTIMIZATION=false`, resolve serves the active version and records no
+/// exposure, even while a test (started when the flag was on) runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ab_resolve_ignores_a_running_test_with_the_feature_off_sqlite() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let on = TestApp::start(&db).await;
+    on.create_version("planner", "B: {{task}}").await;
+    let test = start_test(
+        &on,
+        json!({ "versionA": 1, "versionB": 2, "trafficSplit": 0.5 }),
+    )
+    .await;
+    let test_id: uuid::Uuid = test["id"].as_str().unwrap().parse().unwrap();
+    let mut settings = db.settings();
+    settings.enable_prompt_optimization = false;
+    let off = TestApp::start_with(settings).await;
+    let mut b_tasks = 0;
+    for i in 0..30 {
+        let task = format!("off-{i}");
+        b_tasks += usize::from(expected_arm(&test, &task) == Arm::B);
+        let answer = resolve(&off, &task, None).await;
+        assert_eq!(answer["version"], 1, "{answer}");
+        assert!(answer.get("arm").is_none() && answer.get("abTestId").is_none());
+    }
+    assert!(
+        b_tasks > 0,
+        "some of these tasks would be in B with the flag on"
+    );
+    // The same task resolved where the flag is on is in the test and is recorded: once that
+    // exposure has landed, it is the only one.
+    resolve(&on, "on-1", None).await;
+    let store = on.server.state.store.clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let [a, b] = store.ab_test_totals(test_id).await.unwrap();
+        if a.exposures + b.exposures >= 1 {
+            // Give the other instance's writer (had it queued anything) time to land too.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let [a, b] = store.ab_test_totals(test_id).await.unwrap();
+            assert_eq!(a.exposures + b.exposures, 1);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the flag-on exposure was not recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -92,6 +92,32 @@ async fn multi_combines_the_sub_scores_with_calculate_output() {
     );
 }
 
+/// A `multi` grades each part as a batch (one instance for the rows of a batch, as a plain
+/// definition does: `calls` counts them), and a part only grades the rows no earlier part
+/// failed.
+#[tokio::test]
+async fn multi_grades_each_part_as_a_batch_over_the_rows_still_standing() {
+    let registry = registry().await;
+    let multi = Definition::parse(&json!({
+        "type":"multi","name":"m",
+        "graders":{"a":{"type":"wasm","component":"echo"},
+                   "b":{"type":"wasm","component":"half","config":"calls"}},
+        "calculate_output":"b"
+    }))
+    .expect("parses");
+    multi.validate(&registry).await.expect("valid");
+    let resolved = multi.resolve(&registry).expect("resolves");
+    let rows: Vec<(String, String)> = ["x", "missing", "x", "x"]
+        .iter()
+        .map(|item| ("x".to_owned(), (*item).to_owned()))
+        .collect();
+    let outcomes = resolved.grade_batch(&runtime(), &rows).await;
+    let scores: Vec<Option<f64>> = outcomes.iter().map(|o| o.score()).collect();
+    // `b` saw rows 0, 2 and 3 in one instance (0.5 per call); row 1 failed in `a` first.
+    assert_eq!(scores, [Some(0.5), None, Some(1.0), Some(1.5)]);
+    assert_eq!(outcomes[1].kind_name(), "invalid_input");
+}
+
 #[tokio::test]
 async fn a_jsonl_file_is_graded_row_by_row_with_bad_lines_reported_by_number() {
     let registry = registry().await;

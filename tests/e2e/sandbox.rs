@@ -388,6 +388,27 @@ async fn a_model_grader_is_detected_and_its_llm_import_answers_not_configured() 
 /// `FLYWHEEL_GRADER_TIMEOUT_MS` reaches the service's runtime: with 150 ms configured, the
 /// hostile loop dropped into the graders directory traps at about 150 ms, far before the 2 s
 /// default, and a bad value stops startup naming the variable.
+/// A batch whose every row traps the same way (a grader that loops before any row's own work)
+/// stops after a few rows graded one by one: the rest report it without being run, instead of
+/// costing a timeout each.
+#[tokio::test]
+async fn a_batch_that_traps_on_every_row_stops_after_the_first_rows() {
+    use flywheel::graders::SAME_TRAP_ROWS_TO_STOP;
+    let hostile = load("hostile", components::HOSTILE).await.expect("loads");
+    let rows = vec![("{}".to_string(), "{}".to_string()); 6];
+    let outcomes = hostile.grade_batch(&runtime(), "loop", &rows).await;
+    assert_eq!(outcomes.len(), 6);
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let (kind, message, _) = trap_kind(outcome);
+        assert_eq!(kind, TrapKind::Timeout, "row {i}: {message}");
+        assert_eq!(
+            message.starts_with("not run:"),
+            i >= SAME_TRAP_ROWS_TO_STOP,
+            "row {i}: {message}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configured_lower_timeout_applies_to_the_services_graders() {
     use flywheel::config::{ConfigArgs, GraderLimits, Settings};

@@ -1,6 +1,7 @@
-//! Prometheus metrics: request counts and latency by route and status, and the hits and misses
-//! of the resolve cache (`flywheel_resolve_cache_hits_total`, `…_misses_total`, read from the
-//! [`PromptRegistry`]'s counters at each scrape).
+//! Prometheus metrics: request counts and latency by route and status, the hits and misses
+//! of the resolve cache (`flywheel_resolve_cache_hits_total`, `…_misses_total`) and the A/B
+//! exposures dropped because their queue was full (`flywheel_ab_exposures_dropped_total`), read
+//! from the [`PromptRegistry`]'s counters at each scrape.
 //!
 //! Labels use the route *pattern* (`/api/prompts/{id}/resolve`), never the raw path, so the
 //! number of series stays bounded whatever clients send.
@@ -123,6 +124,11 @@ impl Collector for ResolveCacheCollector {
         let stats = self.0.cache_stats();
         for (name, help, value) in [
             (
+                "ab_exposures_dropped",
+                "A/B exposures not recorded because their queue was full (the task's next resolve records it)",
+                self.0.exposures_dropped(),
+            ),
+            (
                 "resolve_cache_hits",
                 "Resolves answered from the in-memory cache",
                 stats.hits,
@@ -226,6 +232,14 @@ mod tests {
             text.contains("flywheel_resolve_cache_misses_total 0"),
             "{text}"
         );
+        assert!(
+            text.contains("# TYPE flywheel_ab_exposures_dropped counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flywheel_ab_exposures_dropped_total 0"),
+            "{text}"
+        );
         for task in ["a", "b", "c"] {
             registry.resolve("planner", task).await.expect("resolve");
         }
@@ -243,5 +257,65 @@ mod tests {
             "{text}"
         );
         assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    }
+
+    /// A full exposure queue drops exposures and the counter says how many. On this
+    /// single-threaded runtime the queue's writer cannot run while the resolves below (all
+    /// answered from the cache) never yield, so exactly the resolves past its capacity drop.
+    #[tokio::test(flavor = "current_thread")]
+    async fn exposition_counts_dropped_exposures() {
+        use crate::store::{NewAbTest, NewVersion, VersionSource};
+        let (_dir, url) = crate::store::testing::sqlite_temp();
+        let store = crate::store::open_store(&url).await.expect("store");
+        store
+            .seed(&crate::prompts::seeds::default_seeds())
+            .await
+            .expect("seed");
+        store
+            .create_version(NewVersion {
+                prompt_id: "planner".to_owned(),
+                content: "B {{task}}".to_owned(),
+                source: VersionSource::Manual,
+                parent_version: None,
+                notes: None,
+                created_by: None,
+            })
+            .await
+            .expect("version 2");
+        store
+            .create_ab_test(NewAbTest {
+                prompt_id: "planner".to_owned(),
+                version_a: 1,
+                version_b: 2,
+                traffic_split: 0.5,
+                min_samples: 100,
+                config: serde_json::json!({ "metric": "success" }),
+                created_by: None,
+            })
+            .await
+            .expect("test");
+        let registry = Arc::new(PromptRegistry::new(
+            store,
+            std::time::Duration::from_secs(3600),
+        ));
+        let mut metrics = Metrics::new();
+        metrics.watch_resolve_cache(registry.clone());
+        // The first resolve reads the store (and yields); the queue is empty then.
+        registry.resolve("planner", "first").await.expect("resolve");
+        for i in 0..crate::prompts::EXPOSURE_QUEUE + 4 {
+            registry
+                .resolve("planner", &format!("t{i}"))
+                .await
+                .expect("resolve");
+        }
+        let text = metrics.encode().expect("encodes");
+        assert!(
+            text.contains("flywheel_ab_exposures_dropped_total 5"),
+            "{}",
+            text.lines()
+                .filter(|l| l.contains("dropped"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
     }
 }

@@ -62,6 +62,7 @@ fn settings_overview() -> String {
                 field::TOKENS_FILE,
                 field::ENABLE_PROMPT_OPTIMIZATION,
                 field::AB_TEST_TRAFFIC_SPLIT,
+                field::AB_EVALUATE_SECS,
                 field::MIN_SAMPLES_FOR_OPTIMIZATION,
             ],
         ),

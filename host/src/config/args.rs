@@ -34,6 +34,8 @@ pub struct ConfigArgs {
     pub enable_prompt_optimization: Option<String>,
     /// `PROMPT_AB_TEST_TRAFFIC_SPLIT`.
     pub ab_test_traffic_split: Option<String>,
+    /// `FLYWHEEL_AB_EVALUATE_SECS`.
+    pub ab_evaluate_secs: Option<String>,
     /// `PROMPT_MIN_SAMPLES_FOR_OPTIMIZATION`.
     pub min_samples_for_optimization: Option<String>,
     /// `FLYWHEEL_GRADERS_DIR`.
@@ -83,6 +85,7 @@ impl ConfigArgs {
             tokens_file: text(field::TOKENS_FILE).map(PathBuf::from),
             enable_prompt_optimization: text(field::ENABLE_PROMPT_OPTIMIZATION),
             ab_test_traffic_split: text(field::AB_TEST_TRAFFIC_SPLIT),
+            ab_evaluate_secs: text(field::AB_EVALUATE_SECS),
             min_samples_for_optimization: text(field::MIN_SAMPLES_FOR_OPTIMIZATION),
             graders_dir: text(field::GRADERS_DIR),
             cache_dir: text(field::CACHE_DIR),
@@ -187,6 +190,11 @@ pub struct ServiceArgs {
     #[arg(long = field::AB_TEST_TRAFFIC_SPLIT.flag, env = field::AB_TEST_TRAFFIC_SPLIT.variable)]
     pub ab_test_traffic_split: Option<String>,
 
+    /// How often the server evaluates running A/B tests and carries out a reached `autoDeploy`
+    /// decision, 1 to 86400 seconds [default: 60].
+    #[arg(long = field::AB_EVALUATE_SECS.flag, env = field::AB_EVALUATE_SECS.variable)]
+    pub ab_evaluate_secs: Option<String>,
+
     /// Annotated runs required before export or optimization, a whole number >= 1 [default: 50].
     #[arg(long = field::MIN_SAMPLES_FOR_OPTIMIZATION.flag, env = field::MIN_SAMPLES_FOR_OPTIMIZATION.variable)]
     pub min_samples_for_optimization: Option<String>,
@@ -202,6 +210,7 @@ impl Overlay for ServiceArgs {
             tokens_file,
             enable_prompt_optimization,
             ab_test_traffic_split,
+            ab_evaluate_secs,
             min_samples_for_optimization
         );
     }

@@ -61,6 +61,11 @@ pub const ENABLE_PROMPT_OPTIMIZATION: Field = field(
     "enable-prompt-optimization",
     "true, false, 1, 0, yes, no, on, off",
 );
+pub const AB_EVALUATE_SECS: Field = field(
+    "FLYWHEEL_AB_EVALUATE_SECS",
+    "ab-evaluate-secs",
+    "a whole number of seconds from 1 to 86400, such as 60",
+);
 pub const AB_TEST_TRAFFIC_SPLIT: Field = field(
     "PROMPT_AB_TEST_TRAFFIC_SPLIT",
     "ab-test-traffic-split",

@@ -34,6 +34,8 @@ pub const DEFAULT_MIN_SAMPLES_FOR_OPTIMIZATION: u32 = 50;
 /// How long a claim on a grading job holds without renewal, by default: long enough that a busy
 /// instance renews it in time, short enough that a dead instance's job restarts within a minute.
 pub const DEFAULT_JOB_LEASE: Duration = Duration::from_secs(30);
+/// How often running A/B tests are evaluated by default (`FLYWHEEL_AB_EVALUATE_SECS`).
+pub const DEFAULT_AB_EVALUATE: Duration = Duration::from_secs(60);
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,6 +104,8 @@ pub struct Settings {
     pub enable_prompt_optimization: bool,
     /// Default share of traffic to version B, in `[0, 1]`.
     pub ab_test_traffic_split: f64,
+    /// How often the server evaluates running A/B tests (`FLYWHEEL_AB_EVALUATE_SECS`).
+    pub ab_evaluate_interval: Duration,
     /// Annotated runs required before export or optimization.
     pub min_samples_for_optimization: u32,
     /// Directory of grader components.
@@ -241,6 +245,13 @@ impl Settings {
                 |v| v.parse::<f64>().ok().filter(|x| (0.0..=1.0).contains(x)),
             )?
             .unwrap_or(DEFAULT_AB_TEST_TRAFFIC_SPLIT);
+        let ab_evaluate_interval = field::AB_EVALUATE_SECS
+            .parse(
+                given(&args.ab_evaluate_secs),
+                "not a whole number of seconds from 1 to 86400",
+                |v| v.parse::<u64>().ok().filter(|n| (1..=86_400).contains(n)),
+            )?
+            .map_or(DEFAULT_AB_EVALUATE, Duration::from_secs);
         let min_samples_for_optimization = field::MIN_SAMPLES_FOR_OPTIMIZATION
             .parse(
                 given(&args.min_samples_for_optimization),
@@ -295,6 +306,7 @@ impl Settings {
             tokens,
             enable_prompt_optimization,
             ab_test_traffic_split,
+            ab_evaluate_interval,
             min_samples_for_optimization,
             graders_dir,
             cache_dir,

@@ -17,6 +17,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(s.graders_dir, PathBuf::from("./data/graders"));
     assert!(s.enable_prompt_optimization);
     assert_eq!(s.ab_test_traffic_split, 0.5);
+    assert_eq!(s.ab_evaluate_interval, DEFAULT_AB_EVALUATE);
     assert_eq!(s.min_samples_for_optimization, 50);
     assert!(s.tokens.is_empty());
     assert_eq!(s.grader_limits, GraderLimits::default());
@@ -58,6 +59,11 @@ fn each_bad_value_names_its_variable_and_the_accepted_values() {
             "PROMPT_AB_TEST_TRAFFIC_SPLIT",
             Box::new(|a| a.ab_test_traffic_split = Some("half".into())),
             "from 0 to 1",
+        ),
+        (
+            "FLYWHEEL_AB_EVALUATE_SECS",
+            Box::new(|a| a.ab_evaluate_secs = Some("0".into())),
+            "from 1 to 86400",
         ),
         (
             "PROMPT_MIN_SAMPLES_FOR_OPTIMIZATION",

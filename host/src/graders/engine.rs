@@ -26,6 +26,35 @@ use crate::graders::log_pipe::LogPipe;
 use crate::graders::outcome::{Outcome, TrapKind, classify};
 use crate::llm::LlmClient;
 
+/// Rows of a failed batch graded one by one that, all trapping the same way, stop the rest:
+/// enough that a row-specific trap is unlikely to be taken for the grader's own failure.
+pub const SAME_TRAP_ROWS_TO_STOP: usize = 3;
+
+/// The outcome every row left in a failed batch gets when the rows graded one by one so far
+/// (`earlier`, then `last`) all trapped with the same kind; `None` otherwise.
+fn same_trap(outcomes: &[Option<Outcome>], earlier: &[usize], last: &Outcome) -> Option<Outcome> {
+    let Outcome::Trap {
+        kind,
+        message,
+        log_tail,
+    } = last
+    else {
+        return None;
+    };
+    let all_same = earlier
+        .iter()
+        .all(|&i| matches!(&outcomes[i], Some(Outcome::Trap { kind: k, .. }) if k == kind));
+    all_same.then(|| Outcome::Trap {
+        kind: *kind,
+        message: format!(
+            "not run: the batch and its first {SAME_TRAP_ROWS_TO_STOP} rows graded one by one \
+             all trapped ({}), so the grader fails whatever the row; the last one: {message}",
+            kind.name()
+        ),
+        log_tail: log_tail.clone(),
+    })
+}
+
 /// How often the epoch advances; the wall-time deadline is checked at this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Calls (rows or batches) running at once when not configured: enough to keep 2–8 cores busy
@@ -355,9 +384,22 @@ impl GraderRuntime {
                 }
             }
             _ => {
-                for index in &sent_index {
+                // The batch failed as a whole: grade its rows one by one, so only the rows that
+                // trap fail. When the first rows all trap the same way, the grader fails before
+                // any row's own work (a source that loops at module level, say): the rest are
+                // not run, each reports that, instead of costing a timeout per row.
+                let mut stopped: Option<Outcome> = None;
+                for (graded, index) in sent_index.iter().enumerate() {
+                    if let Some(stop) = &stopped {
+                        outcomes[*index] = Some(stop.clone());
+                        continue;
+                    }
                     let (sample, item) = &rows[*index];
-                    outcomes[*index] = Some(self.grade(pre, config, sample, item).await);
+                    let outcome = self.grade(pre, config, sample, item).await;
+                    if graded + 1 == SAME_TRAP_ROWS_TO_STOP && graded + 1 < sent_index.len() {
+                        stopped = same_trap(&outcomes, &sent_index[..graded], &outcome);
+                    }
+                    outcomes[*index] = Some(outcome);
                 }
             }
         }
@@ -521,5 +563,52 @@ fn start_epoch_ticker(engine: &Engine) {
     if let Err(error) = spawned {
         // Without the ticker deadlines never fire; the outer tokio timeout still bounds calls.
         tracing::error!(%error, "cannot start the grader epoch ticker thread");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graders::outcome::GradeResult;
+
+    fn trap(kind: TrapKind) -> Outcome {
+        Outcome::trap(kind, "stopped", String::new())
+    }
+
+    fn graded() -> Outcome {
+        Outcome::Graded {
+            grade: GradeResult {
+                score: 1.0,
+                passed: None,
+                label: None,
+                reasoning: None,
+                metrics: Vec::new(),
+                usage: None,
+            },
+        }
+    }
+
+    #[test]
+    fn only_the_same_trap_on_every_row_so_far_stops_a_failed_batch() {
+        let timeouts = vec![Some(trap(TrapKind::Timeout)), Some(trap(TrapKind::Timeout))];
+        let stop = same_trap(&timeouts, &[0, 1], &trap(TrapKind::Timeout)).expect("stops");
+        assert_eq!(stop.kind_name(), "timeout");
+        let Outcome::Trap { message, .. } = &stop else {
+            panic!("{stop:?}")
+        };
+        assert!(message.starts_with("not run:"), "{message}");
+
+        // A row graded, another trap kind, or a last row that did not trap: every row runs.
+        let with_grade = vec![Some(trap(TrapKind::Timeout)), Some(graded())];
+        assert_eq!(
+            same_trap(&with_grade, &[0, 1], &trap(TrapKind::Timeout)),
+            None
+        );
+        let with_panic = vec![Some(trap(TrapKind::Panic)), Some(trap(TrapKind::Timeout))];
+        assert_eq!(
+            same_trap(&with_panic, &[0, 1], &trap(TrapKind::Timeout)),
+            None
+        );
+        assert_eq!(same_trap(&timeouts, &[0, 1], &graded()), None);
     }
 }

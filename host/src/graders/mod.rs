@@ -41,7 +41,7 @@ pub mod registry;
 
 pub use component::{CONTRACT_VERSION, LoadError, LoadedGrader, World};
 pub use definition::{Definition, DefinitionError};
-pub use engine::{GraderRuntime, RuntimeError, RuntimeOptions};
+pub use engine::{GraderRuntime, RuntimeError, RuntimeOptions, SAME_TRAP_ROWS_TO_STOP};
 pub use limits::Limits;
 pub use llm::LlmRun;
 pub use outcome::{GradeResult, GraderErrorKind, Outcome, TokenUsage, TrapKind};

@@ -7,7 +7,9 @@
 //! Results are computed on request from the per-arm totals and saved on the test; when a final
 //! decision is reached and the test has `autoDeploy`, it is carried out then: the test ends
 //! `completed`, and for `ship_b` version B is deployed with the actor `ab-test:<id>` (in the
-//! deploy history); otherwise A stays. A deploy or rollback of the prompt by anyone else while a
+//! deploy history, in the same transaction as the ending); otherwise A stays. The background
+//! evaluator ([`super::evaluator`]) does the same every `FLYWHEEL_AB_EVALUATE_SECS`, so a
+//! decision is carried out even when nobody reads the results. A deploy or rollback of the prompt by anyone else while a
 //! test runs stops the test, and its result says so.
 
 use std::collections::BTreeMap;
@@ -264,7 +266,7 @@ impl PromptRegistry {
     pub async fn stop_ab_test(&self, prompt_id: &str, actor: &str) -> Result<AbTest, PromptError> {
         let test = self.running_or_not_found(prompt_id).await?;
         let note = format!("stopped by {actor}");
-        self.end(test, STATUS_STOPPED, None, &note).await
+        self.end(test, STATUS_STOPPED, None, &note, None).await
     }
 
     /// Stops the running test of a prompt whose active version changed by `what`, if one runs
@@ -279,7 +281,7 @@ impl PromptRegistry {
             }
         };
         let note = format!("stopped because {what} changed the active version while it ran");
-        if let Err(error) = self.end(test, STATUS_STOPPED, None, &note).await {
+        if let Err(error) = self.end(test, STATUS_STOPPED, None, &note, None).await {
             tracing::warn!(prompt = %crate::log_text::Untrusted(prompt_id), %error, "could not stop the A/B test");
         }
     }
@@ -323,31 +325,46 @@ impl PromptRegistry {
         Ok(test)
     }
 
-    /// Ends the test `completed` with its decision, then deploys B for `ship_b`.
+    /// Ends the test `completed` with its decision and, for `ship_b`, deploys B with the test
+    /// as the actor, both in one store transaction that only the instance ending the test makes.
     async fn carry_out(&self, test: AbTest, decision: Decision) -> Result<AbTest, PromptError> {
-        let (prompt_id, version_b, id) = (test.prompt_id.clone(), test.version_b, test.id);
         let note = match decision {
-            Decision::ShipB => format!("autoDeploy: deployed version {version_b} (B)"),
+            Decision::ShipB => format!("autoDeploy: deployed version {} (B)", test.version_b),
             _ => format!("autoDeploy: kept version {} (A)", test.version_a),
         };
-        let ended = self
-            .end(test, STATUS_COMPLETED, Some(decision), &note)
-            .await?;
-        if decision == Decision::ShipB {
-            // The test has ended, so this deploy does not stop it again.
-            self.deploy_as_ab_test(&prompt_id, version_b, &ab_test_actor(id))
-                .await?;
+        let deploy = (decision == Decision::ShipB).then(|| ab_test_actor(test.id));
+        self.end(test, STATUS_COMPLETED, Some(decision), &note, deploy)
+            .await
+    }
+
+    /// Evaluates every running test once, as reading its results would: the results are saved,
+    /// and a final decision of a test with `autoDeploy` is carried out. Returns how many tests
+    /// this call ended. A test another instance ended meanwhile is skipped (the store lets one
+    /// ending win); other failures are logged and the next test is evaluated.
+    pub async fn evaluate_running_ab_tests(&self) -> Result<usize, PromptError> {
+        let mut ended = 0;
+        for test in self.store().running_ab_tests().await? {
+            let id = test.id;
+            match self.refresh(test).await {
+                Ok(test) => ended += usize::from(test.status != STATUS_RUNNING),
+                Err(PromptError::Store(StoreError::NotFound(_))) => {
+                    tracing::debug!(%id, "A/B test ended elsewhere while being evaluated");
+                }
+                Err(error) => tracing::warn!(%id, %error, "could not evaluate the A/B test"),
+            }
         }
         Ok(ended)
     }
 
-    /// Ends a test with its results at this moment and a note saying why.
+    /// Ends a test with its results at this moment and a note saying why, deploying B as
+    /// `deploy_b_as` in the same transaction if given.
     async fn end(
         &self,
         test: AbTest,
         status: &'static str,
         decision: Option<Decision>,
         note: &str,
+        deploy_b_as: Option<String>,
     ) -> Result<AbTest, PromptError> {
         let (current, mut result) = self.readout(&test).await?;
         result["ended"] = serde_json::json!(note);
@@ -360,6 +377,7 @@ impl PromptRegistry {
                     status,
                     decision: Some(decision.as_str().to_owned()),
                     result,
+                    deploy_b_as,
                 },
             )
             .await;

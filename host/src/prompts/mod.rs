@@ -1,11 +1,14 @@
 //! The prompt registry: templates ([`template`]), the seeded AutoDev prompts ([`seeds`]), new
-//! prompts ([`create`]), imports of prompts written elsewhere ([`import`]) and the
-//! domain service ([`PromptRegistry`]) that creates immutable versions, deploys, rolls back and
+//! prompts ([`create`]), imports of prompts written elsewhere ([`import`]) and the domain
+//! service ([`PromptRegistry`]) that creates immutable versions, deploys, rolls back and
 //! resolves the version a task must use, including A/B tests ([`ab_tests`]: start, stop,
-//! results, decisions; `exposures.rs`: recording assignments without blocking resolve). Storage is the [`crate::store`]'s; HTTP is the API's.
+//! results, decisions; [`evaluator`]: carrying out decisions in the background; `exposures.rs`:
+//! recording assignments without blocking resolve). Storage is the [`crate::store`]'s; HTTP is
+//! the API's.
 
 pub mod ab_tests;
 pub mod create;
+pub mod evaluator;
 mod exposures;
 pub mod import;
 mod registry;

@@ -113,6 +113,9 @@ pub struct PromptRegistry {
     cache: RwLock<HashMap<String, CacheEntry>>,
     running: RwLock<HashMap<String, RunningEntry>>,
     exposures: ExposureSink,
+    /// Whether running A/B tests choose the version (`ENABLE_PROMPT_OPTIMIZATION`): when off,
+    /// resolve serves the active version and records no exposure.
+    ab_tests_enabled: bool,
     /// Bumped on every change of an active version made through this registry.
     generation: AtomicU64,
     /// Resolves answered from the cache.
@@ -144,6 +147,7 @@ impl PromptRegistry {
     pub fn new(store: Arc<dyn Store>, cache_ttl: Duration) -> Self {
         PromptRegistry {
             exposures: ExposureSink::new(store.clone()),
+            ab_tests_enabled: true,
             store,
             cache_ttl,
             cache: RwLock::new(HashMap::new()),
@@ -152,6 +156,14 @@ impl PromptRegistry {
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
         }
+    }
+
+    /// This registry with A/B tests served by resolve (`true`, the default) or ignored, as
+    /// `ENABLE_PROMPT_OPTIMIZATION` says: with the feature off a running test (started while it
+    /// was on) neither chooses versions nor gains exposures.
+    pub fn with_ab_tests(mut self, enabled: bool) -> Self {
+        self.ab_tests_enabled = enabled;
+        self
     }
 
     /// Hits and misses of the resolve cache so far.
@@ -326,12 +338,16 @@ impl PromptRegistry {
         if let Some(root) = root_task_id {
             check_task_id("root_task_id", root)?;
         }
-        let running = match self.running_test(prompt_id).await {
-            Ok(running) => running,
-            Err(error) => {
-                // It read the store (an unknown prompt): a miss, as the active lookup counts it.
-                self.cache_misses.fetch_add(1, Ordering::Relaxed);
-                return Err(error);
+        let running = if !self.ab_tests_enabled {
+            None
+        } else {
+            match self.running_test(prompt_id).await {
+                Ok(running) => running,
+                Err(error) => {
+                    // It read the store (an unknown prompt): a miss, as the active lookup counts it.
+                    self.cache_misses.fetch_add(1, Ordering::Relaxed);
+                    return Err(error);
+                }
             }
         };
         if let Some(test) = running {

@@ -93,6 +93,10 @@ pub struct AbTestEnd {
     pub decision: Option<String>,
     /// The final analysis.
     pub result: serde_json::Value,
+    /// A deploy of version B carried out in the same transaction, by this actor (the test):
+    /// it happens only if this ending wins, so of two instances ending the test at once exactly
+    /// one deploys, and a crash cannot leave a completed `ship_b` test without its deploy.
+    pub deploy_b_as: Option<String>,
 }
 
 /// An assignment to record.
@@ -142,9 +146,14 @@ pub trait ExperimentStore: Send + Sync {
     /// Every test of a prompt, newest first.
     async fn list_ab_tests(&self, prompt_id: &str) -> Result<Vec<AbTest>>;
 
-    /// Ends a running test. `NotFound` (running test) if it is not running any more: of two
-    /// concurrent enders exactly one succeeds.
+    /// Ends a running test, deploying B in the same transaction when
+    /// [`AbTestEnd::deploy_b_as`] says so (a no-op if B is already active). `NotFound`
+    /// (running test) if it is not running any more: of two concurrent enders exactly one
+    /// succeeds.
     async fn end_ab_test(&self, id: Uuid, end: AbTestEnd) -> Result<AbTest>;
+
+    /// The running tests of every prompt (what the background evaluator looks at).
+    async fn running_ab_tests(&self) -> Result<Vec<AbTest>>;
 
     /// Saves the latest analysis of a running test (no-op once it ended).
     async fn save_ab_result(

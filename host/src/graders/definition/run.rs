@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use super::resolved::Resolved;
 use crate::graders::engine::GraderRuntime;
+use crate::graders::formula::Expr;
 use crate::graders::llm::LlmRun;
 use crate::graders::outcome::{GradeResult, GraderErrorKind, Metric, Outcome, TokenUsage};
 
@@ -42,45 +43,14 @@ impl Resolved {
                 grader.grade_in(runtime, run, config, sample, item).await
             }
             Resolved::Multi { parts, formula } => {
-                let mut values = HashMap::new();
-                let mut metrics = Vec::new();
-                let mut usage: Option<TokenUsage> = None;
+                let mut row = MultiRow::default();
                 for (key, grader, config) in parts {
                     let outcome = grader.grade_in(runtime, run, config, sample, item).await;
-                    if let Outcome::Graded { grade } = &outcome
-                        && let Some(used) = grade.usage
-                    {
-                        usage = Some(usage.unwrap_or_default() + used);
-                    }
-                    match outcome.score() {
-                        Some(score) => {
-                            values.insert(key.clone(), score);
-                            metrics.push(Metric {
-                                name: key.clone(),
-                                value: score,
-                            });
-                        }
-                        // The whole row fails the way its first failing grader did.
-                        None => return outcome,
+                    if let Some(failed) = row.add(key, outcome) {
+                        return failed;
                     }
                 }
-                let score = formula.eval(&values);
-                if !score.is_finite() {
-                    return Outcome::GraderError {
-                        kind: GraderErrorKind::Failed,
-                        message: format!("calculate_output gave {score} for {values:?}"),
-                    };
-                }
-                Outcome::Graded {
-                    grade: GradeResult {
-                        score,
-                        passed: None,
-                        label: None,
-                        reasoning: None,
-                        metrics,
-                        usage,
-                    },
-                }
+                row.finish(formula)
             }
         }
     }
@@ -94,8 +64,10 @@ impl Resolved {
         self.grade_batch_in(runtime, &runtime.new_run(), rows).await
     }
 
-    /// Grades rows as part of grading run `run`: one sandbox per batch for a single pure
-    /// component, one sandbox per row (several at once) for model graders and multi graders.
+    /// Grades rows as part of grading run `run`: one sandbox per batch for a pure component,
+    /// one sandbox per row (several at once) for a model grader. A `multi` grades part by part,
+    /// each part as a batch of its own over the rows no earlier part failed, so it costs about
+    /// the sum of its parts and never grades (or spends tokens on) a row already failed.
     pub async fn grade_batch_in(
         &self,
         runtime: &GraderRuntime,
@@ -106,17 +78,85 @@ impl Resolved {
             Resolved::Component { grader, config } => {
                 grader.grade_batch_in(runtime, run, config, rows).await
             }
-            Resolved::Multi { .. } => {
-                use futures::StreamExt;
-                // By index, so no closure over a borrowed row is held across an await: such a
-                // closure makes the future not `Send` for `tokio::spawn` (rustc cannot prove it
-                // for every lifetime of the row).
-                futures::stream::iter(0..rows.len())
-                    .map(|i| self.grade_in(runtime, run, &rows[i].0, &rows[i].1))
-                    .buffered(runtime.max_concurrency())
+            Resolved::Multi { parts, formula } => {
+                let mut combined: Vec<MultiRow> =
+                    rows.iter().map(|_| MultiRow::default()).collect();
+                let mut failed: Vec<Option<Outcome>> = rows.iter().map(|_| None).collect();
+                for (key, grader, config) in parts {
+                    let alive: Vec<usize> =
+                        (0..rows.len()).filter(|&i| failed[i].is_none()).collect();
+                    if alive.is_empty() {
+                        break;
+                    }
+                    // In the part's own batch size: the batches of a multi are sized for its
+                    // largest part.
+                    for chunk in alive.chunks(grader.batch_rows.max(1)) {
+                        let batch: Vec<(String, String)> =
+                            chunk.iter().map(|&i| rows[i].clone()).collect();
+                        let outcomes = grader.grade_batch_in(runtime, run, config, &batch).await;
+                        for (&i, outcome) in chunk.iter().zip(outcomes) {
+                            failed[i] = combined[i].add(key, outcome);
+                        }
+                    }
+                }
+                combined
+                    .into_iter()
+                    .zip(failed)
+                    .map(|(row, failed)| failed.unwrap_or_else(|| row.finish(formula)))
                     .collect()
-                    .await
             }
+        }
+    }
+}
+
+/// What the parts of a `multi` gave one row so far.
+#[derive(Default)]
+struct MultiRow {
+    values: HashMap<String, f64>,
+    metrics: Vec<Metric>,
+    usage: Option<TokenUsage>,
+}
+
+impl MultiRow {
+    /// Adds a part's outcome; the outcome itself when it failed, which then is the row's: the
+    /// row fails the way its first failing part did.
+    fn add(&mut self, key: &str, outcome: Outcome) -> Option<Outcome> {
+        if let Outcome::Graded { grade } = &outcome
+            && let Some(used) = grade.usage
+        {
+            self.usage = Some(self.usage.unwrap_or_default() + used);
+        }
+        match outcome.score() {
+            Some(score) => {
+                self.values.insert(key.to_owned(), score);
+                self.metrics.push(Metric {
+                    name: key.to_owned(),
+                    value: score,
+                });
+                None
+            }
+            None => Some(outcome),
+        }
+    }
+
+    /// The row's grade: `calculate_output` over the parts' scores.
+    fn finish(self, formula: &Expr) -> Outcome {
+        let score = formula.eval(&self.values);
+        if !score.is_finite() {
+            return Outcome::GraderError {
+                kind: GraderErrorKind::Failed,
+                message: format!("calculate_output gave {score} for {:?}", self.values),
+            };
+        }
+        Outcome::Graded {
+            grade: GradeResult {
+                score,
+                passed: None,
+                label: None,
+                reasoning: None,
+                metrics: self.metrics,
+                usage: self.usage,
+            },
         }
     }
 }

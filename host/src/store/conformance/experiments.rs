@@ -12,7 +12,8 @@ use super::{Backend, assert_not_found};
 use crate::experiments::Arm;
 use crate::store::testing::execute_raw;
 use crate::store::{
-    AbTestEnd, ArmTotals, Exposure, NewAbTest, STATUS_RUNNING, STATUS_STOPPED, StoreError,
+    AbTestEnd, ArmTotals, Exposure, NewAbTest, STATUS_COMPLETED, STATUS_RUNNING, STATUS_STOPPED,
+    StoreError,
 };
 
 conformance!(
@@ -20,6 +21,7 @@ conformance!(
     one_running_ab_test_per_prompt,
     ab_test_of_unknown_prompt_or_version_writes_nothing,
     concurrent_ab_test_starts_leave_one_running,
+    concurrent_endings_with_a_deploy_deploy_b_once,
     exposures_are_recorded_once_per_task,
     totals_are_intent_to_treat_over_runs_and_outcomes,
 );
@@ -48,6 +50,7 @@ fn stop() -> AbTestEnd {
         status: STATUS_STOPPED,
         decision: None,
         result: json!({ "stoppedBy": "alice" }),
+        deploy_b_as: None,
     }
 }
 
@@ -164,6 +167,78 @@ async fn concurrent_ab_test_starts_leave_one_running(b: &Backend) {
     }
     assert_eq!(created, 1);
     assert_eq!(b.store.list_ab_tests("planner").await.unwrap().len(), 1);
+}
+
+/// Two instances carrying out one decision at once: one ending wins and deploys B in its
+/// transaction; the other finds the test ended and deploys nothing.
+async fn concurrent_endings_with_a_deploy_deploy_b_once(b: &Backend) {
+    with_version_2(b, "planner").await;
+    with_version_2(b, "coder").await;
+    let test = b
+        .store
+        .create_ab_test(new_test("planner", 1, 2))
+        .await
+        .unwrap();
+    let other = b
+        .store
+        .create_ab_test(new_test("coder", 1, 2))
+        .await
+        .unwrap();
+    let running = b.store.running_ab_tests().await.unwrap();
+    assert_eq!(
+        running.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![other.id, test.id],
+        "every prompt's running test, by prompt"
+    );
+    let before = b.store.deploy_history("planner").await.unwrap().len();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let store = Arc::clone(&b.store);
+        tasks.push(tokio::spawn(async move {
+            store
+                .end_ab_test(
+                    test.id,
+                    AbTestEnd {
+                        status: STATUS_COMPLETED,
+                        decision: Some("ship_b".to_owned()),
+                        result: json!({}),
+                        deploy_b_as: Some(format!("ab-test:{}", test.id)),
+                    },
+                )
+                .await
+        }));
+    }
+    let mut ended = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(test) => {
+                ended += 1;
+                assert_eq!(test.status, STATUS_COMPLETED);
+                assert_eq!(test.decision.as_deref(), Some("ship_b"));
+            }
+            Err(StoreError::NotFound(_)) => {}
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(ended, 1);
+    let history = b.store.deploy_history("planner").await.unwrap();
+    assert_eq!(history.len(), before + 1, "{history:?}");
+    let last = history.last().unwrap();
+    assert_eq!(last.to_version, 2);
+    assert_eq!(last.actor, format!("ab-test:{}", test.id));
+    assert_eq!(b.store.active_version("planner").await.unwrap().version, 2);
+    // The other prompt is untouched and its test still runs.
+    assert_eq!(b.store.active_version("coder").await.unwrap().version, 1);
+    assert_eq!(
+        b.store
+            .running_ab_tests()
+            .await
+            .unwrap()
+            .iter()
+            .map(|t| t.id)
+            .collect::<Vec<_>>(),
+        vec![other.id]
+    );
 }
 
 fn exposure(test: Uuid, task: &str, arm: Arm) -> Exposure {

@@ -4,12 +4,15 @@
 //! Starting a test checks the prompt and both versions inside the write transaction and lets
 //! the partial unique index `one_running_ab_test_per_prompt` refuse a second running test, so
 //! two concurrent starts leave one. Ending a test updates only a running row (`WHERE status =
-//! 'running'`), so of two concurrent enders one wins. Exposures use `ON CONFLICT DO NOTHING`:
+//! 'running'`), so of two concurrent enders one wins; a decision's deploy of B is made in that
+//! same transaction (prompt locked first, as a deploy locks it), so only the winner deploys.
+//! Exposures use `ON CONFLICT DO NOTHING`:
 //! the first assignment of a task is the one analysed.
 //!
 //! The totals are intent to treat: every exposure counts, joined with the prompt's production
 //! runs of the same unit (`COALESCE(root_task_id, task_id)`) and with the unit's reported
-//! outcome (`task_outcomes`). A unit's success is its outcome's `tests_passed` when known, else
+//! outcome (`task_outcomes`), in two linear passes (exposures with their outcomes; runs with
+//! their unit's exposure). A unit's success is its outcome's `tests_passed` when known, else
 //! whether any of its runs succeeded by the success definition of `figures.rs`; without either it
 //! is a failure. Costs are summed per unit over its runs. Float aggregates are cast to `DOUBLE
 //! PRECISION`, which SQLite reads as REAL affinity and PostgreSQL as float8 (a PostgreSQL `SUM`
@@ -22,12 +25,13 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
 use uuid::Uuid;
 
 use super::figures::SUCCEEDED;
+use super::prompts::{active_number, switch_active};
 use super::{Backend, DbId, ensure_prompt};
 use crate::experiments::Arm;
 use crate::store::experiments::STATUS_RUNNING;
 use crate::store::{
-    AbTest, AbTestEnd, ArmTotals, ExperimentStore, Exposure, Missing, NewAbTest, Result,
-    StoreError, now,
+    AbTest, AbTestEnd, ArmTotals, DeployAction, ExperimentStore, Exposure, Missing, NewAbTest,
+    Result, StoreError, now,
 };
 
 const AB_COLUMNS: &str = "id, prompt_id, version_a, version_b, traffic_split, seed, status, \
@@ -77,11 +81,20 @@ impl From<AbTestRow> for AbTest {
     }
 }
 
+/// Per arm: tasks assigned, and of them those whose reported outcome passed.
 #[derive(FromRow)]
-struct TotalsRow {
+struct ExposureTotalsRow {
     arm: String,
     exposures: i64,
-    successes: i64,
+    outcome_successes: i64,
+}
+
+/// Per arm, over the units that have runs: successes of units without a known outcome, and the
+/// cost sums.
+#[derive(FromRow)]
+struct RunTotalsRow {
+    arm: String,
+    run_successes: i64,
     tokens_n: i64,
     tokens_sum: f64,
     tokens_sq: f64,
@@ -90,32 +103,51 @@ struct TotalsRow {
     latency_sq: f64,
 }
 
-fn totals_sql() -> String {
+/// Exposures per arm and the successes their outcomes decide: one pass over the test's
+/// exposures with a primary-key probe of `task_outcomes` each.
+const EXPOSURE_TOTALS_SQL: &str = "SELECT e.arm AS arm, COUNT(*) AS exposures, \
+     COALESCE(SUM(CASE WHEN o.tests_passed = TRUE THEN 1 ELSE 0 END), 0) AS outcome_successes \
+     FROM ab_exposures e LEFT JOIN task_outcomes o ON o.task_id = e.task_id \
+     WHERE e.ab_test_id = $1 GROUP BY e.arm";
+
+/// The units' runs, per arm. Driven by the prompt's runs, each probing the exposure of its
+/// unit through the unique `(ab_test_id, task_id)` index, so the cost is linear in runs. (Driven
+/// by exposures, joining a per-unit aggregate of the runs, SQLite found no index for the join
+/// and scanned the aggregate once per exposure: minutes at 10⁶ runs.)
+fn run_totals_sql() -> String {
     format!(
-        "SELECT e.arm AS arm, COUNT(*) AS exposures, \
-         COALESCE(SUM(CASE WHEN o.tests_passed = TRUE THEN 1 \
-                           WHEN o.tests_passed = FALSE THEN 0 \
-                           ELSE COALESCE(r.succeeded, 0) END), 0) AS successes, \
-         COUNT(r.tokens) AS tokens_n, \
-         CAST(COALESCE(SUM(r.tokens), 0) AS DOUBLE PRECISION) AS tokens_sum, \
-         CAST(COALESCE(SUM(r.tokens * r.tokens), 0) AS DOUBLE PRECISION) AS tokens_sq, \
-         COUNT(r.latency) AS latency_n, \
-         CAST(COALESCE(SUM(r.latency), 0) AS DOUBLE PRECISION) AS latency_sum, \
-         CAST(COALESCE(SUM(r.latency * r.latency), 0) AS DOUBLE PRECISION) AS latency_sq \
-         FROM ab_exposures e \
-         LEFT JOIN ( \
-             SELECT COALESCE(root_task_id, task_id) AS unit, \
+        "SELECT u.arm AS arm, \
+         COALESCE(SUM(CASE WHEN o.tests_passed IS NULL THEN u.succeeded ELSE 0 END), 0) \
+             AS run_successes, \
+         COUNT(u.tokens) AS tokens_n, \
+         CAST(COALESCE(SUM(u.tokens), 0) AS DOUBLE PRECISION) AS tokens_sum, \
+         CAST(COALESCE(SUM(u.tokens * u.tokens), 0) AS DOUBLE PRECISION) AS tokens_sq, \
+         COUNT(u.latency) AS latency_n, \
+         CAST(COALESCE(SUM(u.latency), 0) AS DOUBLE PRECISION) AS latency_sum, \
+         CAST(COALESCE(SUM(u.latency * u.latency), 0) AS DOUBLE PRECISION) AS latency_sq \
+         FROM ( \
+             SELECT e.arm AS arm, e.task_id AS unit, \
                     MAX(CASE WHEN {SUCCEEDED} THEN 1 ELSE 0 END) AS succeeded, \
-                    CAST(SUM(total_tokens) AS DOUBLE PRECISION) AS tokens, \
-                    CAST(SUM(latency_ms) AS DOUBLE PRECISION) AS latency \
-             FROM prompt_optimization_data \
-             WHERE prompt_id = $2 AND origin = 'production' \
-             GROUP BY COALESCE(root_task_id, task_id) \
-         ) r ON r.unit = e.task_id \
-         LEFT JOIN task_outcomes o ON o.task_id = e.task_id \
-         WHERE e.ab_test_id = $1 \
-         GROUP BY e.arm"
+                    CAST(SUM(r.total_tokens) AS DOUBLE PRECISION) AS tokens, \
+                    CAST(SUM(r.latency_ms) AS DOUBLE PRECISION) AS latency \
+             FROM prompt_optimization_data r \
+             JOIN ab_exposures e \
+               ON e.ab_test_id = $1 AND e.task_id = COALESCE(r.root_task_id, r.task_id) \
+             WHERE r.prompt_id = $2 AND r.origin = 'production' \
+             GROUP BY e.arm, e.task_id \
+         ) u \
+         LEFT JOIN task_outcomes o ON o.task_id = u.unit \
+         GROUP BY u.arm"
     )
+}
+
+/// Where an arm's totals go: A first.
+fn arm_index(arm: &str) -> Result<usize> {
+    match Arm::parse(arm) {
+        Some(Arm::A) => Ok(0),
+        Some(Arm::B) => Ok(1),
+        None => Err(StoreError::decode(format!("unknown arm {arm:?}"))),
+    }
 }
 
 fn count(value: i64) -> u64 {
@@ -131,6 +163,7 @@ where
     for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> Option<&'q str>: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> i64: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<i64>: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> f64: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> DateTime<Utc>: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> DbId: Encode<'q, B::Db> + Type<B::Db>,
@@ -138,7 +171,8 @@ where
     for<'r> (String,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> AbTestRow: FromRow<'r, <B::Db as Database>::Row>,
-    for<'r> TotalsRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> ExposureTotalsRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> RunTotalsRow: FromRow<'r, <B::Db as Database>::Row>,
 {
     async fn create_ab_test(&self, new: NewAbTest) -> Result<AbTest> {
         let mut tx = self.begin_write().await?;
@@ -222,6 +256,16 @@ where
 
     async fn end_ab_test(&self, id: Uuid, end: AbTestEnd) -> Result<AbTest> {
         let mut tx = self.begin_write().await?;
+        if end.deploy_b_as.is_some() {
+            // Lock the prompt first, in the order a deploy takes its locks.
+            let prompt_id: Option<String> =
+                sqlx::query_scalar("SELECT prompt_id FROM ab_tests WHERE id = $1")
+                    .bind(DbId(id))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let prompt_id = prompt_id.ok_or_else(|| StoreError::from(Missing::ab_test(id)))?;
+            ensure_prompt(&mut tx, &prompt_id, B::ROW_LOCK).await?;
+        }
         let at = now();
         let row: Option<AbTestRow> = sqlx::query_as(&format!(
             "UPDATE ab_tests SET status = $2, decision = COALESCE($3, decision), result = $4, \
@@ -240,8 +284,32 @@ where
             let test = self.get_ab_test(id).await?;
             return Err(Missing::running_ab_test(&test.prompt_id).into());
         };
+        if let Some(actor) = &end.deploy_b_as {
+            let current = active_number::<B::Db>(&mut tx, &row.prompt_id).await?;
+            if current != Some(row.version_b) {
+                switch_active::<B>(
+                    &mut tx,
+                    &row.prompt_id,
+                    current,
+                    row.version_b,
+                    DeployAction::Deploy,
+                    actor,
+                )
+                .await?;
+            }
+        }
         tx.commit().await?;
         Ok(row.into())
+    }
+
+    async fn running_ab_tests(&self) -> Result<Vec<AbTest>> {
+        let rows: Vec<AbTestRow> = sqlx::query_as(&format!(
+            "SELECT {AB_COLUMNS} FROM ab_tests WHERE status = '{STATUS_RUNNING}' \
+             ORDER BY prompt_id"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     async fn save_ab_result(
@@ -301,25 +369,27 @@ where
                 .fetch_optional(&mut *tx)
                 .await?;
         let prompt_id = prompt_id.ok_or_else(|| StoreError::from(Missing::ab_test(id)))?;
-        let rows: Vec<TotalsRow> = sqlx::query_as(&totals_sql())
+        let exposures: Vec<ExposureTotalsRow> = sqlx::query_as(EXPOSURE_TOTALS_SQL)
+            .bind(DbId(id))
+            .fetch_all(&mut *tx)
+            .await?;
+        let runs: Vec<RunTotalsRow> = sqlx::query_as(&run_totals_sql())
             .bind(DbId(id))
             .bind(prompt_id.as_str())
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
         let mut totals = [ArmTotals::default(); 2];
-        for row in rows {
-            let slot = match Arm::parse(&row.arm) {
-                Some(Arm::A) => &mut totals[0],
-                Some(Arm::B) => &mut totals[1],
-                None => return Err(StoreError::decode(format!("unknown arm {:?}", row.arm))),
-            };
-            *slot = ArmTotals {
-                exposures: count(row.exposures),
-                successes: count(row.successes),
-                tokens: (count(row.tokens_n), row.tokens_sum, row.tokens_sq),
-                latency: (count(row.latency_n), row.latency_sum, row.latency_sq),
-            };
+        for row in exposures {
+            let arm = &mut totals[arm_index(&row.arm)?];
+            arm.exposures = count(row.exposures);
+            arm.successes += count(row.outcome_successes);
+        }
+        for row in runs {
+            let arm = &mut totals[arm_index(&row.arm)?];
+            arm.successes += count(row.run_successes);
+            arm.tokens = (count(row.tokens_n), row.tokens_sum, row.tokens_sq);
+            arm.latency = (count(row.latency_n), row.latency_sum, row.latency_sq);
         }
         Ok(totals)
     }

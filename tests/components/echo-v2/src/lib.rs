@@ -1,16 +1,22 @@
 //! A well-behaved test grader (version 2): score = token F1 of sample vs item.
 //! Config `exact` grades by exact match instead; config `spin-ms:N` busy-waits N milliseconds first (for in-flight hot-reload tests);
-//! config `bad` is refused by `validate-config`; item `missing` is an invalid-input error.
+//! config `bad` is refused by `validate-config`; item `missing` is an invalid-input error;
+//! config `calls` scores how many rows this instance has graded, this one included (times the
+//! scale), so a test can tell rows graded in one instance from rows graded in fresh ones.
 
 wit_bindgen::generate!({ world: "grader", path: "../../../wit" });
 
 #[path = "../../echo-v1/src/logic.rs"]
 mod logic;
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use exports::flywheel::grader::grading::Guest;
 use flywheel::grader::types::{Grade, GradeError, GraderInfo, Metric, Row};
 
 const VERSION: f64 = 2.0;
+/// Rows graded by this instance (config `calls`).
+static CALLS: AtomicU32 = AtomicU32::new(0);
 const SCALE: f64 = 0.5;
 
 struct Echo;
@@ -39,7 +45,9 @@ fn grade_one(config: &str, sample: &str, item: &str) -> Result<Grade, GradeError
         return Err(GradeError::InvalidInput("item has no text".into()));
     }
     spin(config);
-    let raw = if config == "exact" {
+    let raw = if config == "calls" {
+        f64::from(CALLS.fetch_add(1, Ordering::Relaxed) + 1)
+    } else if config == "exact" {
         logic::exact(sample, item)
     } else {
         logic::token_f1(sample, item)

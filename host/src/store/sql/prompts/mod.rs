@@ -460,7 +460,7 @@ where
 }
 
 /// The active version's number, if any.
-async fn active_number<DB>(
+pub(in crate::store::sql) async fn active_number<DB>(
     tx: &mut Transaction<'static, DB>,
     prompt_id: &str,
 ) -> Result<Option<i64>>
@@ -481,7 +481,7 @@ where
 
 /// Moves the active flag to `to` and records the change in the deploy history; the caller holds
 /// the prompt's lock.
-async fn switch_active<B>(
+pub(in crate::store::sql) async fn switch_active<B>(
     tx: &mut Transaction<'static, B::Db>,
     prompt_id: &str,
     from: Option<i64>,

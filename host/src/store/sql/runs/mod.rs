@@ -47,6 +47,7 @@ where
     for<'r> (DbId,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (String, i64): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId, String, String): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (String, f64, i64, i64): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> RunRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> OutcomeRow: FromRow<'r, <B::Db as Database>::Row>,
 {

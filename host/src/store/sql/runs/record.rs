@@ -35,12 +35,23 @@ const INSERT_COLUMN_COUNT: usize = 21;
 #[derive(Debug, Clone)]
 pub(super) struct VersionDefaults {
     active: Option<i64>,
+    /// The prompt's running A/B test: (seed, traffic split, version A, version B).
+    running: Option<(String, f64, i64, i64)>,
 }
 
 /// The version a run recorded without one is credited to: the version resolve hands its task.
-/// Today resolve hands every task the prompt's active version; when A/B tests land, the arm
-/// assigned to the run's root task belongs here (and what it needs in [`VersionDefaults`]).
-pub(super) fn default_version_for_run(defaults: &VersionDefaults, _run: &NewRun) -> Option<i64> {
+/// While an A/B test of the prompt runs, that is the version of the arm its unit (root task id,
+/// else task id) hashes to, the same pure assignment resolve makes; the hash is used rather than
+/// the recorded exposure because exposures are written in the background and may not have
+/// landed yet. Without a running test, the active version.
+pub(super) fn default_version_for_run(defaults: &VersionDefaults, run: &NewRun) -> Option<i64> {
+    if let Some((seed, split, a, b)) = &defaults.running {
+        let unit = crate::experiments::unit_of(&run.task_id, run.root_task_id.as_deref());
+        return Some(match crate::experiments::assign(seed, unit, *split).arm {
+            crate::experiments::Arm::A => *a,
+            crate::experiments::Arm::B => *b,
+        });
+    }
     defaults.active
 }
 
@@ -88,6 +99,7 @@ where
     for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId, String, String): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (String, f64, i64, i64): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> OutcomeRow: FromRow<'r, <B::Db as Database>::Row>,
 {
     if runs.is_empty() {
@@ -277,6 +289,7 @@ where
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
+    for<'r> (String, f64, i64, i64): FromRow<'r, DB::Row>,
 {
     let active: Option<(i64,)> = sqlx::query_as(
         "SELECT version FROM prompt_versions WHERE prompt_id = $1 AND is_active = TRUE",
@@ -284,8 +297,17 @@ where
     .bind(prompt_id)
     .fetch_optional(&mut **tx)
     .await?;
+    // Starting a test locks the prompt too, so the test read here is the one resolve serves.
+    let running: Option<(String, f64, i64, i64)> = sqlx::query_as(
+        "SELECT seed, traffic_split, version_a, version_b FROM ab_tests \
+         WHERE prompt_id = $1 AND status = 'running'",
+    )
+    .bind(prompt_id)
+    .fetch_optional(&mut **tx)
+    .await?;
     Ok(VersionDefaults {
         active: active.map(|(v,)| v),
+        running,
     })
 }
 
