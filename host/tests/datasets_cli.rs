@@ -2,65 +2,13 @@
 //! database mode and in `--server` mode, on SQLite; and `prompts create` and `import` of prompts
 //! written elsewhere.
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
+use common::{ANNOTATOR, READ, fails, flywheel, ok, run, serve_on};
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_flywheel");
-const TOKENS: &str = "reader:read:cli-read-secret,reviewer:annotator:cli-annotator-secret";
-const ANNOTATOR: &str = "cli-annotator-secret";
-const READ: &str = "cli-read-secret";
-
-/// A `flywheel` command with a clean environment for the settings it reads.
-fn flywheel(data_dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    for var in [
-        "DATABASE_URL",
-        "FLYWHEEL_BIND",
-        "FLYWHEEL_TOKENS",
-        "FLYWHEEL_TOKENS_FILE",
-        "FLYWHEEL_TOKEN",
-        "FLYWHEEL_SERVER",
-        "ENABLE_PROMPT_OPTIMIZATION",
-        "FLYWHEEL_GRADERS_DIR",
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-        "FLYWHEEL_LOG_FORMAT",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env(
-        "FLYWHEEL_CACHE_DIR",
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("flywheel-component-cache"),
-    );
-    cmd.env("FLYWHEEL_DATA_DIR", data_dir);
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("the flywheel binary runs")
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(!out.status.success(), "{cmd:?} succeeded");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 fn write_lines(path: &Path, lines: &[Value]) {
     let mut file = std::fs::File::create(path).expect("create file");
@@ -179,59 +127,6 @@ fn datasets_are_created_uploaded_and_read_in_database_mode() {
     ok(&mut cli(&["datasets", "delete", "coder-all"]));
     let err = fails(&mut cli(&["datasets", "show", "coder-all"]));
     assert!(err.contains("dataset coder-all not found"), "{err}");
-}
-
-/// A `flywheel serve` child and the address it announced.
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `flywheel serve` on a free port and waits for its `listening` log line.
-fn serve_on(mut command: Command) -> Served {
-    let mut child = command
-        .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json"])
-        .env("FLYWHEEL_TOKENS", TOKENS)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn flywheel serve");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let mut served = Served {
-        child,
-        url: String::new(),
-    };
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen = Vec::new();
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        let Ok(line) = rx.recv_timeout(left) else {
-            break;
-        };
-        let parsed: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        if parsed["fields"]["message"] == "listening" {
-            let addr = parsed["fields"]["addr"].as_str().expect("addr field");
-            std::thread::spawn(move || while rx.recv().is_ok() {});
-            served.url = format!("http://{addr}");
-            return served;
-        }
-        seen.push(line);
-    }
-    panic!("flywheel serve did not start; logs:\n{}", seen.join("\n"));
 }
 
 #[test]
