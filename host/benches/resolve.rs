@@ -41,20 +41,25 @@ impl Run {
     }
 }
 
-/// Sends `total` GETs to `url` over `CONNECTIONS` concurrent keep-alive connections.
+/// Sends `total` GETs to `url` over `CONNECTIONS` concurrent keep-alive connections; a `{n}` in
+/// `url` becomes a different value for every request (a task id per request).
 async fn load(client: &reqwest::Client, url: &str, token: Option<&str>, total: usize) -> Run {
     let per_connection = total / CONNECTIONS;
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..CONNECTIONS {
+    for connection in 0..CONNECTIONS {
         let client = client.clone();
         let url = url.to_owned();
         let token = token.map(str::to_owned);
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(per_connection);
-            for _ in 0..per_connection {
+            for i in 0..per_connection {
                 let t = Instant::now();
-                let mut req = client.get(&url);
+                let mut req = if url.contains("{n}") {
+                    client.get(url.replace("{n}", &format!("{connection}-{i}")))
+                } else {
+                    client.get(&url)
+                };
                 if let Some(token) = &token {
                     req = req.bearer_auth(token);
                 }
@@ -182,16 +187,21 @@ async fn bench() {
         .start_ab_test("planner", start(), 0.5, "bench")
         .await
         .expect("test starts");
-    load(&client, &resolve_url, Some(AGENT_SECRET), 2_000).await;
+    // A task per request: every resolve during the test is a new exposure to write.
+    let per_task_url = format!(
+        "http://{}/api/prompts/planner/resolve?task_id=bench-{{n}}",
+        app.addr
+    );
+    load(&client, &per_task_url, Some(AGENT_SECRET), 2_000).await;
     let mut with_test = Vec::new();
     let mut without_test = Vec::new();
     for _ in 0..rounds {
-        with_test.push(load(&client, &resolve_url, Some(AGENT_SECRET), total).await);
+        with_test.push(load(&client, &per_task_url, Some(AGENT_SECRET), total).await);
         registry
             .stop_ab_test("planner", "bench")
             .await
             .expect("test stops");
-        without_test.push(load(&client, &resolve_url, Some(AGENT_SECRET), total).await);
+        without_test.push(load(&client, &per_task_url, Some(AGENT_SECRET), total).await);
         registry
             .start_ab_test("planner", start(), 0.5, "bench")
             .await

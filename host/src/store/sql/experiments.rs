@@ -6,8 +6,8 @@
 //! two concurrent starts leave one. Ending a test updates only a running row (`WHERE status =
 //! 'running'`), so of two concurrent enders one wins; a decision's deploy of B is made in that
 //! same transaction (prompt locked first, as a deploy locks it), so only the winner deploys.
-//! Exposures use `ON CONFLICT DO NOTHING`:
-//! the first assignment of a task is the one analysed.
+//! Exposures are written in multi-row statements with `ON CONFLICT DO NOTHING`: the first
+//! assignment of a task is the one analysed.
 //!
 //! The totals are intent to treat: every exposure counts, joined with the prompt's production
 //! runs of the same unit (`COALESCE(root_task_id, task_id)`) and with the unit's reported
@@ -17,6 +17,8 @@
 //! is a failure. Costs are summed per unit over its runs. Float aggregates are cast to `DOUBLE
 //! PRECISION`, which SQLite reads as REAL affinity and PostgreSQL as float8 (a PostgreSQL `SUM`
 //! of integers is NUMERIC, which sqlx cannot read as `f64`).
+
+use std::collections::HashSet;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -33,6 +35,9 @@ use crate::store::{
     AbTest, AbTestEnd, ArmTotals, DeployAction, ExperimentStore, Exposure, Missing, NewAbTest,
     Result, StoreError, now,
 };
+
+/// Exposures per `INSERT` statement: 6 parameters each stays far below both backends' limits.
+const EXPOSURE_CHUNK_ROWS: usize = 500;
 
 const AB_COLUMNS: &str = "id, prompt_id, version_a, version_b, traffic_split, seed, status, \
      decision, min_samples, config, result, created_by, created_at, started_at, ended_at, \
@@ -333,29 +338,55 @@ where
     }
 
     async fn record_exposures(&self, exposures: &[Exposure]) -> Result<u64> {
-        if exposures.is_empty() {
+        // The first of each (test, task) of the batch, as the table keeps the first: a task
+        // resolved again and again costs one row of the statement, not one each time.
+        let mut seen = HashSet::with_capacity(exposures.len());
+        let unique: Vec<&Exposure> = exposures
+            .iter()
+            .filter(|e| seen.insert((e.ab_test_id, e.task_id.as_str())))
+            .collect();
+        if unique.is_empty() {
             return Ok(0);
         }
         let mut tx = self.begin_write().await?;
         let mut recorded = 0;
         let at = now();
-        for exposure in exposures {
-            // RETURNING yields no row when the task already had its exposure.
-            let inserted: Option<String> = sqlx::query_scalar(
+        for chunk in unique.chunks(EXPOSURE_CHUNK_ROWS) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|row| {
+                    let p = row * 6;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${})",
+                        p + 1,
+                        p + 2,
+                        p + 3,
+                        p + 4,
+                        p + 5,
+                        p + 6
+                    )
+                })
+                .collect();
+            // RETURNING yields a row per exposure inserted, none for a task that had one.
+            let sql = format!(
                 "INSERT INTO ab_exposures (id, ab_test_id, task_id, arm, version, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (ab_test_id, task_id) DO NOTHING RETURNING task_id",
-            )
-            .bind(DbId(Uuid::now_v7()))
-            .bind(DbId(exposure.ab_test_id))
-            .bind(exposure.task_id.as_str())
-            .bind(exposure.arm.as_str())
-            .bind(exposure.version)
-            .bind(at)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| B::conflict("ab_exposures_ab_test_id_fkey", e))?;
-            recorded += u64::from(inserted.is_some());
+                 VALUES {} ON CONFLICT (ab_test_id, task_id) DO NOTHING RETURNING task_id",
+                values.join(", ")
+            );
+            let mut query = sqlx::query_as::<_, (String,)>(&sql);
+            for exposure in chunk {
+                query = query
+                    .bind(DbId(Uuid::now_v7()))
+                    .bind(DbId(exposure.ab_test_id))
+                    .bind(exposure.task_id.as_str())
+                    .bind(exposure.arm.as_str())
+                    .bind(exposure.version)
+                    .bind(at);
+            }
+            let inserted = query
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| B::conflict("ab_exposures_ab_test_id_fkey", e))?;
+            recorded += inserted.len() as u64;
         }
         tx.commit().await?;
         Ok(recorded)
