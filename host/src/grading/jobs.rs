@@ -32,8 +32,13 @@ pub struct WorkerOptions {
     pub lease: Duration,
     /// How long to wait before looking for work again when there was none.
     pub idle_poll: Duration,
-    /// Rows graded and committed together.
+    /// Rows graded and committed together when a grader of the job calls a model: small, so a
+    /// cancel is seen soon and a restart re-spends few tokens.
     pub chunk_rows: usize,
+    /// Rows graded and committed together when no grader calls a model: each commit has a fixed
+    /// cost (the job's row, the prompt's lock, the version's figures), which 256-row chunks made
+    /// a third of a string check job's time (BENCHMARKS.md, "Runs").
+    pub model_free_chunk_rows: usize,
     /// The token budget of a job that sets none.
     pub default_token_budget: Option<u64>,
 }
@@ -46,6 +51,7 @@ impl WorkerOptions {
             lease,
             idle_poll: Duration::from_millis(250),
             chunk_rows: 256,
+            model_free_chunk_rows: 2000,
             default_token_budget,
         }
     }
@@ -155,6 +161,11 @@ impl JobWorker {
             .map(|b| b.saturating_sub(u64::try_from(job.tokens_used).unwrap_or(0)));
         let llm_run = LlmRun::new(budget);
         let runtime = self.registry.runtime().clone();
+        let chunk_rows = if graders.iter().any(|g| g.resolved.needs_model()) {
+            self.options.chunk_rows
+        } else {
+            self.options.model_free_chunk_rows
+        };
         let mut from = job.processed;
         loop {
             if lost.load(Ordering::Relaxed) {
@@ -166,7 +177,7 @@ impl JobWorker {
             }
             let rows = self
                 .store
-                .job_rows(job.id, from, self.options.chunk_rows)
+                .job_rows(job.id, from, chunk_rows)
                 .await?;
             if rows.is_empty() {
                 return self.finish(job.id, JobStatus::Completed, None).await;
