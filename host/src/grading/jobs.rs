@@ -161,12 +161,26 @@ impl JobWorker {
             .map(|b| b.saturating_sub(u64::try_from(job.tokens_used).unwrap_or(0)));
         let llm_run = LlmRun::new(budget);
         let runtime = self.registry.runtime().clone();
-        let chunk_rows = if graders.iter().any(|g| g.resolved.needs_model()) {
+        let needs_model = graders.iter().any(|g| g.resolved.needs_model());
+        let chunk_rows = if needs_model {
             self.options.chunk_rows
         } else {
             self.options.model_free_chunk_rows
         };
+        // Reads and grades the chunk that starts at `from`; `None` past the last row.
+        let read_and_grade = |from: i64| {
+            let (graders, runtime, llm_run) = (&graders, &runtime, &llm_run);
+            async move {
+                let rows = self.store.job_rows(job.id, from, chunk_rows).await?;
+                if rows.is_empty() {
+                    return Ok::<_, StoreError>(None);
+                }
+                let (graded, totals) = grade_runs(graders, runtime, llm_run, &rows).await;
+                Ok(Some((rows.len(), graded, totals)))
+            }
+        };
         let mut from = job.processed;
+        let mut prefetched = None;
         loop {
             if lost.load(Ordering::Relaxed) {
                 return Ok(JobStatus::Running);
@@ -175,23 +189,33 @@ impl JobWorker {
             if current.cancel_requested {
                 return self.finish(job.id, JobStatus::Cancelled, None).await;
             }
-            let rows = self
-                .store
-                .job_rows(job.id, from, chunk_rows)
-                .await?;
-            if rows.is_empty() {
+            let chunk = match prefetched.take() {
+                Some(chunk) => chunk,
+                None => read_and_grade(from).await?,
+            };
+            let Some((rows, graded, totals)) = chunk else {
                 return self.finish(job.id, JobStatus::Completed, None).await;
-            }
-            let (graded, totals) = grade_runs(&graders, &runtime, &llm_run, &rows).await;
-            let committed = self
-                .store
-                .record_chunk(job.id, &self.options.instance, from, &graded, &totals)
-                .await?;
+            };
+            let next = from + i64::try_from(rows).unwrap_or(i64::MAX);
+            let commit =
+                self.store
+                    .record_chunk(job.id, &self.options.instance, from, &graded, &totals);
+            let committed = if needs_model {
+                commit.await?
+            } else {
+                // Model-free graders spend nothing, so the next chunk is read and graded while
+                // this one commits: the sandbox runs on this task while the database writes on
+                // its own thread (SQLite's worker, PostgreSQL's server). It is kept only if this
+                // commit holds, and committed only after it, so rows still commit in order.
+                let (committed, chunk) = tokio::join!(commit, read_and_grade(next));
+                prefetched = Some(chunk?);
+                committed?
+            };
             if !committed {
                 // Taken over, or cancelled and finished meanwhile: the chunk is not ours to keep.
                 return Ok(JobStatus::Running);
             }
-            from += i64::try_from(rows.len()).unwrap_or(i64::MAX);
+            from = next;
             if totals.errors.contains_key("budget_exhausted") {
                 return self.finish(job.id, JobStatus::BudgetExhausted, None).await;
             }

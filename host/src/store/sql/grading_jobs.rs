@@ -17,7 +17,7 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Transaction, Type
 use uuid::Uuid;
 
 use super::figures::refresh_version_figures;
-use super::{Backend, DbId, ensure_prompt};
+use super::{Backend, DbId, ensure_prompt, placeholder, values_list};
 use crate::store::grading_jobs::{
     ChunkTotals, GradableRun, GradedRun, GradingJob, GradingJobStore, JobStatus, NewGradingJob,
     RunSelection,
@@ -535,19 +535,6 @@ const RESULT_COLUMNS: &str = "id, run_id, grader_id, grader_name, row_index, dat
      duration_us, created_at";
 const RESULT_COLUMN_COUNT: usize = 16;
 
-/// `(…), (…)` with `rows` tuples of `columns` numbered parameters, the first being `$first`.
-fn values_list(first: usize, rows: usize, columns: usize) -> String {
-    (0..rows)
-        .map(|row| {
-            let cells: Vec<String> = (0..columns)
-                .map(|column| format!("${}", first + row * columns + column))
-                .collect();
-            format!("({})", cells.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Writes every verdict of a job's chunk to `grading_results`, a multi-row `INSERT` per
 /// [`RESULT_INSERT_ROWS`] verdicts (a statement per verdict made the writes the job's
 /// bottleneck: BENCHMARKS.md, "Runs").
@@ -578,7 +565,7 @@ where
     for chunk in verdicts.chunks(RESULT_INSERT_ROWS) {
         let sql = format!(
             "INSERT INTO grading_results ({RESULT_COLUMNS}) VALUES {}",
-            values_list(1, chunk.len(), RESULT_COLUMN_COUNT)
+            values_list(B::NUMBERED_PARAMETERS, 1, chunk.len(), RESULT_COLUMN_COUNT)
         );
         let mut query = sqlx::query(&sql);
         for (run, verdict) in chunk {
@@ -653,7 +640,9 @@ where
     }
     let mut current: HashMap<Uuid, StoredVerdictsRow> = HashMap::with_capacity(graded.len());
     for chunk in graded.chunks(VERDICT_STATEMENT_ROWS) {
-        let list: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+        let list: Vec<String> = (1..=chunk.len())
+            .map(|n| placeholder(B::NUMBERED_PARAMETERS, n))
+            .collect();
         let sql = format!(
             "SELECT id, prompt_id, version, grader_results, graders_passed \
              FROM prompt_optimization_data WHERE id IN ({})",
@@ -687,21 +676,33 @@ where
     }
 
     let at = now();
-    // `auto_graded_at` is set only when the outcome is still the one the grader saw.
-    let auto_graded = if auto {
-        "auto_graded_at = CASE WHEN outcome_at IS NOT DISTINCT FROM v.column4 \
-         THEN $1 ELSE auto_graded_at END"
+    let numbered = B::NUMBERED_PARAMETERS;
+    // `auto_graded_at` is set only when the outcome is still the one the grader saw. The
+    // timestamp is bound once per use, so the statement reads the same with `?` parameters.
+    let (auto_graded, stamps) = if auto {
+        (
+            format!(
+                "auto_graded_at = CASE WHEN outcome_at IS NOT DISTINCT FROM v.column4 \
+                 THEN {} ELSE auto_graded_at END",
+                placeholder(numbered, 2)
+            ),
+            2,
+        )
     } else {
-        "auto_graded_at = auto_graded_at"
+        ("auto_graded_at = auto_graded_at".to_owned(), 1)
     };
     for chunk in updates.chunks(VERDICT_STATEMENT_ROWS) {
         let sql = format!(
             "UPDATE prompt_optimization_data SET grader_results = v.column2, \
-             graders_passed = v.column3, updated_at = $1, {auto_graded} \
+             graders_passed = v.column3, updated_at = {}, {auto_graded} \
              FROM (VALUES {}) AS v WHERE prompt_optimization_data.id = v.column1",
-            values_list(2, chunk.len(), 4)
+            placeholder(numbered, 1),
+            values_list(numbered, stamps + 1, chunk.len(), 4)
         );
-        let mut query = sqlx::query(&sql).bind(at);
+        let mut query = sqlx::query(&sql);
+        for _ in 0..stamps {
+            query = query.bind(at);
+        }
         for (run, merged, passed) in chunk {
             query = query
                 .bind(DbId(run.data_id))
