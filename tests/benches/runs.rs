@@ -69,7 +69,7 @@ struct BenchRun {
 
 /// A realistic reviewer run: ~1 KB of template variables, a ~300-byte JSON verdict.
 fn bench_run(tag: &str, n: usize) -> BenchRun {
-    let verdict = if n % 2 == 0 {
+    let verdict = if n.is_multiple_of(2) {
         "approve"
     } else {
         "request_changes"
@@ -169,7 +169,7 @@ macro_rules! bare_insert {
                 .bind(Some(run.tokens_out))
                 .bind(Some(run.tokens_in + run.tokens_out))
                 .bind(Some(run.latency_ms))
-                .bind(Some(n % 3 != 0))
+                .bind(Some(!n.is_multiple_of(3)))
                 .bind(at)
                 .bind(at)
                 .bind(Some(at));
