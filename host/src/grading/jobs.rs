@@ -167,15 +167,18 @@ impl JobWorker {
         } else {
             self.options.model_free_chunk_rows
         };
-        // Reads and grades the chunk that starts at `from`; `None` past the last row.
+        // Reads and grades the chunk that starts at `from`; `None` past the last row. Owns what
+        // it uses, so it can run as a task of its own (see below).
+        let graders = Arc::new(graders);
         let read_and_grade = |from: i64| {
-            let (graders, runtime, llm_run) = (&graders, &runtime, &llm_run);
+            let (store, graders) = (self.store.clone(), graders.clone());
+            let (runtime, llm_run, id) = (runtime.clone(), llm_run.clone(), job.id);
             async move {
-                let rows = self.store.job_rows(job.id, from, chunk_rows).await?;
+                let rows = store.job_rows(id, from, chunk_rows).await?;
                 if rows.is_empty() {
                     return Ok::<_, StoreError>(None);
                 }
-                let (graded, totals) = grade_runs(graders, runtime, llm_run, &rows).await;
+                let (graded, totals) = grade_runs(&graders, &runtime, &llm_run, &rows).await;
                 Ok(Some((rows.len(), graded, totals)))
             }
         };
@@ -203,13 +206,24 @@ impl JobWorker {
             let committed = if needs_model {
                 commit.await?
             } else {
-                // Model-free graders spend nothing, so the next chunk is read and graded while
-                // this one commits: the sandbox runs on this task while the database writes on
-                // its own thread (SQLite's worker, PostgreSQL's server). It is kept only if this
-                // commit holds, and committed only after it, so rows still commit in order.
-                let (committed, chunk) = tokio::join!(commit, read_and_grade(next));
-                prefetched = Some(chunk?);
-                committed?
+                // Model-free graders spend nothing, so the next chunk is read and graded by a
+                // task of its own (another core) while this one commits. It is kept only if this
+                // commit holds, and committed only after it, so rows still commit in order; if it
+                // fails, the next turn reads that chunk again in order and meets the error there.
+                let ahead = tokio::spawn(read_and_grade(next));
+                let committed = match commit.await {
+                    Ok(committed) => committed,
+                    Err(error) => {
+                        ahead.abort();
+                        return Err(error);
+                    }
+                };
+                if committed {
+                    prefetched = ahead.await.ok().and_then(Result::ok);
+                } else {
+                    ahead.abort();
+                }
+                committed
             };
             if !committed {
                 // Taken over, or cancelled and finished meanwhile: the chunk is not ours to keep.
