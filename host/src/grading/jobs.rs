@@ -32,8 +32,13 @@ pub struct WorkerOptions {
     pub lease: Duration,
     /// How long to wait before looking for work again when there was none.
     pub idle_poll: Duration,
-    /// Rows graded and committed together.
+    /// Rows graded and committed together when a grader of the job calls a model: small, so a
+    /// cancel is seen soon and a restart re-spends few tokens.
     pub chunk_rows: usize,
+    /// Rows graded and committed together when no grader calls a model: each commit has a fixed
+    /// cost (the job's row, the prompt's lock, the version's figures recomputed: ~20 ms with
+    /// 100,000 runs in the version on SQLite), which larger chunks spread (BENCHMARKS.md, "Runs").
+    pub model_free_chunk_rows: usize,
     /// The token budget of a job that sets none.
     pub default_token_budget: Option<u64>,
 }
@@ -46,6 +51,7 @@ impl WorkerOptions {
             lease,
             idle_poll: Duration::from_millis(250),
             chunk_rows: 256,
+            model_free_chunk_rows: 2000,
             default_token_budget,
         }
     }
@@ -155,7 +161,29 @@ impl JobWorker {
             .map(|b| b.saturating_sub(u64::try_from(job.tokens_used).unwrap_or(0)));
         let llm_run = LlmRun::new(budget);
         let runtime = self.registry.runtime().clone();
+        let needs_model = graders.iter().any(|g| g.resolved.needs_model());
+        let chunk_rows = if needs_model {
+            self.options.chunk_rows
+        } else {
+            self.options.model_free_chunk_rows
+        };
+        // Reads and grades the chunk that starts at `from`; `None` past the last row. Owns what
+        // it uses, so it can run as a task of its own (see below).
+        let graders = Arc::new(graders);
+        let read_and_grade = |from: i64| {
+            let (store, graders) = (self.store.clone(), graders.clone());
+            let (runtime, llm_run, id) = (runtime.clone(), llm_run.clone(), job.id);
+            async move {
+                let rows = store.job_rows(id, from, chunk_rows).await?;
+                if rows.is_empty() {
+                    return Ok::<_, StoreError>(None);
+                }
+                let (graded, totals) = grade_runs(&graders, &runtime, &llm_run, &rows).await;
+                Ok(Some((rows.len(), graded, totals)))
+            }
+        };
         let mut from = job.processed;
+        let mut prefetched = None;
         loop {
             if lost.load(Ordering::Relaxed) {
                 return Ok(JobStatus::Running);
@@ -164,23 +192,44 @@ impl JobWorker {
             if current.cancel_requested {
                 return self.finish(job.id, JobStatus::Cancelled, None).await;
             }
-            let rows = self
-                .store
-                .job_rows(job.id, from, self.options.chunk_rows)
-                .await?;
-            if rows.is_empty() {
+            let chunk = match prefetched.take() {
+                Some(chunk) => chunk,
+                None => read_and_grade(from).await?,
+            };
+            let Some((rows, graded, totals)) = chunk else {
                 return self.finish(job.id, JobStatus::Completed, None).await;
-            }
-            let (graded, totals) = grade_runs(&graders, &runtime, &llm_run, &rows).await;
-            let committed = self
-                .store
-                .record_chunk(job.id, &self.options.instance, from, &graded, &totals)
-                .await?;
+            };
+            let next = from + i64::try_from(rows).unwrap_or(i64::MAX);
+            let commit =
+                self.store
+                    .record_chunk(job.id, &self.options.instance, from, &graded, &totals);
+            let committed = if needs_model {
+                commit.await?
+            } else {
+                // Model-free graders spend nothing, so the next chunk is read and graded by a
+                // task of its own (another core) while this one commits. It is kept only if this
+                // commit holds, and committed only after it, so rows still commit in order; if it
+                // fails, the next turn reads that chunk again in order and meets the error there.
+                let ahead = tokio::spawn(read_and_grade(next));
+                let committed = match commit.await {
+                    Ok(committed) => committed,
+                    Err(error) => {
+                        ahead.abort();
+                        return Err(error);
+                    }
+                };
+                if committed {
+                    prefetched = ahead.await.ok().and_then(Result::ok);
+                } else {
+                    ahead.abort();
+                }
+                committed
+            };
             if !committed {
                 // Taken over, or cancelled and finished meanwhile: the chunk is not ours to keep.
                 return Ok(JobStatus::Running);
             }
-            from += i64::try_from(rows.len()).unwrap_or(i64::MAX);
+            from = next;
             if totals.errors.contains_key("budget_exhausted") {
                 return self.finish(job.id, JobStatus::BudgetExhausted, None).await;
             }

@@ -100,6 +100,7 @@ impl Backend for PgStore {
 
     const ROW_LOCK: &'static str = "FOR UPDATE";
     const SKIP_LOCKED: &'static str = "FOR UPDATE SKIP LOCKED";
+    const NUMBERED_PARAMETERS: bool = true;
 
     fn migrator(&self) -> &'static Migrator {
         &MIGRATOR

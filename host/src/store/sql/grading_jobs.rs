@@ -6,7 +6,7 @@
 //! the update touches nothing and the whole transaction is rolled back, so verdicts are written
 //! exactly once per row.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,7 +17,7 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Transaction, Type
 use uuid::Uuid;
 
 use super::figures::refresh_version_figures;
-use super::{Backend, DbId, ensure_prompt};
+use super::{Backend, DbId, ensure_prompt, placeholder, values_list};
 use crate::store::grading_jobs::{
     ChunkTotals, GradableRun, GradedRun, GradingJob, GradingJobStore, JobStatus, NewGradingJob,
     RunSelection,
@@ -212,6 +212,7 @@ where
     for<'r> (Json<BTreeMap<String, i64>>,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (Option<Json<Value>>,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (String, i64): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> StoredVerdictsRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> JobRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> GradableRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> JobGradableRow: FromRow<'r, <B::Db as Database>::Row>,
@@ -455,11 +456,7 @@ where
         for (kind, count) in &totals.errors {
             *errors.entry(kind.clone()).or_default() += count;
         }
-        for run in graded {
-            for verdict in &run.verdicts {
-                insert_result::<B>(&mut tx, id, run, verdict).await?;
-            }
-        }
+        insert_results::<B>(&mut tx, id, graded).await?;
         store_verdicts::<B>(&mut tx, graded, false).await?;
         let processed = i64::try_from(graded.len()).unwrap_or(i64::MAX);
         sqlx::query(
@@ -526,12 +523,25 @@ where
     }
 }
 
-/// Writes one verdict of a job to `grading_results`.
-async fn insert_result<B>(
+/// Verdicts per multi-row `INSERT` into `grading_results`: 16 parameters each keeps a
+/// statement below SQLite's 32,766 and PostgreSQL's 65,535 parameters.
+const RESULT_INSERT_ROWS: usize = 1000;
+/// Runs per `SELECT … IN (…)` and per multi-row `UPDATE … FROM (VALUES …)` when storing
+/// verdicts: a chunk is 256 to 512 runs, so one or two statements each.
+const VERDICT_STATEMENT_ROWS: usize = 500;
+
+const RESULT_COLUMNS: &str = "id, run_id, grader_id, grader_name, row_index, data_id, score, \
+     passed, label, reasoning, error_kind, error_message, prompt_tokens, completion_tokens, \
+     duration_us, created_at";
+const RESULT_COLUMN_COUNT: usize = 16;
+
+/// Writes every verdict of a job's chunk to `grading_results`, a multi-row `INSERT` per
+/// [`RESULT_INSERT_ROWS`] verdicts (a statement per verdict made the writes the job's
+/// bottleneck: BENCHMARKS.md, "Runs").
+async fn insert_results<B>(
     tx: &mut Transaction<'static, B::Db>,
     job: Uuid,
-    run: &GradedRun,
-    verdict: &crate::store::GraderVerdict,
+    graded: &[GradedRun],
 ) -> Result<()>
 where
     B: Backend,
@@ -547,37 +557,61 @@ where
     for<'q> DbId: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> Option<DbId>: Encode<'q, B::Db> + Type<B::Db>,
 {
-    sqlx::query(
-        "INSERT INTO grading_results (id, run_id, grader_id, grader_name, row_index, data_id, \
-         score, passed, label, reasoning, error_kind, error_message, prompt_tokens, \
-         completion_tokens, duration_us, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-    )
-    .bind(DbId(Uuid::now_v7()))
-    .bind(DbId(job))
-    .bind(verdict.grader_id.map(DbId))
-    .bind(verdict.grader.as_str())
-    .bind(run.row_index)
-    .bind(DbId(run.data_id))
-    .bind(verdict.score)
-    .bind(verdict.passed)
-    .bind(verdict.label.as_deref())
-    .bind(verdict.reasoning.as_deref())
-    .bind(verdict.error.as_deref())
-    .bind(verdict.error_message.as_deref())
-    .bind(verdict.prompt_tokens)
-    .bind(verdict.completion_tokens)
-    .bind(verdict.duration_us)
-    .bind(now())
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| B::conflict("grading_results_run_grader_row_key", e))?;
+    let verdicts: Vec<(&GradedRun, &crate::store::GraderVerdict)> = graded
+        .iter()
+        .flat_map(|run| run.verdicts.iter().map(move |verdict| (run, verdict)))
+        .collect();
+    let at = now();
+    for chunk in verdicts.chunks(RESULT_INSERT_ROWS) {
+        let sql = format!(
+            "INSERT INTO grading_results ({RESULT_COLUMNS}) VALUES {}",
+            values_list(B::NUMBERED_PARAMETERS, 1, chunk.len(), RESULT_COLUMN_COUNT)
+        );
+        let mut query = sqlx::query(&sql);
+        for (run, verdict) in chunk {
+            query = query
+                .bind(DbId(Uuid::now_v7()))
+                .bind(DbId(job))
+                .bind(verdict.grader_id.map(DbId))
+                .bind(verdict.grader.as_str())
+                .bind(run.row_index)
+                .bind(DbId(run.data_id))
+                .bind(verdict.score)
+                .bind(verdict.passed)
+                .bind(verdict.label.as_deref())
+                .bind(verdict.reasoning.as_deref())
+                .bind(verdict.error.as_deref())
+                .bind(verdict.error_message.as_deref())
+                .bind(verdict.prompt_tokens)
+                .bind(verdict.completion_tokens)
+                .bind(verdict.duration_us)
+                .bind(at);
+        }
+        query
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| B::conflict("grading_results_run_grader_row_key", e))?;
+    }
     Ok(())
+}
+
+/// What storing verdicts reads of a run first.
+#[derive(FromRow)]
+pub(crate) struct StoredVerdictsRow {
+    id: DbId,
+    prompt_id: String,
+    version: i64,
+    grader_results: Option<Json<Value>>,
+    graders_passed: Option<bool>,
 }
 
 /// Merges verdicts into each run's `graderResults`, sets `graders_passed`, marks the run
 /// auto-graded when `auto` (unless an outcome arrived since it was read: see
-/// [`GradingJobStore::record_auto_grades`]), and refreshes the figures of the versions touched.
+/// [`GradingJobStore::record_auto_grades`]), and refreshes the figures of the versions where a
+/// run's `graders_passed` changed (nothing else here counts in them).
+///
+/// Batched: one `SELECT … IN (…)` and one `UPDATE … FROM (VALUES …)` per
+/// [`VERDICT_STATEMENT_ROWS`] runs, not a statement per run.
 async fn store_verdicts<B>(
     tx: &mut Transaction<'static, B::Db>,
     graded: &[GradedRun],
@@ -595,8 +629,7 @@ where
     for<'q> DbId: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> Json<&'q Value>: Encode<'q, B::Db> + Type<B::Db>,
     for<'r> (String,): FromRow<'r, <B::Db as Database>::Row>,
-    for<'r> (Option<Json<Value>>,): FromRow<'r, <B::Db as Database>::Row>,
-    for<'r> (String, i64): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> StoredVerdictsRow: FromRow<'r, <B::Db as Database>::Row>,
 {
     // Lock the prompts first, in order, as every writer of runs does: the figures need it.
     let mut prompts: Vec<&str> = graded.iter().map(|run| run.prompt_id.as_str()).collect();
@@ -605,47 +638,79 @@ where
     for prompt in prompts {
         ensure_prompt(tx, prompt, B::ROW_LOCK).await?;
     }
-    let mut touched: Vec<(String, i64)> = Vec::new();
-    let at = now();
-    for run in graded {
-        let current: Option<(Option<Json<Value>>,)> =
-            sqlx::query_as("SELECT grader_results FROM prompt_optimization_data WHERE id = $1")
-                .bind(DbId(run.data_id))
-                .fetch_optional(&mut **tx)
-                .await?;
-        // A run that no longer exists has nothing to update.
-        let Some((current,)) = current else { continue };
-        let merged = merged_results(current.map(|json| json.0), &run.verdicts);
-        let passed = all_passed(&merged);
-        let key: (String, i64) = if auto {
-            sqlx::query_as(
-                "UPDATE prompt_optimization_data SET grader_results = $2, graders_passed = $3, \
-                 updated_at = $4, auto_graded_at = CASE WHEN outcome_at IS NOT DISTINCT FROM $5 \
-                 THEN $4 ELSE auto_graded_at END \
-                 WHERE id = $1 RETURNING prompt_id, version",
-            )
-            .bind(DbId(run.data_id))
-            .bind(Json(&merged))
-            .bind(passed)
-            .bind(at)
-            .bind(run.outcome_at)
-            .fetch_one(&mut **tx)
-            .await?
-        } else {
-            sqlx::query_as(
-                "UPDATE prompt_optimization_data SET grader_results = $2, graders_passed = $3, \
-                 updated_at = $4 WHERE id = $1 RETURNING prompt_id, version",
-            )
-            .bind(DbId(run.data_id))
-            .bind(Json(&merged))
-            .bind(passed)
-            .bind(at)
-            .fetch_one(&mut **tx)
-            .await?
-        };
-        if !touched.contains(&key) {
-            touched.push(key);
+    let mut current: HashMap<Uuid, StoredVerdictsRow> = HashMap::with_capacity(graded.len());
+    for chunk in graded.chunks(VERDICT_STATEMENT_ROWS) {
+        let list: Vec<String> = (1..=chunk.len())
+            .map(|n| placeholder(B::NUMBERED_PARAMETERS, n))
+            .collect();
+        let sql = format!(
+            "SELECT id, prompt_id, version, grader_results, graders_passed \
+             FROM prompt_optimization_data WHERE id IN ({})",
+            list.join(", ")
+        );
+        let mut query = sqlx::query_as::<_, StoredVerdictsRow>(&sql);
+        for run in chunk {
+            query = query.bind(DbId(run.data_id));
         }
+        for row in query.fetch_all(&mut **tx).await? {
+            current.insert(row.id.0, row);
+        }
+    }
+
+    // What each run becomes; a run that no longer exists has nothing to update.
+    let mut updates: Vec<(&GradedRun, Value, Option<bool>)> = Vec::with_capacity(graded.len());
+    let mut touched: BTreeSet<(String, i64)> = BTreeSet::new();
+    for run in graded {
+        let Some(row) = current.get_mut(&run.data_id) else {
+            continue;
+        };
+        let merged = merged_results(row.grader_results.take().map(|json| json.0), &run.verdicts);
+        let passed = all_passed(&merged);
+        if passed != row.graders_passed {
+            touched.insert((row.prompt_id.clone(), row.version));
+        }
+        // A run graded twice in one batch: the second merge starts from the first.
+        row.grader_results = Some(Json(merged.clone()));
+        row.graders_passed = passed;
+        updates.push((run, merged, passed));
+    }
+
+    let at = now();
+    let numbered = B::NUMBERED_PARAMETERS;
+    // `auto_graded_at` is set only when the outcome is still the one the grader saw. The
+    // timestamp is bound once per use, so the statement reads the same with `?` parameters.
+    let (auto_graded, stamps) = if auto {
+        (
+            format!(
+                "auto_graded_at = CASE WHEN outcome_at IS NOT DISTINCT FROM v.column4 \
+                 THEN {} ELSE auto_graded_at END",
+                placeholder(numbered, 2)
+            ),
+            2,
+        )
+    } else {
+        ("auto_graded_at = auto_graded_at".to_owned(), 1)
+    };
+    for chunk in updates.chunks(VERDICT_STATEMENT_ROWS) {
+        let sql = format!(
+            "UPDATE prompt_optimization_data SET grader_results = v.column2, \
+             graders_passed = v.column3, updated_at = {}, {auto_graded} \
+             FROM (VALUES {}) AS v WHERE prompt_optimization_data.id = v.column1",
+            placeholder(numbered, 1),
+            values_list(numbered, stamps + 1, chunk.len(), 4)
+        );
+        let mut query = sqlx::query(&sql);
+        for _ in 0..stamps {
+            query = query.bind(at);
+        }
+        for (run, merged, passed) in chunk {
+            query = query
+                .bind(DbId(run.data_id))
+                .bind(Json(merged))
+                .bind(*passed)
+                .bind(run.outcome_at);
+        }
+        query.execute(&mut **tx).await?;
     }
     for (prompt, version) in &touched {
         refresh_version_figures(tx, prompt, *version).await?;

@@ -58,6 +58,13 @@ pub trait Backend: Send + Sync + 'static {
     /// already excludes every other claimer.
     const SKIP_LOCKED: &'static str;
 
+    /// Whether the statements built for a varying number of rows number their parameters
+    /// (`$1, $2, …`, PostgreSQL) or use plain positional `?` (SQLite). SQLite keeps `$N`
+    /// parameters as names in a list it scans on every lookup, so binding n of them costs
+    /// O(n²): a 1000-row, 17-column `INSERT` spent ~1 s binding (BENCHMARKS.md, "Runs").
+    /// See [`placeholder`].
+    const NUMBERED_PARAMETERS: bool;
+
     /// The backend's migrations (`migrations/sqlite` or `migrations/postgres`).
     fn migrator(&self) -> &'static Migrator;
 
@@ -65,6 +72,31 @@ pub trait Backend: Send + Sync + 'static {
     /// [`StoreError::Conflict`] if it is a constraint violation. PostgreSQL reports the
     /// violated constraint's name and uses it; SQLite does not, so it names `constraint`.
     fn conflict(constraint: &'static str, error: sqlx::Error) -> StoreError;
+}
+
+/// The `n`th parameter (from 1) of a statement built for a varying number of rows: `$n` or `?`
+/// ([`Backend::NUMBERED_PARAMETERS`]). With `?`, parameters must appear in the text in the
+/// order they are bound, each once.
+pub(crate) fn placeholder(numbered: bool, n: usize) -> String {
+    if numbered {
+        format!("${n}")
+    } else {
+        "?".to_owned()
+    }
+}
+
+/// `(…), (…)`: `rows` tuples of `columns` parameters, numbered from `first` (see
+/// [`placeholder`]).
+pub(crate) fn values_list(numbered: bool, first: usize, rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let cells: Vec<String> = (0..columns)
+                .map(|column| placeholder(numbered, first + row * columns + column))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A uuid column as each schema stores it: TEXT (hyphenated) in SQLite, `UUID` in PostgreSQL.

@@ -130,6 +130,7 @@ impl Backend for SqliteStore {
 
     const ROW_LOCK: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
+    const NUMBERED_PARAMETERS: bool = false;
 
     fn migrator(&self) -> &'static Migrator {
         &MIGRATOR

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::rows::{OUTCOME_COLUMNS, OutcomeRow};
 use crate::store::runs::in_batch;
 use crate::store::sql::figures::refresh_version_figures;
-use crate::store::sql::{Backend, DbId, ensure_prompt};
+use crate::store::sql::{Backend, DbId, ensure_prompt, values_list};
 use crate::store::{Missing, NewRun, RecordedRun, Result, StoreError, now};
 
 /// Runs per `INSERT` statement: 21 parameters each keeps a statement well below SQLite's
@@ -165,7 +165,7 @@ where
         .chunks(INSERT_CHUNK_ROWS)
         .zip(ids.chunks(INSERT_CHUNK_ROWS))
     {
-        let sql = insert_statement(chunk.len());
+        let sql = insert_statement(B::NUMBERED_PARAMETERS, chunk.len());
         let run_keys: Vec<String> = chunk.iter().map(|&i| runs[i].run_key()).collect();
         let mut query = sqlx::query_as::<_, (DbId,)>(&sql);
         for ((&index, id), run_key) in chunk.iter().zip(chunk_ids).zip(&run_keys) {
@@ -261,20 +261,13 @@ where
         .collect())
 }
 
-/// `INSERT … VALUES (…), (…) ON CONFLICT DO NOTHING RETURNING id` for `rows` runs.
-fn insert_statement(rows: usize) -> String {
-    let mut values = Vec::with_capacity(rows);
-    for row in 0..rows {
-        let first = row * INSERT_COLUMN_COUNT;
-        let placeholders: Vec<String> = (1..=INSERT_COLUMN_COUNT)
-            .map(|column| format!("${}", first + column))
-            .collect();
-        values.push(format!("({})", placeholders.join(", ")));
-    }
+/// `INSERT … VALUES (…), (…) ON CONFLICT DO NOTHING RETURNING id` for `rows` runs, with
+/// numbered or positional parameters ([`Backend::NUMBERED_PARAMETERS`]).
+fn insert_statement(numbered: bool, rows: usize) -> String {
     format!(
         "INSERT INTO prompt_optimization_data ({INSERT_COLUMNS}) VALUES {} \
          ON CONFLICT (prompt_id, task_id, run_key) DO NOTHING RETURNING id",
-        values.join(", ")
+        values_list(numbered, 1, rows, INSERT_COLUMN_COUNT)
     )
 }
 
@@ -391,7 +384,7 @@ mod tests {
 
     #[test]
     fn insert_statements_number_their_parameters_row_by_row() {
-        let sql = insert_statement(2);
+        let sql = insert_statement(true, 2);
         assert!(sql.contains("($1, $2, $3,"), "{sql}");
         assert!(sql.contains("$21), ($22, $23,"), "{sql}");
         assert!(
@@ -399,5 +392,8 @@ mod tests {
             "{sql}"
         );
         assert_eq!(INSERT_COLUMNS.split(',').count(), INSERT_COLUMN_COUNT);
+        let positional = insert_statement(false, 2);
+        assert_eq!(positional.matches('?').count(), 2 * INSERT_COLUMN_COUNT);
+        assert!(!positional.contains('$'), "{positional}");
     }
 }
