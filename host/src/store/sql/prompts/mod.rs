@@ -68,42 +68,7 @@ where
         .execute(&mut *tx)
         .await
         .map_err(|e| B::conflict("prompts_pkey", e))?;
-        sqlx::query(
-            "INSERT INTO prompt_versions \
-             (id, prompt_id, version, content, created_at, is_active, source, created_by) \
-             VALUES ($1, $2, 1, $3, $4, FALSE, $5, $6)",
-        )
-        .bind(DbId(Uuid::now_v7()))
-        .bind(prompt.prompt.id.as_str())
-        .bind(prompt.content.as_str())
-        .bind(at)
-        .bind(VersionSource::Manual.as_str())
-        .bind(actor)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| B::conflict("prompt_versions_prompt_id_version_key", e))?;
-        for mode in &prompt.failure_modes {
-            sqlx::query(
-                "INSERT INTO failure_modes (prompt_id, code, description, created_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(prompt.prompt.id.as_str())
-            .bind(mode.code.as_str())
-            .bind(mode.description.as_str())
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| B::conflict("failure_modes_pkey", e))?;
-        }
-        switch_active::<B>(
-            &mut tx,
-            &prompt.prompt.id,
-            None,
-            1,
-            DeployAction::Deploy,
-            actor,
-        )
-        .await?;
+        write_first_version::<B>(&mut tx, prompt, VersionSource::Manual, actor, at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -128,43 +93,7 @@ where
             if inserted.is_none() {
                 continue;
             }
-            sqlx::query(
-                "INSERT INTO prompt_versions \
-                 (id, prompt_id, version, content, created_at, is_active, source, created_by) \
-                 VALUES ($1, $2, 1, $3, $4, FALSE, $5, $6)",
-            )
-            .bind(DbId(Uuid::now_v7()))
-            .bind(seed.prompt.id.as_str())
-            .bind(seed.content.as_str())
-            .bind(at)
-            .bind(VersionSource::Seed.as_str())
-            .bind(SEED_ACTOR)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| B::conflict("prompt_versions_prompt_id_version_key", e))?;
-            for mode in &seed.failure_modes {
-                sqlx::query(
-                    "INSERT INTO failure_modes (prompt_id, code, description, created_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(seed.prompt.id.as_str())
-                .bind(mode.code.as_str())
-                .bind(mode.description.as_str())
-                .bind(at)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| B::conflict("failure_modes_pkey", e))?;
-            }
-            // Activated like any deploy, so the seed's history entry is written by the same code.
-            switch_active::<B>(
-                &mut tx,
-                &seed.prompt.id,
-                None,
-                1,
-                DeployAction::Deploy,
-                SEED_ACTOR,
-            )
-            .await?;
+            write_first_version::<B>(&mut tx, seed, VersionSource::Seed, SEED_ACTOR, at).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -477,6 +406,57 @@ where
     .bind(prompt_id)
     .fetch_optional(&mut **tx)
     .await?)
+}
+
+/// The rest of a new prompt once its row is written: version 1 with its failure modes,
+/// activated like any deploy (so its history entry is written by the same code). Shared by
+/// seeding and `POST /api/prompts`.
+async fn write_first_version<B>(
+    tx: &mut Transaction<'static, B::Db>,
+    prompt: &PromptSeed,
+    source: VersionSource,
+    actor: &str,
+    at: DateTime<Utc>,
+) -> Result<()>
+where
+    B: Backend,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
+    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> i64: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<i64>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> DateTime<Utc>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> DbId: Encode<'q, B::Db> + Type<B::Db>,
+{
+    sqlx::query(
+        "INSERT INTO prompt_versions \
+         (id, prompt_id, version, content, created_at, is_active, source, created_by) \
+         VALUES ($1, $2, 1, $3, $4, FALSE, $5, $6)",
+    )
+    .bind(DbId(Uuid::now_v7()))
+    .bind(prompt.prompt.id.as_str())
+    .bind(prompt.content.as_str())
+    .bind(at)
+    .bind(source.as_str())
+    .bind(actor)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| B::conflict("prompt_versions_prompt_id_version_key", e))?;
+    for mode in &prompt.failure_modes {
+        sqlx::query(
+            "INSERT INTO failure_modes (prompt_id, code, description, created_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(prompt.prompt.id.as_str())
+        .bind(mode.code.as_str())
+        .bind(mode.description.as_str())
+        .bind(at)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| B::conflict("failure_modes_pkey", e))?;
+    }
+    switch_active::<B>(tx, &prompt.prompt.id, None, 1, DeployAction::Deploy, actor).await?;
+    Ok(())
 }
 
 /// Moves the active flag to `to` and records the change in the deploy history; the caller holds
