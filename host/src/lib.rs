@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod datasets;
 pub mod experiments;
+pub mod export;
 pub mod graders;
 pub mod grading;
 pub mod llm;

@@ -164,6 +164,16 @@ pub enum ApiError {
         /// Variables the template adds.
         added: Vec<String>,
     },
+    /// An export found fewer annotated rows than its `minRows`; nothing was written.
+    #[error("{message}")]
+    NotEnoughRows {
+        /// The whole explanation.
+        message: String,
+        /// Annotated rows found.
+        found: u64,
+        /// Annotated rows required.
+        required: u64,
+    },
     /// A list cursor this server did not hand out.
     #[error("invalid cursor: {0}")]
     InvalidCursor(String),
@@ -286,6 +296,7 @@ impl ApiError {
             }
             ApiError::InvalidCursor(_) => ("invalid_cursor", StatusCode::BAD_REQUEST),
             ApiError::InvalidState(_) => ("invalid_state", StatusCode::CONFLICT),
+            ApiError::NotEnoughRows { .. } => ("not_enough_rows", StatusCode::CONFLICT),
             ApiError::Conflict(_) => ("conflict", StatusCode::CONFLICT),
             ApiError::Unavailable(_) => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
             ApiError::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
@@ -388,6 +399,11 @@ impl ApiError {
                 added: Vec::new(),
             },
             ApiError::InvalidCursor(String::new()),
+            ApiError::NotEnoughRows {
+                message: String::new(),
+                found: 0,
+                required: 3,
+            },
             ApiError::InvalidState(String::new()),
             ApiError::Conflict(String::new()),
             ApiError::Unavailable(String::new()),
@@ -456,6 +472,9 @@ impl IntoResponse for ApiError {
             ApiError::InvalidBatch { field, .. } => {
                 Some(json!({ "field": field, "max": crate::runs::MAX_BATCH }))
             }
+            ApiError::NotEnoughRows {
+                found, required, ..
+            } => Some(json!({ "found": found, "required": required })),
             _ => None,
         };
         let body = ErrorBody {
@@ -590,6 +609,23 @@ impl From<crate::datasets::DatasetError> for ApiError {
                 field: row.field,
             },
             DatasetError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<crate::export::ExportError> for ApiError {
+    fn from(err: crate::export::ExportError) -> Self {
+        use crate::export::ExportError;
+        let message = err.to_string();
+        match err {
+            ExportError::Invalid(message) => ApiError::InvalidInput(message),
+            ExportError::OtherPrompt(message) => ApiError::InvalidState(message),
+            ExportError::NotEnoughRows { found, required } => ApiError::NotEnoughRows {
+                message,
+                found,
+                required,
+            },
+            ExportError::Store(store) => store.into(),
         }
     }
 }

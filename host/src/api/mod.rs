@@ -10,6 +10,7 @@ pub mod annotations;
 pub mod auth;
 pub mod datasets;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod graders;
 pub mod grading_runs;
@@ -132,6 +133,7 @@ pub const ROUTES: &[RouteSpec] = &[
     optimization(route(Method::GET, "/api/datasets/{name}", READ, |m| on(m, datasets::get))),
     optimization(route(Method::DELETE, "/api/datasets/{name}", ADMIN, |m| on(m, datasets::delete))),
     optimization(route(Method::GET, "/api/datasets/{name}/rows", READ, |m| on(m, datasets::rows))),
+    optimization(route(Method::POST, "/api/prompts/{id}/export", ANNOTATOR, |m| on(m, export::export))),
     route(Method::GET, "/healthz", PUBLIC, |m| on(m, health::healthz)),
     route(Method::GET, "/metrics", PUBLIC, |m| on(m, metrics::metrics)),
     route(Method::GET, "/openapi.json", PUBLIC, |m| on(m, openapi::openapi)),

@@ -5,7 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    ab_tests, annotations, datasets, error, graders, grading_runs, health, metrics, prompts, runs,
+    ab_tests, annotations, datasets, error, export, graders, grading_runs, health, metrics,
+    prompts, runs,
 };
 
 /// The API description; every route of [`super::ROUTES`] appears here (a test checks it).
@@ -54,6 +55,7 @@ use super::{
         datasets::get,
         datasets::rows,
         datasets::delete,
+        export::export,
         health::healthz,
         metrics::metrics,
         openapi,
@@ -67,6 +69,7 @@ use super::{
         (name = "grading", description = "Grading jobs over recorded runs"),
         (name = "runs", description = "Recorded agent runs and the outcomes of their tasks"),
         (name = "datasets", description = "Versioned datasets of a prompt: snapshots of runs, OpenAI eval JSONL uploads"),
+        (name = "export", description = "Export of a prompt's runs or datasets as OpenAI eval JSONL or CSV"),
         (name = "ab-tests", description = "A/B tests of prompt versions"),
         (name = "operations", description = "Health, metrics, API description"),
     )

@@ -1,0 +1,62 @@
+//! `POST /api/prompts/{id}/export`: a prompt's recorded runs, or one of its dataset versions, as
+//! OpenAI eval JSONL or CSV, streamed as it is read. Checking and writing are
+//! [`crate::export`]'s; this handler parses, checks before the first byte (so a refusal is a
+//! proper error answer) and sends the stream as an attachment.
+//!
+//! Role: `annotator`. An export carries outputs, inputs and annotations out of the service in
+//! bulk, which is more than browsing (`read`); it is the step before optimizing a prompt, which
+//! is the work of the people who annotate, the same role that creates datasets.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{JsonBody, PathParams};
+use crate::config::Settings;
+use crate::export::{self, ExportRequest};
+use crate::store::Store;
+
+/// Export the prompt's recorded production runs matching the filter (newest first), or the rows
+/// of one of its dataset versions, as OpenAI eval JSONL (`application/x-ndjson`, a line
+/// `{"item", "sample"}` per row) or CSV (`text/csv`, a header line, then a row per line). The
+/// body is written while the rows are read.
+#[utoipa::path(
+    post, path = "/api/prompts/{id}/export", tag = "export",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Prompt id")),
+    request_body(content = ExportRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The rows, as an attachment (`text/csv` for csv)", content_type = "application/x-ndjson"),
+        (status = 403, description = "Role too low, or prompt optimization switched off", body = ErrorBody),
+        (status = 404, description = "Unknown prompt, prompt version, dataset or dataset version", body = ErrorBody),
+        (status = 409, description = "Fewer annotated rows than minRows (not_enough_rows; details.found, details.required), or a dataset of another prompt (invalid_state)", body = ErrorBody),
+        (status = 422, description = "Unknown format or field, bad date (invalid_body), or a run filter with a dataset, from not before to (invalid_input)", body = ErrorBody),
+    )
+)]
+pub async fn export(
+    State(store): State<Arc<dyn Store>>,
+    State(settings): State<Arc<Settings>>,
+    PathParams(id): PathParams<String>,
+    JsonBody(body): JsonBody<ExportRequest>,
+) -> Result<Response, ApiError> {
+    let export = export::prepare(store, &id, body, settings.min_samples_for_optimization).await?;
+    let content_type = export.format().content_type();
+    let disposition = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{}\"",
+        export.file_name.replace(['"', '\\'], "_")
+    ))
+    .map_err(|e| ApiError::Internal(format!("content-disposition: {e}")))?;
+    let body = Body::from_stream(export.stream());
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
+}

@@ -1,0 +1,539 @@
+//! Export of a prompt's rows to portable formats, streamed: OpenAI eval JSONL (a line
+//! `{"item": {...}, "sample": {"output_text": ...}}` per row) and CSV that a spreadsheet opens.
+//! This module owns the request (`ExportRequest`), the checks made before the first byte is sent
+//! (the prompt, the dataset and its version, the `minRows` floor) and the writer: rows are read a
+//! page at a time with the store's keyset paging and written as they are read, so memory holds
+//! one page whatever the number of rows. Nothing here knows about HTTP; the API maps an
+//! [`ExportError`] to its codes and sends the stream as the body.
+//!
+//! # Where rows come from
+//!
+//! - `dataset` given: the rows of that dataset version (the latest unless `version` says), as
+//!   stored; `from`, `to` and `rating` do not apply and are refused.
+//! - otherwise: the prompt's recorded production runs matching `version` (the prompt version),
+//!   `from`, `to` and `rating`, newest first; a run becomes a row as a dataset snapshot makes it
+//!   ([`crate::datasets::snapshot_row`]): `item` holds the input variables and the outcome, plus
+//!   the annotation unless `includeAnnotations` is `false`.
+//!
+//! # `minRows`
+//!
+//! The rows with an annotation (a `rating`, `output_feedback` or `failure_mode`) are counted
+//! first, stopping as soon as `minRows` are found; fewer is `not_enough_rows`, before anything
+//! is written. It defaults to `PROMPT_MIN_SAMPLES_FOR_OPTIMIZATION`: an export is what a prompt
+//! optimizer reads, and that setting is how many judged rows make optimizing worth it.
+//!
+//! # CSV
+//!
+//! The header must name every column before the first row, so a CSV export reads the rows
+//! twice: once for the column names (the union of the input variables, sorted, and of the
+//! grader names, sorted), once to write. Runs recorded between the two passes are left out (the
+//! second pass skips ids above the newest of the first), so every row fits the header. Columns:
+//! the variables, then `output`, `rating`, `feedback`, `failure_mode`, then `grader:<name>` with
+//! that grader's score. Values that are not strings are written as JSON. Quoting is RFC 4180:
+//! a field holding `,`, `"`, CR or LF, or starting or ending with a space, is quoted with `"`
+//! doubled; lines end with CRLF.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::datasets::snapshot_row;
+use crate::store::{Missing, Rating, RowQuery, RunFilter, RunOrigin, Store, StoreError};
+
+/// Rows read per store call: large enough that paging costs little, small enough that a page
+/// in memory stays a few megabytes.
+pub const PAGE_ROWS: u32 = 500;
+
+/// Keys of a row's `item` that hold its annotation (as a snapshot writes them).
+const ANNOTATION_KEYS: [&str; 3] = ["rating", "output_feedback", "failure_mode"];
+
+/// The formats an export writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum ExportFormat {
+    /// OpenAI eval JSONL: a line `{"item": {...}, "sample": {"output_text": ...}}` per row.
+    #[serde(rename = "openai-jsonl")]
+    OpenaiJsonl,
+    /// CSV with a header line.
+    #[serde(rename = "csv")]
+    Csv,
+}
+
+impl ExportFormat {
+    /// The content type of the body.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ExportFormat::OpenaiJsonl => "application/x-ndjson",
+            ExportFormat::Csv => "text/csv; charset=utf-8",
+        }
+    }
+
+    /// The file name extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::OpenaiJsonl => "jsonl",
+            ExportFormat::Csv => "csv",
+        }
+    }
+}
+
+/// The body of `POST /api/prompts/{id}/export`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExportRequest {
+    /// `openai-jsonl` or `csv`.
+    pub format: ExportFormat,
+    /// Export this dataset's rows (it must belong to the prompt) instead of recorded runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    /// With `dataset`, its version [default: the latest]; without, only runs of this prompt
+    /// version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    /// Only runs recorded at or after this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<DateTime<Utc>>,
+    /// Only runs recorded before this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<DateTime<Utc>>,
+    /// Only runs rated `good` or `bad`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rating: Option<Rating>,
+    /// Put each run's annotation in its row [default: true]. Dataset rows are exported as
+    /// stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_annotations: Option<bool>,
+    /// Refuse the export when fewer rows are annotated [default:
+    /// `PROMPT_MIN_SAMPLES_FOR_OPTIMIZATION`]; 0 exports whatever there is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_rows: Option<u32>,
+}
+
+/// Why an export was refused before it started.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The request does not make sense (a run filter with a dataset, `from` after `to`).
+    #[error("{0}")]
+    Invalid(String),
+    /// The dataset belongs to another prompt.
+    #[error("{0}")]
+    OtherPrompt(String),
+    /// Fewer annotated rows than `minRows`.
+    #[error("{found} annotated rows match; the export needs at least {required} (minRows)")]
+    NotEnoughRows {
+        /// Annotated rows found.
+        found: u64,
+        /// Annotated rows required.
+        required: u64,
+    },
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One row on its way out.
+struct Row {
+    /// The run's id, for runs (the CSV second pass skips runs newer than its header).
+    run_id: Option<Uuid>,
+    item: Map<String, Value>,
+    sample: Option<Map<String, Value>>,
+    /// The input variables (CSV columns).
+    variables: Map<String, Value>,
+    /// Rating, feedback, failure mode.
+    annotation: [Value; 3],
+    grader_results: Option<Value>,
+}
+
+/// Where the rows are read from.
+#[derive(Debug, Clone)]
+enum Source {
+    Runs(RunFilter),
+    Dataset { name: String, version: i64 },
+}
+
+/// Where paging stands.
+#[derive(Debug, Clone, Default)]
+struct Cursor {
+    before: Option<Uuid>,
+    after: Option<i64>,
+    done: bool,
+}
+
+/// An export checked and ready to stream.
+pub struct Export {
+    store: Arc<dyn Store>,
+    source: Source,
+    format: ExportFormat,
+    include_annotations: bool,
+    /// CSV: the variable and grader columns, and the newest run the header saw.
+    columns: Option<(Vec<String>, Vec<String>, Option<Uuid>)>,
+    /// The file name to suggest.
+    pub file_name: String,
+}
+
+impl Export {
+    /// The format.
+    pub fn format(&self) -> ExportFormat {
+        self.format
+    }
+}
+
+/// Checks the request against the store (prompt, dataset, version, `minRows`) and, for CSV,
+/// reads the column names; nothing is written yet. `default_min_rows` is the setting.
+pub async fn prepare(
+    store: Arc<dyn Store>,
+    prompt_id: &str,
+    request: ExportRequest,
+    default_min_rows: u32,
+) -> Result<Export, ExportError> {
+    store.get_prompt(prompt_id).await?;
+    if let (Some(from), Some(to)) = (request.from, request.to)
+        && from >= to
+    {
+        return Err(ExportError::Invalid(format!(
+            "from ({from}) must be before to ({to})"
+        )));
+    }
+    let source = if let Some(name) = &request.dataset {
+        if request.from.is_some() || request.to.is_some() || request.rating.is_some() {
+            return Err(ExportError::Invalid(
+                "from, to and rating filter recorded runs; a dataset is exported whole".to_owned(),
+            ));
+        }
+        let dataset = store.get_dataset(name).await?;
+        if dataset.prompt_id != prompt_id {
+            return Err(ExportError::OtherPrompt(format!(
+                "dataset {name} belongs to prompt {}, not {prompt_id}",
+                dataset.prompt_id
+            )));
+        }
+        let version = request.version.unwrap_or(dataset.latest_version);
+        if !dataset.versions.iter().any(|v| v.version == version) {
+            return Err(StoreError::NotFound(Missing::DatasetVersion {
+                name: name.clone(),
+                version,
+            })
+            .into());
+        }
+        Source::Dataset {
+            name: name.clone(),
+            version,
+        }
+    } else {
+        if let Some(version) = request.version {
+            store.get_version(prompt_id, version).await?;
+        }
+        Source::Runs(RunFilter {
+            prompt_id: Some(prompt_id.to_owned()),
+            version: request.version,
+            rating: request.rating,
+            from: request.from,
+            to: request.to,
+            ..RunFilter::default()
+        })
+    };
+    let mut export = Export {
+        store,
+        source,
+        format: request.format,
+        include_annotations: request.include_annotations.unwrap_or(true),
+        columns: None,
+        file_name: format!(
+            "{}.{}",
+            request.dataset.as_deref().unwrap_or(prompt_id),
+            request.format.extension()
+        ),
+    };
+    let required = u64::from(request.min_rows.unwrap_or(default_min_rows));
+    let found = export.count_annotated(required).await?;
+    if found < required {
+        return Err(ExportError::NotEnoughRows { found, required });
+    }
+    if export.format == ExportFormat::Csv {
+        export.columns = Some(export.csv_columns().await?);
+    }
+    Ok(export)
+}
+
+impl Export {
+    /// Annotated rows, counting until `enough`.
+    async fn count_annotated(&self, enough: u64) -> Result<u64, StoreError> {
+        if enough == 0 {
+            return Ok(0);
+        }
+        let mut found = 0;
+        let mut cursor = Cursor::default();
+        let mut source = self.source.clone();
+        if let Source::Runs(filter) = &mut source {
+            filter.annotated = Some(true);
+        }
+        // The annotation is read even when it is left out of the rows.
+        while found < enough {
+            let Some(page) = read_page(&self.store, &source, true, &mut cursor).await? else {
+                break;
+            };
+            found += page
+                .iter()
+                .filter(|row| row.annotation.iter().any(|v| !v.is_null()))
+                .count() as u64;
+        }
+        Ok(found)
+    }
+
+    /// The CSV's variable and grader columns, and the newest run seen.
+    async fn csv_columns(&self) -> Result<(Vec<String>, Vec<String>, Option<Uuid>), StoreError> {
+        let mut variables = BTreeSet::new();
+        let mut graders = BTreeSet::new();
+        let mut newest = None;
+        let mut cursor = Cursor::default();
+        while let Some(page) = read_page(
+            &self.store,
+            &self.source,
+            self.include_annotations,
+            &mut cursor,
+        )
+        .await?
+        {
+            for row in page {
+                newest = newest.max(row.run_id);
+                variables.extend(row.variables.keys().cloned());
+                if let Some(Value::Object(results)) = &row.grader_results {
+                    graders.extend(results.keys().cloned());
+                }
+            }
+        }
+        Ok((
+            variables.into_iter().collect(),
+            graders.into_iter().collect(),
+            newest,
+        ))
+    }
+
+    /// The body: written a page at a time as the pages are read. A store error after the first
+    /// byte ends the stream with that error (the client sees a cut body, never a short file
+    /// passed off as whole).
+    pub fn stream(self) -> impl Stream<Item = Result<Bytes, StoreError>> + Send {
+        let header = self.columns.as_ref().map(|(variables, graders, _)| {
+            let mut fields: Vec<String> = variables.clone();
+            fields.extend(
+                ["output", "rating", "feedback", "failure_mode"]
+                    .into_iter()
+                    .map(str::to_owned),
+            );
+            fields.extend(graders.iter().map(|g| format!("grader:{g}")));
+            let mut line = String::new();
+            write_csv_line(&mut line, fields.iter().map(String::as_str));
+            Bytes::from(line)
+        });
+        let state = (self, Cursor::default(), header);
+        futures::stream::try_unfold(state, |(export, mut cursor, header)| async move {
+            if let Some(header) = header {
+                return Ok(Some((header, (export, cursor, None))));
+            }
+            loop {
+                let Some(page) = read_page(
+                    &export.store,
+                    &export.source,
+                    export.include_annotations,
+                    &mut cursor,
+                )
+                .await?
+                else {
+                    return Ok(None);
+                };
+                let chunk = export.write_page(&page);
+                if !chunk.is_empty() {
+                    return Ok(Some((Bytes::from(chunk), (export, cursor, None))));
+                }
+            }
+        })
+    }
+
+    /// One page in the export's format.
+    fn write_page(&self, page: &[Row]) -> String {
+        let mut out = String::new();
+        match &self.columns {
+            None => {
+                for row in page {
+                    let line = serde_json::json!({
+                        "item": row.item,
+                        "sample": row.sample.as_ref().map_or(Value::Null, |s| Value::Object(s.clone())),
+                    });
+                    out.push_str(&line.to_string());
+                    out.push('\n');
+                }
+            }
+            Some((variables, graders, newest)) => {
+                for row in page {
+                    if row.run_id.is_some() && row.run_id > *newest {
+                        continue;
+                    }
+                    let output = row
+                        .sample
+                        .as_ref()
+                        .and_then(|s| s.get("output_text"))
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    let mut cells: Vec<String> = variables
+                        .iter()
+                        .map(|v| cell(row.variables.get(v).unwrap_or(&Value::Null)))
+                        .collect();
+                    cells.push(cell(&output));
+                    cells.extend(row.annotation.iter().map(cell));
+                    cells.extend(graders.iter().map(|g| {
+                        cell(
+                            row.grader_results
+                                .as_ref()
+                                .and_then(|r| r.get(g))
+                                .and_then(|r| r.get("score"))
+                                .unwrap_or(&Value::Null),
+                        )
+                    }));
+                    write_csv_line(&mut out, cells.iter().map(String::as_str));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The next page of rows, `None` after the last.
+async fn read_page(
+    store: &Arc<dyn Store>,
+    source: &Source,
+    include_annotations: bool,
+    cursor: &mut Cursor,
+) -> Result<Option<Vec<Row>>, StoreError> {
+    if cursor.done {
+        return Ok(None);
+    }
+    let rows = match source {
+        Source::Runs(filter) => {
+            let filter = RunFilter {
+                before: cursor.before,
+                ..filter.clone()
+            };
+            let runs = store.list_runs(&filter, PAGE_ROWS).await?;
+            cursor.done = runs.len() < PAGE_ROWS as usize;
+            cursor.before = runs.last().map(|r| r.id);
+            runs.into_iter()
+                // Evaluation outputs never count as production data.
+                .filter(|run| run.origin == RunOrigin::Production)
+                .map(|mut run| {
+                    let annotation = run.annotation.as_ref().map_or(
+                        [Value::Null, Value::Null, Value::Null],
+                        |a| {
+                            [
+                                a.rating.map_or(Value::Null, |r| r.as_str().into()),
+                                a.output_feedback.clone().map_or(Value::Null, Value::String),
+                                a.failure_mode.clone().map_or(Value::Null, Value::String),
+                            ]
+                        },
+                    );
+                    if !include_annotations {
+                        run.annotation = None;
+                    }
+                    let (item, sample) = snapshot_row(&run);
+                    Row {
+                        run_id: Some(run.id),
+                        item,
+                        sample,
+                        variables: std::mem::take(&mut run.input),
+                        annotation: if include_annotations {
+                            annotation
+                        } else {
+                            [Value::Null, Value::Null, Value::Null]
+                        },
+                        grader_results: run.grader_results.take(),
+                    }
+                })
+                .collect()
+        }
+        Source::Dataset { name, version } => {
+            let query = RowQuery {
+                version: Some(*version),
+                split: None,
+                after: cursor.after,
+            };
+            let (_, rows) = store.dataset_rows(name, &query, PAGE_ROWS).await?;
+            cursor.done = rows.len() < PAGE_ROWS as usize;
+            cursor.after = rows.last().map(|r| r.index);
+            rows.into_iter()
+                .map(|row| {
+                    let mut variables = row.item.clone();
+                    let annotation =
+                        ANNOTATION_KEYS.map(|k| variables.remove(k).unwrap_or(Value::Null));
+                    Row {
+                        run_id: None,
+                        item: row.item,
+                        sample: row.sample,
+                        variables,
+                        annotation,
+                        grader_results: None,
+                    }
+                })
+                .collect()
+        }
+    };
+    Ok(Some(rows))
+}
+
+/// A CSV cell: a string as it is, null as nothing, anything else as JSON.
+fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Appends one CSV record, quoted where needed (RFC 4180), ending in CRLF.
+pub fn write_csv_line<'a>(out: &mut String, fields: impl Iterator<Item = &'a str>) {
+    for (i, field) in fields.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let needs_quotes = field.contains([',', '"', '\r', '\n'])
+            || field.starts_with(' ')
+            || field.ends_with(' ');
+        if needs_quotes {
+            out.push('"');
+            out.push_str(&field.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(field);
+        }
+    }
+    out.push_str("\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_only_where_needed() {
+        let mut out = String::new();
+        write_csv_line(
+            &mut out,
+            ["plain", "a,b", "say \"hi\"", "two\nlines", " pad", ""].into_iter(),
+        );
+        assert_eq!(
+            out,
+            "plain,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",\" pad\",\r\n"
+        );
+    }
+
+    #[test]
+    fn cells_write_strings_bare_and_other_values_as_json() {
+        assert_eq!(cell(&Value::Null), "");
+        assert_eq!(cell(&Value::String("x".into())), "x");
+        assert_eq!(cell(&serde_json::json!(0.5)), "0.5");
+        assert_eq!(cell(&serde_json::json!(["a.rs"])), "[\"a.rs\"]");
+    }
+}
