@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 mod annotations;
 mod datasets;
+mod export;
 mod grading_runs;
 mod prompts_new;
 
@@ -518,6 +519,7 @@ fn cases(run: Uuid) -> Vec<Case> {
     .chain(annotations::cases(run))
     .chain(grading_runs::cases())
     .chain(datasets::cases())
+    .chain(export::cases())
     .chain(prompts_new::cases())
     .collect()
 }
