@@ -263,3 +263,114 @@ fn prompts_are_created_and_imported_in_database_mode() {
     let allowed: Value = serde_json::from_str(&allowed).expect("JSON");
     assert_eq!(allowed["variablesAdded"], json!(["team"]));
 }
+
+#[test]
+fn exports_are_written_to_stdout_or_a_file_in_database_mode() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cli = |args: &[&str]| {
+        let mut cmd = flywheel(dir.path());
+        cmd.args(args);
+        cmd
+    };
+    let runs = dir.path().join("runs.jsonl");
+    write_lines(
+        &runs,
+        &(0..3)
+            .map(|i| json!({"promptId": "coder", "taskId": format!("x-{i}"), "input": {"plan": format!("step, {i}")}, "output": format!("diff {i}")}))
+            .collect::<Vec<_>>(),
+    );
+    ok(&mut cli(&["runs", "import", &runs.display().to_string()]));
+
+    // No run is annotated: the floor refuses, and a refused --output file is not left behind.
+    let out = dir.path().join("coder.csv");
+    let out_arg = out.display().to_string();
+    let refused = fails(&mut cli(&[
+        "export",
+        "coder",
+        "--format",
+        "csv",
+        "--min-rows",
+        "1",
+        "--output",
+        &out_arg,
+    ]));
+    assert!(refused.contains("0 annotated rows"), "{refused}");
+    assert!(!out.exists());
+
+    // JSONL to stdout: a line per run, newest first.
+    let printed = ok(&mut cli(&[
+        "export",
+        "coder",
+        "--format",
+        "openai-jsonl",
+        "--min-rows",
+        "0",
+    ]));
+    let lines: Vec<Value> = printed
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let expected: Vec<Value> = (0..3)
+        .rev()
+        .map(|i| json!({"item": {"plan": format!("step, {i}")}, "sample": {"output_text": format!("diff {i}")}}))
+        .collect();
+    let mut sorted = lines.clone();
+    sorted.sort_by_key(|l| l.to_string());
+    let mut expected_sorted = expected.clone();
+    expected_sorted.sort_by_key(|l| l.to_string());
+    assert_eq!(sorted, expected_sorted);
+
+    // CSV to a file: quoted where a value holds a comma.
+    ok(&mut cli(&[
+        "export",
+        "coder",
+        "--format",
+        "csv",
+        "--min-rows",
+        "0",
+        "--output",
+        &out_arg,
+    ]));
+    let csv = std::fs::read_to_string(&out).expect("the file");
+    let mut records: Vec<&str> = csv.split("\r\n").collect();
+    assert_eq!(records.pop(), Some(""), "ends with CRLF: {csv:?}");
+    assert_eq!(records[0], "plan,output,rating,feedback,failure_mode");
+    records.remove(0);
+    records.sort();
+    assert_eq!(
+        records,
+        [
+            "\"step, 0\",diff 0,,,",
+            "\"step, 1\",diff 1,,,",
+            "\"step, 2\",diff 2,,,"
+        ]
+    );
+
+    // A dataset version: the uploaded lines back, in order.
+    let file = dir.path().join("eval.jsonl");
+    write_lines(&file, &eval_rows());
+    ok(&mut cli(&[
+        "datasets",
+        "upload",
+        "coder-set",
+        "--prompt",
+        "coder",
+        "--file",
+        &file.display().to_string(),
+    ]));
+    let printed = ok(&mut cli(&[
+        "export",
+        "coder",
+        "--format",
+        "openai-jsonl",
+        "--dataset",
+        "coder-set",
+        "--min-rows",
+        "0",
+    ]));
+    let lines: Vec<Value> = printed
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines, eval_rows());
+}

@@ -128,27 +128,80 @@ impl ApiClient {
             .await
             .with_context(|| format!("reading the answer of {method} {url}"))?;
         if !status.is_success() {
-            let error = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| {
-                    Some(ServerError {
-                        status,
-                        code: v["error"]["code"].as_str()?.to_owned(),
-                        message: v["error"]["message"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_owned(),
-                        details: v["error"].get("details").cloned(),
-                    })
-                });
-            return Err(match error {
-                Some(error) => error.into(),
-                None => anyhow!(
-                    "server answered {status}: {}",
-                    String::from_utf8_lossy(&bytes)
-                ),
-            });
+            return Err(server_error(status, &bytes));
         }
         Ok(bytes)
+    }
+
+    /// Sends a request and writes a successful answer's body to `out` as it arrives (an export
+    /// of any size never sits in memory whole); answers the bytes written. An error answer is a
+    /// [`ServerError`] naming the server's code.
+    pub async fn download(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: Option<serde_json::Value>,
+        out: &mut dyn std::io::Write,
+    ) -> anyhow::Result<u64> {
+        let url = self.url(segments)?;
+        // The client's 30 s limit is for whole answers; an export streams for as long as it has
+        // rows, so only a day bounds it.
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .timeout(std::time::Duration::from_secs(24 * 3600));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token.expose());
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let mut response = request
+            .send()
+            .await
+            .with_context(|| format!("{method} {url}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response
+                .bytes()
+                .await
+                .with_context(|| format!("reading the answer of {method} {url}"))?;
+            return Err(server_error(status, &bytes));
+        }
+        let mut written = 0;
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .with_context(|| format!("reading the answer of {method} {url}"))?
+        {
+            out.write_all(&chunk).context("writing the export")?;
+            written += chunk.len() as u64;
+        }
+        Ok(written)
+    }
+}
+
+/// The error an error answer stands for: a [`ServerError`] when the body is the service's error
+/// shape, else the status and the body as text.
+fn server_error(status: reqwest::StatusCode, bytes: &[u8]) -> anyhow::Error {
+    let error = serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| {
+            Some(ServerError {
+                status,
+                code: v["error"]["code"].as_str()?.to_owned(),
+                message: v["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                details: v["error"].get("details").cloned(),
+            })
+        });
+    match error {
+        Some(error) => error.into(),
+        None => anyhow!(
+            "server answered {status}: {}",
+            String::from_utf8_lossy(bytes)
+        ),
     }
 }
