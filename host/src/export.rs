@@ -373,33 +373,39 @@ impl Export {
                     if row.run_id.is_some() && row.run_id > *newest {
                         continue;
                     }
-                    let output = row
-                        .sample
-                        .as_ref()
-                        .and_then(|s| s.get("output_text"))
-                        .cloned()
-                        .unwrap_or(Value::Null);
-                    let mut cells: Vec<String> = variables
-                        .iter()
-                        .map(|v| cell(row.variables.get(v).unwrap_or(&Value::Null)))
-                        .collect();
-                    cells.push(cell(&output));
-                    cells.extend(row.annotation.iter().map(cell));
-                    cells.extend(graders.iter().map(|g| {
-                        cell(
-                            row.grader_results
-                                .as_ref()
-                                .and_then(|r| r.get(g))
-                                .and_then(|r| r.get("score"))
-                                .unwrap_or(&Value::Null),
-                        )
-                    }));
+                    let cells = csv_record(row, variables, graders);
                     write_csv_line(&mut out, cells.iter().map(String::as_str));
                 }
             }
         }
         out
     }
+}
+
+/// The cells of a row under the header `variables`, output, annotation, `graders`.
+fn csv_record(row: &Row, variables: &[String], graders: &[String]) -> Vec<String> {
+    let output = row
+        .sample
+        .as_ref()
+        .and_then(|s| s.get("output_text"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let mut cells: Vec<String> = variables
+        .iter()
+        .map(|v| cell(row.variables.get(v).unwrap_or(&Value::Null)))
+        .collect();
+    cells.push(cell(&output));
+    cells.extend(row.annotation.iter().map(cell));
+    cells.extend(graders.iter().map(|g| {
+        cell(
+            row.grader_results
+                .as_ref()
+                .and_then(|r| r.get(g))
+                .and_then(|r| r.get("score"))
+                .unwrap_or(&Value::Null),
+        )
+    }));
+    cells
 }
 
 /// The next page of rows, `None` after the last.
@@ -526,6 +532,42 @@ mod tests {
         assert_eq!(
             out,
             "plain,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",\" pad\",\r\n"
+        );
+    }
+
+    #[test]
+    fn a_csv_record_puts_variables_output_annotation_then_grader_scores() {
+        let object = |v: Value| v.as_object().cloned().unwrap_or_default();
+        let row = Row {
+            run_id: None,
+            item: Map::new(),
+            sample: Some(object(serde_json::json!({"output_text": "out"}))),
+            variables: object(serde_json::json!({"b": 2, "a": "x"})),
+            annotation: [Value::from("bad"), Value::Null, Value::from("wrong_files")],
+            grader_results: Some(serde_json::json!({
+                "exact": {"score": 1.0, "passed": true},
+                "sim": {"score": 0.25},
+            })),
+        };
+        let names = |n: &[&str]| n.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            csv_record(
+                &row,
+                &names(&["a", "b", "c"]),
+                &names(&["exact", "missing", "sim"])
+            ),
+            [
+                "x",
+                "2",
+                "",
+                "out",
+                "bad",
+                "",
+                "wrong_files",
+                "1.0",
+                "",
+                "0.25"
+            ]
         );
     }
 

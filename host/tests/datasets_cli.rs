@@ -191,6 +191,45 @@ fn server_mode_uploads_and_reads_through_the_service() {
         ANNOTATOR,
     ));
     assert!(err.contains("invalid_input"), "{err}");
+    // Export through the service: the uploaded lines back, streamed to a file; the floor's
+    // refusal names its code.
+    let exported = client.path().join("golden.jsonl");
+    let export = [
+        "export",
+        "reviewer",
+        "--format",
+        "openai-jsonl",
+        "--dataset",
+        "golden",
+        "--min-rows",
+        "0",
+        "--output",
+        &exported.display().to_string(),
+    ];
+    let err = fails(&mut remote(&export, READ));
+    assert!(err.contains("forbidden"), "{err}");
+    assert!(!exported.exists());
+    ok(&mut remote(&export, ANNOTATOR));
+    let lines: Vec<Value> = std::fs::read_to_string(&exported)
+        .expect("the export")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines, eval_rows());
+    let err = fails(&mut remote(
+        &[
+            "export",
+            "reviewer",
+            "--format",
+            "csv",
+            "--dataset",
+            "golden",
+            "--min-rows",
+            "1",
+        ],
+        ANNOTATOR,
+    ));
+    assert!(err.contains("not_enough_rows"), "{err}");
     assert!(
         !client.path().join("flywheel.db").exists(),
         "everything went through the server"
