@@ -329,6 +329,57 @@ async fn exports_stream_runs_and_datasets(backend: Backend) {
     .await;
     assert_eq!(foreign.status, StatusCode::CONFLICT);
     assert_eq!(foreign.error_code(), Some("invalid_state"));
+
+    // More rows than a page (500): every run once across the page boundaries;
+    // every dataset row once, in order.
+    let bulk: Vec<Value> = (0..1000)
+        .map(|i| json!({"promptId": "planner", "taskId": format!("bulk-{i:04}"), "input": {"n": i}, "output": "o"}))
+        .collect();
+    let recorded = app
+        .send(&Req::post("/api/runs", Some(AGENT_TOKEN)).json(json!({"runs": bulk}).to_string()))
+        .await;
+    assert_eq!(recorded.status, StatusCode::CREATED, "{}", recorded.text);
+    let all = export(
+        &app,
+        "planner",
+        json!({"format": "openai-jsonl", "minRows": 0}),
+    )
+    .await;
+    let lines = jsonl(&all.text);
+    assert_eq!(lines.len(), 1003);
+    let mut seen: Vec<i64> = lines
+        .iter()
+        .filter_map(|l| l["item"]["n"].as_i64())
+        .collect();
+    seen.sort();
+    assert_eq!(seen, (0..1000).collect::<Vec<i64>>());
+    let csv = parse_csv(
+        &export(&app, "planner", json!({"format": "csv", "minRows": 0}))
+            .await
+            .text,
+    );
+    assert_eq!(csv.len(), 1004, "a header and a record per run");
+    let many: String = (0..1201)
+        .map(|i| format!("{{\"item\": {{\"i\": {i}}}}}\n"))
+        .collect();
+    let created = app
+        .send(
+            &Req::post("/api/datasets", Some(ANNOTATOR_TOKEN))
+                .json(json!({"promptId": "planner", "name": "many", "jsonl": many}).to_string()),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let rows = export(
+        &app,
+        "planner",
+        json!({"format": "openai-jsonl", "dataset": "many", "minRows": 0}),
+    )
+    .await;
+    let order: Vec<i64> = jsonl(&rows.text)
+        .iter()
+        .filter_map(|l| l["item"]["i"].as_i64())
+        .collect();
+    assert_eq!(order, (0..1201).collect::<Vec<i64>>());
 }
 
 #[tokio::test]
