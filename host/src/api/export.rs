@@ -43,6 +43,7 @@ pub async fn export(
     PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody<ExportRequest>,
 ) -> Result<Response, ApiError> {
+    tracing::info!(prompt = %id, format = ?body.format, dataset = ?body.dataset, "export");
     let export = export::prepare(store, &id, body, settings.min_samples_for_optimization).await?;
     let content_type = export.format().content_type();
     let disposition = HeaderValue::from_str(&format!(
