@@ -32,9 +32,19 @@
 //! that grader's score. Values that are not strings are written as JSON. Quoting is RFC 4180:
 //! a field holding `,`, `"`, CR or LF, or starting or ending with a space, is quoted with `"`
 //! doubled; lines end with CRLF.
+//!
+//! # Redaction
+//!
+//! Every string written — each string inside `item` and `sample` for JSONL, each cell for CSV
+//! (the cells come from the same values) — goes through [`crate::redact::Redactor`] first:
+//! secrets of the documented kinds become `[REDACTED:<kind>]`. It is always on: an export is a
+//! file that leaves the service, and there is no request field to switch it off. The number of
+//! values (strings, cells) in which something was replaced is counted as the body is written
+//! ([`Export::redacted_values`]), for the caller to report once the body is done.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -44,6 +54,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::datasets::snapshot_row;
+use crate::redact::Redactor;
 use crate::store::{Missing, Rating, RowQuery, RunFilter, RunOrigin, Store, StoreError};
 
 /// Rows read per store call: large enough that paging costs little, small enough that a page
@@ -174,12 +185,21 @@ pub struct Export {
     columns: Option<(Vec<String>, Vec<String>, Option<Uuid>)>,
     /// The file name to suggest.
     pub file_name: String,
+    /// Redacts what is written; its count is published to `redacted` after each page.
+    redactor: Redactor,
+    redacted: Arc<AtomicU64>,
 }
 
 impl Export {
     /// The format.
     pub fn format(&self) -> ExportFormat {
         self.format
+    }
+
+    /// The number of values redacted so far, updated as the stream writes; read it once the
+    /// stream has ended for the export's total.
+    pub fn redacted_values(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.redacted)
     }
 }
 
@@ -248,6 +268,8 @@ pub async fn prepare(
             request.dataset.as_deref().unwrap_or(prompt_id),
             request.format.extension()
         ),
+        redactor: Redactor::new(),
+        redacted: Arc::new(AtomicU64::new(0)),
     };
     let required = u64::from(request.min_rows.unwrap_or(default_min_rows));
     let found = export.count_annotated(required).await?;
@@ -331,7 +353,7 @@ impl Export {
             Bytes::from(line)
         });
         let state = (self, Cursor::default(), header);
-        futures::stream::try_unfold(state, |(export, mut cursor, header)| async move {
+        futures::stream::try_unfold(state, |(mut export, mut cursor, header)| async move {
             if let Some(header) = header {
                 return Ok(Some((header, (export, cursor, None))));
             }
@@ -355,15 +377,16 @@ impl Export {
     }
 
     /// One page in the export's format.
-    fn write_page(&self, page: &[Row]) -> String {
+    fn write_page(&mut self, page: &[Row]) -> String {
         let mut out = String::new();
         match &self.columns {
             None => {
                 for row in page {
-                    let line = serde_json::json!({
+                    let mut line = serde_json::json!({
                         "item": row.item,
                         "sample": row.sample.as_ref().map_or(Value::Null, |s| Value::Object(s.clone())),
                     });
+                    self.redactor.redact_value(&mut line);
                     out.push_str(&line.to_string());
                     out.push('\n');
                 }
@@ -373,11 +396,18 @@ impl Export {
                     if row.run_id.is_some() && row.run_id > *newest {
                         continue;
                     }
-                    let cells = csv_record(row, variables, graders);
+                    let mut cells = csv_record(row, variables, graders);
+                    for cell in &mut cells {
+                        if let Some(clean) = self.redactor.redact_str(cell) {
+                            *cell = clean;
+                        }
+                    }
                     write_csv_line(&mut out, cells.iter().map(String::as_str));
                 }
             }
         }
+        self.redacted
+            .store(self.redactor.values, Ordering::Relaxed);
         out
     }
 }

@@ -31,6 +31,7 @@ pub mod grading;
 pub mod llm;
 pub mod log_text;
 pub mod prompts;
+pub mod redact;
 pub mod runs;
 pub mod server;
 pub mod store;

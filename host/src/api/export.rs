@@ -8,22 +8,37 @@
 //! is the work of the people who annotate, the same role that creates datasets.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, header};
+use bytes::Bytes;
+use futures::StreamExt;
 use axum::response::{IntoResponse, Response};
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{JsonBody, PathParams};
 use crate::config::Settings;
 use crate::export::{self, ExportRequest};
-use crate::store::Store;
+use crate::redact::PATTERNS_VERSION;
+use crate::store::{Store, StoreError};
+
+/// The response header saying the body was redacted, and by which pattern list version.
+pub const REDACTION_HEADER: &str = "x-flywheel-redaction";
+
+/// `on; patterns=<version>`: redaction is always on.
+fn redaction_header_value() -> HeaderValue {
+    HeaderValue::from_str(&format!("on; patterns={PATTERNS_VERSION}"))
+        .unwrap_or(HeaderValue::from_static("on"))
+}
 
 /// Export the prompt's recorded production runs matching the filter (newest first), or the rows
 /// of one of its dataset versions, as OpenAI eval JSONL (`application/x-ndjson`, a line
 /// `{"item", "sample"}` per row) or CSV (`text/csv`, a header line, then a row per line). The
-/// body is written while the rows are read.
+/// body is written while the rows are read. Secrets in the values are replaced by
+/// `[REDACTED:<kind>]` (always; the response carries `X-Flywheel-Redaction: on; patterns=<N>`,
+/// and the count of redacted values is logged when the body ends).
 #[utoipa::path(
     post, path = "/api/prompts/{id}/export", tag = "export",
     security(("bearer" = [])),
@@ -51,11 +66,27 @@ pub async fn export(
         export.file_name.replace(['"', '\\'], "_")
     ))
     .map_err(|e| ApiError::Internal(format!("content-disposition: {e}")))?;
-    let body = Body::from_stream(export.stream());
+    // The count is known only once the body is written, after the headers have gone: it is
+    // logged when the stream ends (a client that stops reading early gets no such line).
+    let redacted = export.redacted_values();
+    let prompt = id.clone();
+    let done = futures::stream::once(async move {
+        tracing::info!(
+            prompt = %prompt,
+            redacted_values = redacted.load(Ordering::Relaxed),
+            "export finished"
+        );
+    })
+    .filter_map(|()| async { None::<Result<Bytes, StoreError>> });
+    let body = Body::from_stream(export.stream().chain(done));
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (header::CONTENT_DISPOSITION, disposition),
+            (
+                HeaderName::from_static(REDACTION_HEADER),
+                redaction_header_value(),
+            ),
         ],
         body,
     )

@@ -1,7 +1,9 @@
 //! `flywheel export <prompt> --format F …`: a prompt's recorded runs, or one of its dataset
 //! versions, as OpenAI eval JSONL or CSV, written to stdout or `--output FILE` as it is read.
 //! Database mode goes through [`crate::export`] directly, `--server` mode through
-//! `POST /api/prompts/{id}/export`; both make the same checks (`minRows` included).
+//! `POST /api/prompts/{id}/export`; both make the same checks (`minRows` included) and redact
+//! secrets the same way. At the end, database mode prints `redacted N values` to stderr; in
+//! `--server` mode the count is in the server's log (its `export finished` line).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -118,6 +120,8 @@ async fn write(
                     out,
                 )
                 .await?;
+            // The server knows the count only after the body has gone; it logs it.
+            eprintln!("redacted values: counted in the server's log (export finished)");
         }
         None => {
             let store = crate::server::open_database(settings).await?;
@@ -128,10 +132,15 @@ async fn write(
                 settings.min_samples_for_optimization,
             )
             .await?;
+            let redacted = export.redacted_values();
             let mut stream = std::pin::pin!(export.stream());
             while let Some(chunk) = stream.next().await {
                 out.write_all(&chunk?).context("writing the export")?;
             }
+            eprintln!(
+                "redacted {} values",
+                redacted.load(std::sync::atomic::Ordering::Relaxed)
+            );
         }
     }
     Ok(())
