@@ -406,8 +406,7 @@ impl Export {
                 }
             }
         }
-        self.redacted
-            .store(self.redactor.values, Ordering::Relaxed);
+        self.redacted.store(self.redactor.values, Ordering::Relaxed);
         out
     }
 }

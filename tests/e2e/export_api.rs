@@ -1,7 +1,7 @@
 //! `POST /api/prompts/{id}/export` end to end on both backends: JSONL lines that match the
 //! stored runs, annotations in or out, CSV that a CSV reader parses back (quotes, commas and
 //! newlines in the values), the `minRows` floor, a dataset version as the source, and the
-//! attachment headers.
+//! attachment headers; secrets redacted in every format and source, look-alikes kept.
 
 use flywheel_e2e::{AGENT_TOKEN, ANNOTATOR_TOKEN, Backend, READ_TOKEN, Req, TestApp, TestDb};
 use reqwest::{Method, StatusCode};
@@ -380,6 +380,172 @@ async fn exports_stream_runs_and_datasets(backend: Backend) {
         .filter_map(|l| l["item"]["i"].as_i64())
         .collect();
     assert_eq!(order, (0..1201).collect::<Vec<i64>>());
+
+    exports_redact_secrets(&app).await;
+}
+
+/// Secrets in inputs, outputs, feedback and dataset rows: gone from JSONL and CSV, replaced by
+/// `[REDACTED:<kind>]`; look-alikes written as they are. Uses `coder`, which holds one run.
+async fn exports_redact_secrets(app: &TestApp) {
+    let github = "ghp_16C7e42F292c6912E7710c838347Ae178B4a";
+    let openai = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAB7CD0ef";
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJlLWhlcmU";
+    let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----";
+    let secrets = [
+        github,
+        openai,
+        jwt,
+        "s3cr3t-P4ss",
+        "MC4CAQAwBQYDK2VwBCIEIA==",
+        "AKIAIOSFODNN7EXAMPLE",
+    ];
+    let look_alikes = [
+        "a risk-based plan",
+        "ghp_x",
+        "9fceb02d0ae598e95dc970b74767f19372d61af8",
+        "https://example.com/user@host",
+        "ssh://git@github.com/o/r.git",
+        "send a password reset",
+    ];
+    let runs = json!({"runs": [
+        {"promptId": "coder", "taskId": "s-1",
+         "input": {"plan": format!("push with {github}, {}", look_alikes[0]), "env": format!("DATABASE_URL=postgres://app:s3cr3t-P4ss@db:5432/x {}", look_alikes[1])},
+         "output": format!("export OPENAI_API_KEY={openai}\n{pem}\n{}", look_alikes[2])},
+        {"promptId": "coder", "taskId": "s-2",
+         "input": {"plan": format!("{} and {}", look_alikes[3], look_alikes[4]), "env": "AKIAIOSFODNN7EXAMPLE"},
+         "output": format!("curl -H 'Authorization: Bearer {jwt}'; {}", look_alikes[5])},
+    ]});
+    let recorded = app
+        .send(&Req::post("/api/runs", Some(AGENT_TOKEN)).json(runs.to_string()))
+        .await;
+    assert_eq!(recorded.status, StatusCode::CREATED, "{}", recorded.text);
+    let first = recorded.json["runs"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let annotated = app
+        .send(
+            &Req::new(
+                Method::PUT,
+                format!("/api/runs/{first}/annotation"),
+                Some(ANNOTATOR_TOKEN),
+            )
+            .json(
+                json!({"rating": "bad", "outputFeedback": format!("leaked {openai}")}).to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(annotated.status, StatusCode::OK, "{}", annotated.text);
+
+    let assert_clean = |text: &str, what: &str| {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{what} leaks {secret}: {text}");
+        }
+        for kept in look_alikes {
+            assert!(text.contains(kept), "{what} lost {kept:?}: {text}");
+        }
+    };
+    for format in ["openai-jsonl", "csv"] {
+        let answer = app
+            .http
+            .post(format!("{}/api/prompts/coder/export", app.base))
+            .bearer_auth(ANNOTATOR_TOKEN)
+            .json(&json!({"format": format, "minRows": 0}))
+            .send()
+            .await
+            .expect("export");
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert_eq!(
+            answer
+                .headers()
+                .get("x-flywheel-redaction")
+                .and_then(|v| v.to_str().ok()),
+            Some("on; patterns=1")
+        );
+        let text = answer.text().await.expect("body");
+        assert_clean(&text, format);
+        if format == "csv" {
+            let records = parse_csv(&text);
+            assert_eq!(
+                records[0],
+                [
+                    "env",
+                    "plan",
+                    "task_title",
+                    "output",
+                    "rating",
+                    "feedback",
+                    "failure_mode"
+                ]
+            );
+            let leaked = records
+                .iter()
+                .find(|r| r[4] == "bad")
+                .expect("the annotated run");
+            assert_eq!(leaked[5], "leaked [REDACTED:openai_key]");
+            assert_eq!(
+                leaked[0],
+                "DATABASE_URL=postgres://app:[REDACTED:url_password]@db:5432/x ghp_x"
+            );
+        } else {
+            let lines = jsonl(&text);
+            let line = lines
+                .iter()
+                .find(|l| l["item"]["rating"] == "bad")
+                .expect("the annotated run");
+            assert_eq!(
+                line["item"]["plan"],
+                format!("push with [REDACTED:github_token], {}", look_alikes[0])
+            );
+            assert_eq!(
+                line["sample"]["output_text"],
+                format!(
+                    "export OPENAI_API_KEY=[REDACTED:openai_key]\n[REDACTED:private_key]\n{}",
+                    look_alikes[2]
+                )
+            );
+            assert_eq!(
+                line["item"]["output_feedback"],
+                "leaked [REDACTED:openai_key]"
+            );
+            assert!(text.contains("Bearer [REDACTED:jwt]"), "{text}");
+            assert!(
+                text.contains("\"env\":\"[REDACTED:aws_access_key_id]\""),
+                "{text}"
+            );
+        }
+    }
+
+    // Dataset rows are redacted the same way; their stored copy is not changed.
+    let upload = format!(
+        "{}\n",
+        json!({"item": {"q": format!("token {github}"), "note": look_alikes[5]}, "sample": {"output_text": jwt}})
+    );
+    let created = app
+        .send(
+            &Req::post("/api/datasets", Some(ANNOTATOR_TOKEN))
+                .json(json!({"promptId": "coder", "name": "leaky", "jsonl": upload}).to_string()),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let rows = export(
+        app,
+        "coder",
+        json!({"format": "openai-jsonl", "dataset": "leaky", "minRows": 0}),
+    )
+    .await;
+    assert_eq!(
+        jsonl(&rows.text),
+        [
+            json!({"item": {"q": "token [REDACTED:github_token]", "note": look_alikes[5]}, "sample": {"output_text": "[REDACTED:jwt]"}})
+        ]
+    );
+    let stored = app.get_ok("/api/datasets/leaky/rows", READ_TOKEN).await;
+    assert_eq!(
+        stored["items"][0]["item"]["q"],
+        format!("token {github}"),
+        "{stored}"
+    );
 }
 
 #[tokio::test]

@@ -13,9 +13,9 @@ use std::sync::atomic::Ordering;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
-use axum::response::{IntoResponse, Response};
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{JsonBody, PathParams};
