@@ -412,4 +412,43 @@ fn exports_are_written_to_stdout_or_a_file_in_database_mode() {
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();
     assert_eq!(lines, eval_rows());
+
+    // Secrets are redacted, and the count of redacted values goes to stderr at the end.
+    let leaky = dir.path().join("leaky.jsonl");
+    write_lines(
+        &leaky,
+        &[
+            json!({"item": {"q": "key AKIAIOSFODNN7EXAMPLE", "r": "a risk-based plan"}, "sample": {"output_text": "postgres://u:hunter2@db/x"}}),
+            json!({"item": {"q": "nothing here"}}),
+        ],
+    );
+    ok(&mut cli(&[
+        "datasets",
+        "upload",
+        "leaky",
+        "--prompt",
+        "coder",
+        "--file",
+        &leaky.display().to_string(),
+    ]));
+    let out = run(&mut cli(&[
+        "export",
+        "coder",
+        "--format",
+        "openai-jsonl",
+        "--dataset",
+        "leaky",
+        "--min-rows",
+        "0",
+    ]));
+    assert!(out.status.success());
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(!printed.contains("AKIAIOSFODNN7EXAMPLE") && !printed.contains("hunter2"));
+    assert!(
+        printed.contains("key [REDACTED:aws_access_key_id]"),
+        "{printed}"
+    );
+    assert!(printed.contains("a risk-based plan"), "{printed}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().last(), Some("redacted 2 values"), "{stderr}");
 }
