@@ -45,7 +45,8 @@ fn redaction_header_value() -> HeaderValue {
     params(("id" = String, Path, description = "Prompt id")),
     request_body(content = ExportRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "The rows, as an attachment (`text/csv` for csv)", content_type = "application/x-ndjson"),
+        (status = 200, description = "The rows, as an attachment (`text/csv` for csv), secrets redacted", content_type = "application/x-ndjson",
+            headers(("x-flywheel-redaction" = String, description = "`on; patterns=<N>`: redaction was applied with version N of the pattern list"))),
         (status = 403, description = "Role too low, or prompt optimization switched off", body = ErrorBody),
         (status = 404, description = "Unknown prompt, prompt version, dataset or dataset version", body = ErrorBody),
         (status = 409, description = "Fewer annotated rows than minRows (not_enough_rows; details.found, details.required), or a dataset of another prompt (invalid_state)", body = ErrorBody),
