@@ -387,6 +387,14 @@ async fn exports_stream_runs_and_datasets(backend: Backend) {
 /// Secrets in inputs, outputs, feedback and dataset rows: gone from JSONL and CSV, replaced by
 /// `[REDACTED:<kind>]`; look-alikes written as they are. Uses `coder`, which holds one run.
 async fn exports_redact_secrets(app: &TestApp) {
+    // No grader annotates these runs behind the test's back (rows are found by content too).
+    let store = &app.server.state.store;
+    for grader in store.list_graders(Some("coder")).await.expect("graders") {
+        store
+            .set_grader_enabled("coder", &grader.name, false)
+            .await
+            .expect("disable");
+    }
     let github = "ghp_16C7e42F292c6912E7710c838347Ae178B4a";
     let openai = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAB7CD0ef";
     let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJlLWhlcmU";
@@ -466,8 +474,9 @@ async fn exports_redact_secrets(app: &TestApp) {
         assert_clean(&text, format);
         if format == "csv" {
             let records = parse_csv(&text);
+            // coder's graders may have scored its runs by now: their columns come after these.
             assert_eq!(
-                records[0],
+                records[0][..7],
                 [
                     "env",
                     "plan",
@@ -480,7 +489,7 @@ async fn exports_redact_secrets(app: &TestApp) {
             );
             let leaked = records
                 .iter()
-                .find(|r| r[4] == "bad")
+                .find(|r| r[1].starts_with("push with"))
                 .expect("the annotated run");
             assert_eq!(leaked[5], "leaked [REDACTED:openai_key]");
             assert_eq!(
@@ -491,7 +500,11 @@ async fn exports_redact_secrets(app: &TestApp) {
             let lines = jsonl(&text);
             let line = lines
                 .iter()
-                .find(|l| l["item"]["rating"] == "bad")
+                .find(|l| {
+                    l["item"]["plan"]
+                        .as_str()
+                        .is_some_and(|p| p.starts_with("push with"))
+                })
                 .expect("the annotated run");
             assert_eq!(
                 line["item"]["plan"],
