@@ -12,7 +12,7 @@ use flywheel::redact::Redactor;
 use serde_json::{Value, json};
 
 fn line(i: usize) -> Value {
-    let secret = if i % 100 == 0 {
+    let secret = if i.is_multiple_of(100) {
         " export OPENAI_API_KEY=sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAB7CD0ef"
     } else {
         ""
