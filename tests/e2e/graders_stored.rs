@@ -321,6 +321,18 @@ fn cases() -> Vec<Case> {
             "position",
         ),
         bad(
+            "multi of more sub-graders than the cap",
+            json!({
+                "type": "multi", "name": "m",
+                "graders": (0..=flywheel::graders::definition::MAX_MULTI_GRADERS)
+                    .map(|i| (format!("g{i}"), check("eq")))
+                    .collect::<serde_json::Map<String, Value>>(),
+                "calculate_output": "g0",
+            }),
+            "graders",
+            "has 33 graders; at most 32 are allowed",
+        ),
+        bad(
             "multi with a bad sub-grader",
             json!({"type": "multi", "name": "m", "graders": {"a": check("nope")}, "calculate_output": "a"}),
             "graders.a.operation",

@@ -12,6 +12,7 @@ mod export_api;
 mod happy_path;
 mod operations;
 mod prompts_import;
+mod request_timeout;
 mod route_auth;
 mod runs_api;
 

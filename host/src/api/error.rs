@@ -189,6 +189,10 @@ pub enum ApiError {
     /// The database cannot be reached (health check).
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The request ran past the server's time limit (`FLYWHEEL_REQUEST_TIMEOUT_SECS`) and was
+    /// abandoned; a database transaction it held was rolled back.
+    #[error("the request ran past the server's time limit of {} ms (FLYWHEEL_REQUEST_TIMEOUT_SECS) and was abandoned", .0.as_millis())]
+    RequestTimeout(std::time::Duration),
     /// Anything else; the cause is logged, never sent.
     #[error("internal error")]
     Internal(String),
@@ -299,6 +303,7 @@ impl ApiError {
             ApiError::NotEnoughRows { .. } => ("not_enough_rows", StatusCode::CONFLICT),
             ApiError::Conflict(_) => ("conflict", StatusCode::CONFLICT),
             ApiError::Unavailable(_) => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
+            ApiError::RequestTimeout(_) => ("request_timeout", StatusCode::SERVICE_UNAVAILABLE),
             ApiError::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
@@ -407,6 +412,7 @@ impl ApiError {
             ApiError::InvalidState(String::new()),
             ApiError::Conflict(String::new()),
             ApiError::Unavailable(String::new()),
+            ApiError::RequestTimeout(std::time::Duration::from_secs(30)),
             ApiError::Internal(String::new()),
         ]
     }
@@ -668,7 +674,10 @@ mod tests {
                 code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
                 "{code} is not snake_case"
             );
-            let server_side = matches!(err, ApiError::Internal(_) | ApiError::Unavailable(_));
+            let server_side = matches!(
+                err,
+                ApiError::Internal(_) | ApiError::Unavailable(_) | ApiError::RequestTimeout(_)
+            );
             assert_eq!(status.is_server_error(), server_side, "{code} -> {status}");
         }
     }

@@ -21,8 +21,11 @@ pub mod prompts;
 pub mod runs;
 pub mod state;
 
-use axum::extract::DefaultBodyLimit;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Router, middleware};
@@ -139,7 +142,15 @@ pub const ROUTES: &[RouteSpec] = &[
     route(Method::GET, "/openapi.json", PUBLIC, |m| on(m, openapi::openapi)),
 ];
 
-/// Builds the application router from [`ROUTES`], with auth on every non-public route, the body
+/// Routes the server-side request time limit does not apply to. The export answers with a
+/// download whose preparation grows with the prompt's runs and dataset (it checks and counts them
+/// before the first byte), so a limit sized for ordinary requests would cut large exports off;
+/// its own size is bounded by the data. Health and metrics keep the limit: a probe that hangs
+/// is worse than a 503.
+pub const NO_REQUEST_TIMEOUT: &[&str] = &["/api/prompts/{id}/export"];
+
+/// Builds the application router from [`ROUTES`], with auth on every non-public route, the
+/// request time limit (`FLYWHEEL_REQUEST_TIMEOUT_SECS`, except [`NO_REQUEST_TIMEOUT`]), the body
 /// size limit, metrics, request tracing and panic containment.
 pub fn router(state: AppState) -> Result<Router, String> {
     let mut router = Router::new();
@@ -161,6 +172,14 @@ pub fn router(state: AppState) -> Result<Router, String> {
                 auth::require_role,
             )),
         };
+        let handler = if NO_REQUEST_TIMEOUT.contains(&spec.path) {
+            handler
+        } else {
+            handler.layer(middleware::from_fn_with_state(
+                state.settings.request_timeout,
+                limit_time,
+            ))
+        };
         router = router.route(spec.path, handler);
     }
     Ok(router
@@ -174,6 +193,23 @@ pub fn router(state: AppState) -> Result<Router, String> {
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state))
+}
+
+/// Answers 503 `request_timeout` when the handler has not produced its response within `limit`.
+/// The handler's future is dropped, which rolls back a transaction it held and gives its
+/// database connection back; the time limits the work before the response starts, not the
+/// sending of a body.
+async fn limit_time(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(
+                limit_ms = limit.as_millis() as u64,
+                "request ran past its time limit"
+            );
+            ApiError::RequestTimeout(limit).into_response()
+        }
+    }
 }
 
 async fn route_not_found(uri: Uri) -> ApiError {

@@ -70,6 +70,8 @@ pub struct ConfigArgs {
     pub grader_max_concurrency: Option<String>,
     /// `FLYWHEEL_LOG_FORMAT`.
     pub log_format: Option<String>,
+    /// `FLYWHEEL_REQUEST_TIMEOUT_SECS`.
+    pub request_timeout_secs: Option<String>,
 }
 
 impl ConfigArgs {
@@ -103,6 +105,7 @@ impl ConfigArgs {
             grader_memory_mb: text(field::GRADER_MEMORY_MB),
             grader_max_concurrency: text(field::GRADER_MAX_CONCURRENCY),
             log_format: text(field::LOG_FORMAT),
+            request_timeout_secs: text(field::REQUEST_TIMEOUT_SECS),
         }
     }
 
@@ -198,6 +201,11 @@ pub struct ServiceArgs {
     /// Annotated runs required before export or optimization, a whole number >= 1 [default: 50].
     #[arg(long = field::MIN_SAMPLES_FOR_OPTIMIZATION.flag, env = field::MIN_SAMPLES_FOR_OPTIMIZATION.variable)]
     pub min_samples_for_optimization: Option<String>,
+
+    /// Server-side time limit of one API request until its response starts, 1 to 3600
+    /// seconds; past it the request is answered 503 `request_timeout` [default: 30].
+    #[arg(long = field::REQUEST_TIMEOUT_SECS.flag, env = field::REQUEST_TIMEOUT_SECS.variable)]
+    pub request_timeout_secs: Option<String>,
 }
 
 impl Overlay for ServiceArgs {
@@ -211,7 +219,8 @@ impl Overlay for ServiceArgs {
             enable_prompt_optimization,
             ab_test_traffic_split,
             ab_evaluate_secs,
-            min_samples_for_optimization
+            min_samples_for_optimization,
+            request_timeout_secs
         );
     }
 }

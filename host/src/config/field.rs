@@ -135,6 +135,11 @@ pub const JOB_LEASE_SECS: Field = field(
     "job-lease-secs",
     "a whole number of seconds from 1 to 3600, such as 30",
 );
+pub const REQUEST_TIMEOUT_SECS: Field = field(
+    "FLYWHEEL_REQUEST_TIMEOUT_SECS",
+    "request-timeout-secs",
+    "a whole number of seconds from 1 to 3600, such as 30",
+);
 pub const LOG_FORMAT: Field = field("FLYWHEEL_LOG_FORMAT", "log-format", "text, json");
 
 impl Field {

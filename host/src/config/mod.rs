@@ -34,6 +34,10 @@ pub const DEFAULT_MIN_SAMPLES_FOR_OPTIMIZATION: u32 = 50;
 /// How long a claim on a grading job holds without renewal, by default: long enough that a busy
 /// instance renews it in time, short enough that a dead instance's job restarts within a minute.
 pub const DEFAULT_JOB_LEASE: Duration = Duration::from_secs(30);
+/// The server-side time limit of one API request by default (`FLYWHEEL_REQUEST_TIMEOUT_SECS`):
+/// far above any normal answer (grader validation is bounded well below it), short enough that a
+/// stuck request frees its connection and database handle instead of holding them for minutes.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often running A/B tests are evaluated by default (`FLYWHEEL_AB_EVALUATE_SECS`).
 pub const DEFAULT_AB_EVALUATE: Duration = Duration::from_secs(60);
 
@@ -129,6 +133,8 @@ pub struct Settings {
     pub grader_limits: GraderLimits,
     /// How long a claim on a grading job holds without renewal (`FLYWHEEL_JOB_LEASE_SECS`).
     pub job_lease: Duration,
+    /// Server-side time limit of one API request (`FLYWHEEL_REQUEST_TIMEOUT_SECS`).
+    pub request_timeout: Duration,
 }
 
 /// A database URL whose `Debug`/`Display` masks a password.
@@ -292,6 +298,13 @@ impl Settings {
                 |v| v.parse::<u64>().ok().filter(|n| (1..=3600).contains(n)),
             )?
             .map_or(DEFAULT_JOB_LEASE, Duration::from_secs);
+        let request_timeout = field::REQUEST_TIMEOUT_SECS
+            .parse(
+                given(&args.request_timeout_secs),
+                "not a whole number of seconds from 1 to 3600",
+                |v| v.parse::<u64>().ok().filter(|n| (1..=3600).contains(n)),
+            )?
+            .map_or(DEFAULT_REQUEST_TIMEOUT, Duration::from_secs);
         let grader_limits = GraderLimits::parse(
             given(&args.grader_timeout_ms),
             given(&args.grader_memory_mb),
@@ -317,6 +330,7 @@ impl Settings {
             log_format,
             resolve_cache_ttl: crate::prompts::DEFAULT_RESOLVE_CACHE_TTL,
             job_lease,
+            request_timeout,
         })
     }
 

@@ -21,6 +21,9 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(s.min_samples_for_optimization, 50);
     assert!(s.tokens.is_empty());
     assert_eq!(s.grader_limits, GraderLimits::default());
+    assert_eq!(s.request_timeout, Duration::from_secs(30));
+    let given = settings(|a| a.request_timeout_secs = Some("7".into())).expect("7 s is valid");
+    assert_eq!(given.request_timeout, Duration::from_secs(7));
     s.check_bind_is_safe()
         .expect("loopback without tokens is allowed");
 }
@@ -83,6 +86,16 @@ fn each_bad_value_names_its_variable_and_the_accepted_values() {
         (
             "FLYWHEEL_LLM_TIMEOUT_SECS",
             Box::new(|a| a.llm_timeout_secs = Some("0".into())),
+            "1 to 3600",
+        ),
+        (
+            "FLYWHEEL_REQUEST_TIMEOUT_SECS",
+            Box::new(|a| a.request_timeout_secs = Some("0".into())),
+            "1 to 3600",
+        ),
+        (
+            "FLYWHEEL_REQUEST_TIMEOUT_SECS",
+            Box::new(|a| a.request_timeout_secs = Some("30s".into())),
             "1 to 3600",
         ),
         (

@@ -12,7 +12,8 @@
 //! - [`run`]: grading rows with a [`Resolved`] tree (`multi` combines its parts' scores).
 //!
 //! Validation has two layers: the JSON shape (strict: unknown fields are refused), then the
-//! component's own `validate-config`. The host's shapes accept the same fields as the
+//! component's own `validate-config`, run for the sub-graders of a `multi` (at most
+//! [`MAX_MULTI_GRADERS`]) concurrently and within [`validation_deadline`] as a whole. The host's shapes accept the same fields as the
 //! components' configs (`grader-sdk`, `graders/*`), so an exported OpenAI definition that a
 //! component takes is never refused by the host first; `tests/e2e/graders_openai_examples.rs` feeds
 //! every OpenAI example to both.
@@ -23,5 +24,6 @@ pub mod run;
 pub mod tree;
 
 pub use crate::graders::kinds::KINDS;
-pub use resolved::Resolved;
+pub use openai::MAX_MULTI_GRADERS;
+pub use resolved::{Resolved, VALIDATION_CONCURRENCY, validation_deadline};
 pub use tree::{Definition, DefinitionError};

@@ -181,6 +181,12 @@ struct Wasm {
     config: Option<Value>,
 }
 
+/// The most sub-graders one `multi` may hold. Every sub-grader runs its component's
+/// `validate-config` when the definition is stored and a grading call per row afterwards, so an
+/// unbounded list lets one request body (1 MiB fits ~12,900 sub-graders) hold the service for
+/// hours; 32 is far above any formula a person writes by hand.
+pub const MAX_MULTI_GRADERS: usize = 32;
+
 impl Definition {
     /// Parses a definition from JSON text.
     pub fn from_json(text: &str) -> Result<Definition, DefinitionError> {
@@ -296,6 +302,15 @@ fn parse_at(value: &Value, prefix: &str, top: bool) -> Result<Definition, Defini
                     "needs at least one grader",
                 ));
             }
+            if multi.graders.len() > MAX_MULTI_GRADERS {
+                return Err(DefinitionError::at(
+                    join(prefix, "graders"),
+                    format!(
+                        "has {} graders; at most {MAX_MULTI_GRADERS} are allowed",
+                        multi.graders.len()
+                    ),
+                ));
+            }
             let mut graders = BTreeMap::new();
             for (key, sub) in &multi.graders {
                 graders.insert(
@@ -408,6 +423,20 @@ mod tests {
         // The python component takes no `id` (its KNOWN_FIELDS), so neither does the host.
         let e = err(json!({"type":"python","id":"c-4","source":""}));
         assert!(e.message.contains("id"), "{e}");
+    }
+
+    #[test]
+    fn a_multi_of_more_than_max_multi_graders_is_refused_naming_its_graders_field() {
+        let graders = |n: usize| -> serde_json::Map<String, Value> {
+            (0..n)
+                .map(|i| (format!("g{i}"), json!({"type":"wasm","component":"echo"})))
+                .collect()
+        };
+        let multi = |n: usize| json!({"type":"multi","name":"m","graders":graders(n),"calculate_output":"g0"});
+        Definition::parse(&multi(MAX_MULTI_GRADERS)).expect("the cap itself is allowed");
+        let e = err(multi(MAX_MULTI_GRADERS + 1));
+        assert_eq!(e.field, "graders");
+        assert_eq!(e.message, "has 33 graders; at most 32 are allowed");
     }
 
     #[test]
