@@ -6,6 +6,7 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
+use std::process::Command;
 
 use common::{ANNOTATOR, READ, fails, flywheel, ok, run, serve_on};
 use serde_json::{Value, json};
@@ -17,6 +18,23 @@ fn write_lines(path: &Path, lines: &[Value]) {
     }
 }
 
+/// A `flywheel` command in database mode on `data_dir` with `args`.
+fn flywheel_with(data_dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = flywheel(data_dir);
+    cmd.args(args);
+    cmd
+}
+
+/// Records `runs` with `flywheel runs import` in database mode.
+fn import_runs(data_dir: &Path, runs: &[Value]) {
+    let file = data_dir.join("runs.jsonl");
+    write_lines(&file, runs);
+    ok(&mut flywheel_with(
+        data_dir,
+        &["runs", "import", &file.display().to_string()],
+    ));
+}
+
 fn eval_rows() -> Vec<Value> {
     (0..12)
         .map(|i| json!({"item": {"q": format!("question {i}")}, "sample": {"output_text": format!("answer {i}")}}))
@@ -26,19 +44,13 @@ fn eval_rows() -> Vec<Value> {
 #[test]
 fn datasets_are_created_uploaded_and_read_in_database_mode() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cli = |args: &[&str]| {
-        let mut cmd = flywheel(dir.path());
-        cmd.args(args);
-        cmd
-    };
-    let runs = dir.path().join("runs.jsonl");
-    write_lines(
-        &runs,
+    let cli = |args: &[&str]| flywheel_with(dir.path(), args);
+    import_runs(
+        dir.path(),
         &(0..7)
             .map(|i| json!({"promptId": "coder", "taskId": format!("t-{i}"), "input": {"plan": i}, "output": format!("diff {i}")}))
             .collect::<Vec<_>>(),
     );
-    ok(&mut cli(&["runs", "import", &runs.display().to_string()]));
     let created = ok(&mut cli(&[
         "datasets",
         "create",
@@ -239,11 +251,7 @@ fn server_mode_uploads_and_reads_through_the_service() {
 #[test]
 fn prompts_are_created_and_imported_in_database_mode() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cli = |args: &[&str]| {
-        let mut cmd = flywheel(dir.path());
-        cmd.args(args);
-        cmd
-    };
+    let cli = |args: &[&str]| flywheel_with(dir.path(), args);
     let first = dir.path().join("triage.txt");
     std::fs::write(&first, "Label {{ticket}}.\nBe brief.\n").expect("write");
     let created = ok(&mut cli(&[
@@ -306,19 +314,13 @@ fn prompts_are_created_and_imported_in_database_mode() {
 #[test]
 fn exports_are_written_to_stdout_or_a_file_in_database_mode() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cli = |args: &[&str]| {
-        let mut cmd = flywheel(dir.path());
-        cmd.args(args);
-        cmd
-    };
-    let runs = dir.path().join("runs.jsonl");
-    write_lines(
-        &runs,
+    let cli = |args: &[&str]| flywheel_with(dir.path(), args);
+    import_runs(
+        dir.path(),
         &(0..3)
             .map(|i| json!({"promptId": "coder", "taskId": format!("x-{i}"), "input": {"plan": format!("step, {i}")}, "output": format!("diff {i}")}))
             .collect::<Vec<_>>(),
     );
-    ok(&mut cli(&["runs", "import", &runs.display().to_string()]));
 
     // No run is annotated: the floor refuses, and a refused --output file is not left behind.
     let out = dir.path().join("coder.csv");

@@ -18,17 +18,8 @@ const ANNOTATOR_NAME: &str = "reviewer";
 /// prompt's grader definitions are disabled first, so the background grader leaves
 /// `graders_passed` unknown and the tests and ratings alone decide success and queue order.
 pub(crate) async fn insert_run(app: &TestApp, prompt: &str, tests_passed: Option<bool>) -> Uuid {
+    app.disable_graders(prompt).await;
     let store = &app.server.state.store;
-    for grader in store
-        .list_graders(Some(prompt))
-        .await
-        .expect("list graders")
-    {
-        store
-            .set_grader_enabled(prompt, &grader.name, false)
-            .await
-            .expect("disable a grader");
-    }
     let task_id = format!("task-{}", Uuid::now_v7());
     let recorded = store
         .record_runs(&[NewRun {

@@ -61,14 +61,8 @@ async fn all_rows(app: &TestApp, name: &str, query: &str, limit: u32) -> Vec<Val
 async fn datasets_are_snapshotted_uploaded_paged_and_deleted(backend: Backend) {
     let db = TestDb::new(backend).await;
     let app = TestApp::start(&db).await;
-    let store = &app.server.state.store;
     // No grader runs in the background, so nothing but this test annotates the runs.
-    for grader in store.list_graders(Some("planner")).await.expect("graders") {
-        store
-            .set_grader_enabled("planner", &grader.name, false)
-            .await
-            .expect("disable");
-    }
+    app.disable_graders("planner").await;
     let batch = json!({"runs": (1..=5).map(|i| run("planner", &format!("task-{i}"))).chain([run("coder", "task-9")]).collect::<Vec<_>>()});
     let recorded = app
         .send(&Req::post("/api/runs", Some(AGENT_TOKEN)).json(batch.to_string()))

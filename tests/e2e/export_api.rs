@@ -67,14 +67,8 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
 async fn exports_stream_runs_and_datasets(backend: Backend) {
     let db = TestDb::new(backend).await;
     let app = TestApp::start(&db).await;
-    let store = &app.server.state.store;
     // No grader runs in the background, so the rows are exactly what this test stored.
-    for grader in store.list_graders(Some("planner")).await.expect("graders") {
-        store
-            .set_grader_enabled("planner", &grader.name, false)
-            .await
-            .expect("disable");
-    }
+    app.disable_graders("planner").await;
     let tricky = "fix \"parser\", then\nship";
     let runs = json!({"runs": [
         {"promptId": "planner", "taskId": "e-1", "input": {"task_title": tricky, "repo": "r1"}, "output": "plan, with comma"},
@@ -388,13 +382,7 @@ async fn exports_stream_runs_and_datasets(backend: Backend) {
 /// `[REDACTED:<kind>]`; look-alikes written as they are. Uses `coder`, which holds one run.
 async fn exports_redact_secrets(app: &TestApp) {
     // No grader annotates these runs behind the test's back (rows are found by content too).
-    let store = &app.server.state.store;
-    for grader in store.list_graders(Some("coder")).await.expect("graders") {
-        store
-            .set_grader_enabled("coder", &grader.name, false)
-            .await
-            .expect("disable");
-    }
+    app.disable_graders("coder").await;
     let github = "ghp_16C7e42F292c6912E7710c838347Ae178B4a";
     let openai = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAB7CD0ef";
     let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJlLWhlcmU";

@@ -199,6 +199,22 @@ impl TestApp {
         TestApp { server, base, http }
     }
 
+    /// Disables every stored grader definition of `prompt`, so the background grader and its
+    /// rules leave that prompt's runs alone and a test sees only what it stored itself.
+    pub async fn disable_graders(&self, prompt: &str) {
+        let store = &self.server.state.store;
+        for grader in store
+            .list_graders(Some(prompt))
+            .await
+            .expect("list graders")
+        {
+            store
+                .set_grader_enabled(prompt, &grader.name, false)
+                .await
+                .expect("disable a grader");
+        }
+    }
+
     /// Sends a request.
     pub async fn send(&self, req: &Req) -> Answer {
         self.try_send(req).await.expect("request reaches the app")
