@@ -270,26 +270,16 @@ impl PromptRegistry {
         version: i64,
         actor: &str,
     ) -> Result<DeployRecord, PromptError> {
-        let record = self.deploy_as_ab_test(prompt_id, version, actor).await?;
+        let result = self.store.deploy(prompt_id, version, actor).await;
+        // Invalidate even on error: a failure after commit (a lost connection) may hide a change.
+        self.invalidate(prompt_id);
+        let record = result?;
         self.stop_ab_test_after_change(
             prompt_id,
             &format!("a deploy of version {version} by {actor}"),
         )
         .await;
         Ok(record)
-    }
-
-    /// A deploy that leaves a running A/B test alone (the test's own, or one stopping it).
-    pub(super) async fn deploy_as_ab_test(
-        &self,
-        prompt_id: &str,
-        version: i64,
-        actor: &str,
-    ) -> Result<DeployRecord, PromptError> {
-        let result = self.store.deploy(prompt_id, version, actor).await;
-        // Invalidate even on error: a failure after commit (a lost connection) may hide a change.
-        self.invalidate(prompt_id);
-        Ok(result?)
     }
 
     /// Re-activates the version that was active before the current one.
