@@ -22,10 +22,15 @@ fn package_dir() -> PathBuf {
 
 /// Installs the locked packages when `node_modules` is missing or older than the lock file.
 fn install(package: &Path) {
-    let _guard = INSTALL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = INSTALL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let installed = package.join("node_modules/.package-lock.json");
     let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    let fresh = match (modified(&installed), modified(&package.join("package-lock.json"))) {
+    let fresh = match (
+        modified(&installed),
+        modified(&package.join("package-lock.json")),
+    ) {
         (Some(installed), Some(locked)) => installed >= locked,
         _ => false,
     };
@@ -78,7 +83,13 @@ fn npm_run(args: &[&str]) {
 fn client_test_files() -> Vec<String> {
     let mut files: Vec<String> = std::fs::read_dir(package_dir().join("test"))
         .expect("clients/typescript/test")
-        .map(|entry| entry.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .map(|entry| {
+            entry
+                .expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|name| name.ends_with(".test.ts") && name != "openapi-drift.test.ts")
         .map(|name| format!("./test/{name}"))
         .collect();

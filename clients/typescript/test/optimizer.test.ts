@@ -139,6 +139,17 @@ describe("PromptOptimizer", () => {
     expect(Object.fromEntries(arms)).toEqual({ a: 1, b: 2 });
 
     await rejectsWith(admin.startABTest(prompt, 1, 2, 0.5), "ab_test_running", 409);
+
+    // The analysis is typed from the document: arms, primary metric, SRM check, decision.
+    const { data } = await admin.client.GET("/api/prompts/{id}/ab-test/results", {
+      params: { path: { id: prompt } },
+    });
+    const result = data?.result;
+    expect(result?.decision).toBe("keep_running");
+    expect(result?.a.successes).toBe(0);
+    expect(typeof result?.primary.absolute.estimate).toBe("number");
+    expect(typeof result?.srm.status).toBe("string");
+    expect(result?.daysRunning).toBeGreaterThanOrEqual(0);
   });
 
   test("a 4xx surfaces the API's code, type and details", async () => {

@@ -91,7 +91,7 @@ impl Modify for BearerAuth {
 /// This document.
 #[utoipa::path(
     get, path = "/openapi.json", tag = "operations", operation_id = "openapi",
-    responses((status = 200, description = "The OpenAPI document", content_type = "application/json"))
+    responses((status = 200, description = "The OpenAPI document", body = Object, content_type = "application/json"))
 )]
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())

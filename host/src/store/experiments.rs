@@ -51,7 +51,7 @@ pub struct AbTest {
     #[schema(value_type = Object)]
     pub config: serde_json::Value,
     /// The last analysis saved (always when the test ended).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<crate::experiments::AbTestResult>)]
     pub result: Option<serde_json::Value>,
     /// Who started it.
     pub created_by: Option<String>,
