@@ -89,12 +89,17 @@ export const IDEMPOTENT_HEADER = "x-flywheel-client-idempotent";
 
 const IDEMPOTENT_METHODS = new Set(["GET", "HEAD", "PUT", "PATCH", "DELETE"]);
 
-/** Attempts each answer took, for the error built from it. */
-const attemptsOf = new WeakMap<Response, number>();
+/** What an answer came from: the URL asked and the requests it took (1 when not retried). */
+export interface Sent {
+  url: string;
+  attempts: number;
+}
 
-/** How many requests it took to get this answer (1 when it was not retried). */
-export function attempts(response: Response): number {
-  return attemptsOf.get(response) ?? 1;
+const sentOf = new WeakMap<Response, Sent>();
+
+/** What this answer came from, for the error built from it. */
+export function sent(response: Response): Sent {
+  return sentOf.get(response) ?? { url: response.url, attempts: 1 };
 }
 
 /** The fetch openapi-fetch sends with: time limit, retries, backoff. */
@@ -109,12 +114,14 @@ export function retryingFetch(s: Settings): (request: Request) => Promise<Respon
       const last = attempt > s.maxRetries;
       let response: Response;
       try {
-        response = await s.fetch(original.url, {
-          method: original.method,
-          headers,
-          body,
-          signal: AbortSignal.timeout(s.timeoutMs),
-        });
+        response = await buffered(
+          await s.fetch(original.url, {
+            method: original.method,
+            headers,
+            body,
+            signal: AbortSignal.timeout(s.timeoutMs),
+          }),
+        );
       } catch (cause) {
         const timedOut = cause instanceof DOMException && cause.name === "TimeoutError";
         if (last || !idempotent) {
@@ -134,14 +141,25 @@ export function retryingFetch(s: Settings): (request: Request) => Promise<Respon
         response.status === 503 ||
         (idempotent && response.status >= 500 && response.status <= 599);
       if (!retryable || last) {
-        attemptsOf.set(response, attempt);
+        sentOf.set(response, { url: original.url, attempts: attempt });
         return response;
       }
-      // Let the connection go back to the pool before waiting.
-      await response.body?.cancel().catch(() => {});
       await sleep(backoff(s, attempt, response.headers.get("retry-after")));
     }
   };
+}
+
+/**
+ * The answer with its body read, so the time limit covers the body too and a body cut off by
+ * the limit or the connection is a transport error (retried when the request may be), not an
+ * error thrown later by the caller's parsing.
+ */
+async function buffered(response: Response): Promise<Response> {
+  if (response.body === null) return response;
+  const body = await response.arrayBuffer();
+  const init = { status: response.status, statusText: response.statusText, headers: response.headers };
+  // A 204 or 304 answer may not be given a body, not even an empty one.
+  return new Response(response.status === 204 || response.status === 304 ? null : body, init);
 }
 
 /** Exponential backoff with full jitter, at least what `Retry-After` asks, at most `maxDelayMs`. */

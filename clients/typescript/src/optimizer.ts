@@ -13,7 +13,7 @@ import type { Client } from "openapi-fetch";
 import { type DatasetExport, parseExport } from "./dataset.ts";
 import { errorFromAnswer } from "./errors.ts";
 import type { components, paths } from "./generated/openapi.ts";
-import { type ClientOptions, IDEMPOTENT_HEADER, attempts, settings, typedClient } from "./http.ts";
+import { type ClientOptions, IDEMPOTENT_HEADER, sent, settings, typedClient } from "./http.ts";
 
 type Schemas = components["schemas"];
 /** One version of a prompt, with its figures (`tasksExecuted`, `successRate`, `avgTokens`). */
@@ -230,7 +230,8 @@ export class PromptOptimizer {
 function unwrap<T>(answer: Answer<T>, method: string): T {
   const { response } = answer;
   if (!response.ok || answer.error !== undefined) {
-    throw errorFromAnswer(response.status, answer.error, method, response.url, attempts(response));
+    const { url, attempts } = sent(response);
+    throw errorFromAnswer(response.status, answer.error, method, url, attempts);
   }
   return answer.data as T;
 }

@@ -12,7 +12,7 @@ import { freshPrompt, liveServer, optimizer, rejectsWith } from "./support.ts";
 const server = liveServer();
 
 /** What the proxy does with the next requests, then forwards the rest. */
-let script: Array<{ status: number; body?: string } | "hang"> = [];
+let script: Array<{ status: number; body?: string } | "hang" | "stall-body"> = [];
 let seen: string[] = [];
 let hanging: Array<() => void> = [];
 
@@ -27,6 +27,23 @@ const proxy = Bun.serve({
       // Held until the client gives up (the test's timeout is far shorter) or the file ends.
       await new Promise<void>((release) => hanging.push(release));
       return new Response("late", { status: 200 });
+    }
+    if (step === "stall-body") {
+      // The status and headers go out, then the body stops after its first byte.
+      let release: () => void = () => {};
+      hanging.push(() => release());
+      const body = new ReadableStream({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode("["));
+          release = () => {
+            // Already closed when the client hung up.
+            try {
+              controller.close();
+            } catch {}
+          };
+        },
+      });
+      return new Response(body, { status: 200, headers: { "content-type": "application/json" } });
     }
     if (step !== undefined) {
       return new Response(step.body ?? "", { status: step.status, headers: { "content-type": "application/json" } });
@@ -82,6 +99,7 @@ describe("retries", () => {
     const client = optimizer(proxyUrl, "agent", { retry: { maxRetries: 2, baseDelayMs: 1, maxDelayMs: 5 } });
     const error = await rejectsWith(client.resolve(prompt, "t1"), "request_timeout", 503);
     expect(error.attempts).toBe(3);
+    expect(error.url).toBe(`${proxyUrl}/api/prompts/${prompt}/resolve?task_id=t1`);
     expect(seen).toHaveLength(3);
   });
 
@@ -133,5 +151,23 @@ describe("retries", () => {
     expect((caught as FlywheelTransportError).attempts).toBe(2);
     // After a hang, the next request goes through.
     expect(await client.listPromptVersions(prompt)).toHaveLength(1);
+  });
+
+  test("a body that stalls past timeoutMs is a timeout too, and retried", async () => {
+    const prompt = await freshPrompt(server().url);
+    script = ["stall-body"];
+    const client = optimizer(proxyUrl, "read", { timeoutMs: 200, retry: { maxRetries: 1, baseDelayMs: 1, maxDelayMs: 5 } });
+    expect(await client.listPromptVersions(prompt)).toHaveLength(1);
+    expect(seen).toHaveLength(2);
+    script = ["stall-body"];
+    const once = optimizer(proxyUrl, "read", { timeoutMs: 200, retry: { maxRetries: 0 } });
+    let caught: unknown;
+    try {
+      await once.listPromptVersions(prompt);
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(FlywheelTransportError);
+    expect((caught as FlywheelTransportError).kind).toBe("timeout");
   });
 });
