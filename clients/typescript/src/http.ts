@@ -162,7 +162,8 @@ async function buffered(response: Response): Promise<Response> {
   return new Response(response.status === 204 || response.status === 304 ? null : body, init);
 }
 
-/** Exponential backoff with full jitter, at least what `Retry-After` asks, at most `maxDelayMs`. */
+/** Exponential backoff, each delay drawn between half and all of it (so clients retrying together
+ * spread out), at least what `Retry-After` asks, at most `maxDelayMs`. */
 function backoff(s: Settings, attempt: number, retryAfter: string | null): number {
   const exponential = s.baseDelayMs * 2 ** (attempt - 1);
   const jittered = exponential / 2 + Math.random() * (exponential / 2);
