@@ -17,9 +17,10 @@ export { TOKENS };
 /** Starts a server before the file's tests and stops it after; `server()` is it. */
 export function liveServer(): () => Served {
   let served: Served | undefined;
+  // A cold component cache makes the first start compile the built-in graders: allow for it.
   beforeAll(async () => {
     served = await startFlywheel();
-  });
+  }, 180_000);
   afterAll(async () => {
     await served?.stop();
   });
