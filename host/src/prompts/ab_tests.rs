@@ -53,7 +53,6 @@ pub struct StartAbTest {
     /// Non-inferiority margins of the cost guardrails, relative (`{"tokens": 0.1, "latency":
     /// 0.15}`, the default); `{}` for none.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     pub guardrails: Option<BTreeMap<GuardrailMetric, f64>>,
     /// Tasks per arm before any decision (default 100).
     #[serde(default)]
@@ -73,7 +72,7 @@ pub struct StartAbTest {
 }
 
 /// The analysis settings stored with a test (`ab_tests.config`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AbConfig {
     /// The primary metric.

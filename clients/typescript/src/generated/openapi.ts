@@ -684,10 +684,46 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description The analysis settings stored with a test (`ab_tests.config`). */
+        AbConfig: {
+            /**
+             * Format: double
+             * @description Significance level.
+             */
+            alpha: number;
+            /** @description Carry out the decision. */
+            autoDeploy: boolean;
+            /** @description Guardrail margins. */
+            guardrails: {
+                [key: string]: number;
+            };
+            /**
+             * Format: double
+             * @description Days after which the test ends inconclusive.
+             */
+            maxDays?: number | null;
+            /** @description The primary metric. */
+            metric: string;
+            /**
+             * Format: double
+             * @description Days before any decision.
+             */
+            minDays: number;
+            /**
+             * Format: int64
+             * @description Successes per arm before any decision.
+             */
+            minSuccesses: number;
+            /**
+             * Format: double
+             * @description `N*` of the confidence sequence.
+             */
+            sequentialTuning: number;
+        };
         /** @description A stored A/B test. */
         AbTest: {
             /** @description The analysis settings (metric, guardrails, maxDays, autoDeploy, …). */
-            config: Record<string, unknown>;
+            config: components["schemas"]["AbConfig"];
             /**
              * Format: date-time
              * @description When it was created.
@@ -2000,7 +2036,9 @@ export interface components {
              * @description Non-inferiority margins of the cost guardrails, relative (`{"tokens": 0.1, "latency":
              *     0.15}`, the default); `{}` for none.
              */
-            guardrails?: Record<string, unknown> | null;
+            guardrails?: {
+                [key: string]: number;
+            } | null;
             /**
              * Format: double
              * @description Days after which an undecided test ends inconclusive, keeping A (default: none).
