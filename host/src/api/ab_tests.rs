@@ -18,7 +18,7 @@ use crate::store::AbTest;
 
 /// Start an A/B test of two versions of a prompt; one test runs per prompt.
 #[utoipa::path(
-    post, path = "/api/prompts/{id}/ab-test", tag = "ab-tests",
+    post, path = "/api/prompts/{id}/ab-test", tag = "ab-tests", operation_id = "startAbTest",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Prompt id")),
     request_body(content = StartAbTest, content_type = "application/json"),
@@ -45,7 +45,7 @@ pub async fn start(
 /// Stop the running test of a prompt, keeping its final results; the active version is left
 /// as it is.
 #[utoipa::path(
-    post, path = "/api/prompts/{id}/ab-test/stop", tag = "ab-tests",
+    post, path = "/api/prompts/{id}/ab-test/stop", tag = "ab-tests", operation_id = "stopAbTest",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Prompt id")),
     responses(
@@ -64,7 +64,7 @@ pub async fn stop(
 /// The running test of a prompt with fresh results (per-arm figures, always-valid interval,
 /// fixed-horizon interval, chance to win, SRM check, guardrails, decision).
 #[utoipa::path(
-    get, path = "/api/prompts/{id}/ab-test/results", tag = "ab-tests",
+    get, path = "/api/prompts/{id}/ab-test/results", tag = "ab-tests", operation_id = "abTestResults",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Prompt id")),
     responses(
@@ -81,7 +81,7 @@ pub async fn results(
 
 /// Every A/B test of a prompt, newest first.
 #[utoipa::path(
-    get, path = "/api/prompts/{id}/ab-tests", tag = "ab-tests",
+    get, path = "/api/prompts/{id}/ab-tests", tag = "ab-tests", operation_id = "listAbTests",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Prompt id")),
     responses(
@@ -98,7 +98,7 @@ pub async fn list(
 
 /// One A/B test by id: fresh results while it runs, its final results once ended.
 #[utoipa::path(
-    get, path = "/api/ab-tests/{id}", tag = "ab-tests",
+    get, path = "/api/ab-tests/{id}", tag = "ab-tests", operation_id = "getAbTest",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Test id")),
     responses(

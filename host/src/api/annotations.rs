@@ -66,7 +66,7 @@ impl From<AnnotationError> for ApiError {
 
 /// Annotate a run as a person: it replaces any earlier annotation, a rule's included.
 #[utoipa::path(
-    put, path = "/api/runs/{id}/annotation", tag = "annotations",
+    put, path = "/api/runs/{id}/annotation", tag = "annotations", operation_id = "putAnnotation",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Run id")),
     request_body(content = AnnotationRequest, content_type = "application/json"),
@@ -91,7 +91,7 @@ pub async fn put_annotation(
 
 /// Clear a run's annotation (recorded in its history); clearing none is not an error.
 #[utoipa::path(
-    delete, path = "/api/runs/{id}/annotation", tag = "annotations",
+    delete, path = "/api/runs/{id}/annotation", tag = "annotations", operation_id = "deleteAnnotation",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Run id")),
     responses(
@@ -111,7 +111,7 @@ pub async fn delete_annotation(
 
 /// Every annotation change of a run, oldest first: who, when, person or rule, what.
 #[utoipa::path(
-    get, path = "/api/runs/{id}/annotations", tag = "annotations",
+    get, path = "/api/runs/{id}/annotations", tag = "annotations", operation_id = "annotationHistory",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Run id")),
     responses(
@@ -129,7 +129,7 @@ pub async fn history(
 
 /// Add a code to a prompt's failure-mode taxonomy.
 #[utoipa::path(
-    post, path = "/api/prompts/{id}/failure-modes", tag = "annotations",
+    post, path = "/api/prompts/{id}/failure-modes", tag = "annotations", operation_id = "addFailureMode",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Prompt id")),
     request_body(content = NewFailureModeBody, content_type = "application/json"),
@@ -152,7 +152,7 @@ pub async fn add_failure_mode(
 /// Runs of a prompt with no person's annotation: failed first (tests or graders failed), then
 /// newest; keyset pages.
 #[utoipa::path(
-    get, path = "/api/prompts/{id}/annotation-queue", tag = "annotations",
+    get, path = "/api/prompts/{id}/annotation-queue", tag = "annotations", operation_id = "annotationQueue",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Prompt id"), QueueQuery),
     responses(
@@ -175,7 +175,7 @@ pub async fn queue(
 /// the failed runs with no code yet. A run failed when its success is known and false (tests
 /// when known, else the rating, else the graders).
 #[utoipa::path(
-    get, path = "/api/prompts/{id}/failure-modes/counts", tag = "annotations",
+    get, path = "/api/prompts/{id}/failure-modes/counts", tag = "annotations", operation_id = "failureModeCounts",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Prompt id"), CountsQuery),
     responses(

@@ -68,7 +68,7 @@ pub struct RowsPage {
 /// `rows` given, or the lines of an OpenAI eval JSONL file (`jsonl`). A name that exists gets a
 /// new version.
 #[utoipa::path(
-    post, path = "/api/datasets", tag = "datasets",
+    post, path = "/api/datasets", tag = "datasets", operation_id = "createDataset",
     security(("bearer" = [])),
     request_body(content = CreateDataset, content_type = "application/json"),
     responses(
@@ -91,7 +91,7 @@ pub async fn create(
 
 /// Every dataset with its versions, by name.
 #[utoipa::path(
-    get, path = "/api/datasets", tag = "datasets",
+    get, path = "/api/datasets", tag = "datasets", operation_id = "listDatasets",
     security(("bearer" = [])),
     params(ListQuery),
     responses(
@@ -108,7 +108,7 @@ pub async fn list(
 
 /// One dataset: its versions with their source, counts and split.
 #[utoipa::path(
-    get, path = "/api/datasets/{name}", tag = "datasets",
+    get, path = "/api/datasets/{name}", tag = "datasets", operation_id = "getDataset",
     security(("bearer" = [])),
     params(("name" = String, Path, description = "Dataset name")),
     responses(
@@ -125,7 +125,7 @@ pub async fn get(
 
 /// The rows of a version, in order, a page at a time.
 #[utoipa::path(
-    get, path = "/api/datasets/{name}/rows", tag = "datasets",
+    get, path = "/api/datasets/{name}/rows", tag = "datasets", operation_id = "datasetRows",
     security(("bearer" = [])),
     params(("name" = String, Path, description = "Dataset name"), RowsQuery),
     responses(
@@ -182,7 +182,7 @@ pub async fn rows(
 /// Delete a dataset with every version and row. Nothing can reference a dataset yet; once
 /// evaluations do, a referenced dataset will be refused here.
 #[utoipa::path(
-    delete, path = "/api/datasets/{name}", tag = "datasets",
+    delete, path = "/api/datasets/{name}", tag = "datasets", operation_id = "deleteDataset",
     security(("bearer" = [])),
     params(("name" = String, Path, description = "Dataset name")),
     responses(

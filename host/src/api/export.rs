@@ -40,7 +40,7 @@ fn redaction_header_value() -> HeaderValue {
 /// `[REDACTED:<kind>]` (always; the response carries `X-Flywheel-Redaction: on; patterns=<N>`,
 /// and the count of redacted values is logged when the body ends).
 #[utoipa::path(
-    post, path = "/api/prompts/{id}/export", tag = "export",
+    post, path = "/api/prompts/{id}/export", tag = "export", operation_id = "exportRows",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Prompt id")),
     request_body(content = ExportRequest, content_type = "application/json"),

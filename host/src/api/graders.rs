@@ -57,7 +57,7 @@ pub struct DefinitionsQuery {
 
 /// Every grader component, definition type and stored definition.
 #[utoipa::path(
-    get, path = "/api/graders", tag = "graders",
+    get, path = "/api/graders", tag = "graders", operation_id = "listGraders",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Grader components (with load errors), definition types and stored definitions", body = GradersOverview),
@@ -75,7 +75,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<GradersOverview>
 /// Create or replace a stored definition, after validating it against the loaded components
 /// (each component's own config check runs). Nothing is written when it is refused.
 #[utoipa::path(
-    post, path = "/api/graders/definitions", tag = "graders",
+    post, path = "/api/graders/definitions", tag = "graders", operation_id = "putGraderDefinition",
     security(("bearer" = [])),
     request_body(content = PutDefinitionBody, content_type = "application/json"),
     responses(
@@ -108,7 +108,7 @@ pub async fn put_definition(
 
 /// The stored definitions, of one prompt when `promptId` is given.
 #[utoipa::path(
-    get, path = "/api/graders/definitions", tag = "graders",
+    get, path = "/api/graders/definitions", tag = "graders", operation_id = "listGraderDefinitions",
     security(("bearer" = [])),
     params(DefinitionsQuery),
     responses(
@@ -133,7 +133,7 @@ pub async fn list_definitions(
 /// Delete a stored definition. A seeded one comes back at the next start; disable it instead
 /// (`enabled: false`) to keep it off.
 #[utoipa::path(
-    delete, path = "/api/graders/definitions/{promptId}/{name}", tag = "graders",
+    delete, path = "/api/graders/definitions/{promptId}/{name}", tag = "graders", operation_id = "deleteGraderDefinition",
     security(("bearer" = [])),
     params(
         ("promptId" = String, Path, description = "Prompt id"),
@@ -158,7 +158,7 @@ pub async fn delete_definition(
 
 /// One stored definition.
 #[utoipa::path(
-    get, path = "/api/graders/definitions/{promptId}/{name}", tag = "graders",
+    get, path = "/api/graders/definitions/{promptId}/{name}", tag = "graders", operation_id = "getGraderDefinition",
     security(("bearer" = [])),
     params(
         ("promptId" = String, Path, description = "Prompt id"),
@@ -178,7 +178,7 @@ pub async fn get_definition(
 
 /// Enable a stored definition (it runs again).
 #[utoipa::path(
-    post, path = "/api/graders/definitions/{promptId}/{name}/enable", tag = "graders",
+    post, path = "/api/graders/definitions/{promptId}/{name}/enable", tag = "graders", operation_id = "enableGraderDefinition",
     security(("bearer" = [])),
     params(
         ("promptId" = String, Path, description = "Prompt id"),
@@ -198,7 +198,7 @@ pub async fn enable_definition(
 
 /// Disable a stored definition: kept, not run, and (for a seeded one) not re-seeded.
 #[utoipa::path(
-    post, path = "/api/graders/definitions/{promptId}/{name}/disable", tag = "graders",
+    post, path = "/api/graders/definitions/{promptId}/{name}/disable", tag = "graders", operation_id = "disableGraderDefinition",
     security(("bearer" = [])),
     params(
         ("promptId" = String, Path, description = "Prompt id"),

@@ -18,7 +18,7 @@ use crate::store::GradingJob;
 /// Start a grading run over recorded runs. It is queued and graded in the background by an
 /// instance of the service; read its progress with `GET /api/grading-runs/{id}`.
 #[utoipa::path(
-    post, path = "/api/grading-runs", tag = "grading",
+    post, path = "/api/grading-runs", tag = "grading", operation_id = "startGradingRun",
     security(("bearer" = [])),
     request_body(content = JobRequest, content_type = "application/json"),
     responses(
@@ -39,7 +39,7 @@ pub async fn start(
 
 /// A grading run: status, rows total and processed, passed, failed, errors by kind, tokens.
 #[utoipa::path(
-    get, path = "/api/grading-runs/{id}", tag = "grading",
+    get, path = "/api/grading-runs/{id}", tag = "grading", operation_id = "getGradingRun",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Grading run id (uuid)")),
     responses(
@@ -58,7 +58,7 @@ pub async fn get(
 /// Cancel a grading run: a queued one at once; a running one stops after the chunk it is
 /// grading (whose verdicts are kept). A finished run is answered as it is.
 #[utoipa::path(
-    post, path = "/api/grading-runs/{id}/cancel", tag = "grading",
+    post, path = "/api/grading-runs/{id}/cancel", tag = "grading", operation_id = "cancelGradingRun",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Grading run id (uuid)")),
     responses(

@@ -20,7 +20,7 @@ const PROBE_ID: &str = "/healthz probe/";
 
 /// 200 when a query reaches the database, 503 otherwise.
 #[utoipa::path(
-    get, path = "/healthz", tag = "operations",
+    get, path = "/healthz", tag = "operations", operation_id = "healthz",
     responses(
         (status = 200, description = "The database answers", body = Health),
         (status = 503, description = "The database does not answer", body = ErrorBody),

@@ -171,6 +171,7 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
     get,
     path = "/metrics",
     tag = "operations",
+    operation_id = "metrics",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain"))
 )]
 pub async fn metrics(State(metrics): State<Arc<Metrics>>) -> Result<Response, ApiError> {

@@ -276,4 +276,35 @@ mod tests {
             "OpenAPI documents a route that ROUTES lacks"
         );
     }
+
+    /// Client generators (openapi-typescript, the TypeScript client's) refuse a document with
+    /// two operations of one `operationId`, which utoipa takes from the handler's name (`list`,
+    /// `get`) unless `operation_id` says otherwise.
+    #[test]
+    fn every_operation_has_its_own_operation_id() {
+        let doc = openapi::ApiDoc::openapi();
+        let mut seen = std::collections::BTreeMap::new();
+        for (path, item) in &doc.paths.paths {
+            let operations = [
+                ("GET", &item.get),
+                ("POST", &item.post),
+                ("PUT", &item.put),
+                ("PATCH", &item.patch),
+                ("DELETE", &item.delete),
+            ];
+            for (method, operation) in operations {
+                let Some(operation) = operation else { continue };
+                let id = operation
+                    .operation_id
+                    .clone()
+                    .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+                if let Some(other) = seen.insert(id.clone(), format!("{method} {path}")) {
+                    panic!(
+                        "operationId {id:?} of {method} {path} is also {other}'s: \
+                         give one an operation_id in its #[utoipa::path]"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -90,8 +90,8 @@ impl Modify for BearerAuth {
 
 /// This document.
 #[utoipa::path(
-    get, path = "/openapi.json", tag = "operations",
-    responses((status = 200, description = "The OpenAPI document", content_type = "application/json"))
+    get, path = "/openapi.json", tag = "operations", operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI document", body = Object, content_type = "application/json"))
 )]
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())

@@ -33,7 +33,7 @@ pub struct ResolveQuery {
 
 /// List every prompt with its versions.
 #[utoipa::path(
-    get, path = "/api/prompts", tag = "prompts",
+    get, path = "/api/prompts", tag = "prompts", operation_id = "listPrompts",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Every prompt with its versions", body = [PromptWithVersions]),
@@ -48,7 +48,7 @@ pub async fn list(
 
 /// The versions of one prompt, oldest first.
 #[utoipa::path(
-    get, path = "/api/prompts/{id}/versions", tag = "prompts",
+    get, path = "/api/prompts/{id}/versions", tag = "prompts", operation_id = "listVersions",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Prompt id such as planner")),
     responses(
@@ -65,7 +65,7 @@ pub async fn versions(
 
 /// One version of a prompt.
 #[utoipa::path(
-    get, path = "/api/prompts/{id}/versions/{version}", tag = "prompts",
+    get, path = "/api/prompts/{id}/versions/{version}", tag = "prompts", operation_id = "getVersion",
     security(("bearer" = [])),
     params(
         ("id" = String, Path, description = "Prompt id"),
@@ -86,7 +86,7 @@ pub async fn version(
 
 /// Create a new (inactive) version; its template is parsed first.
 #[utoipa::path(
-    post, path = "/api/prompts/{id}/versions", tag = "prompts",
+    post, path = "/api/prompts/{id}/versions", tag = "prompts", operation_id = "createVersion",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Prompt id")),
     request_body(content = CreateVersion, content_type = "application/json"),
@@ -109,7 +109,7 @@ pub async fn create_version(
 
 /// Make a version the active one; the token's name is recorded as the actor.
 #[utoipa::path(
-    post, path = "/api/prompts/{id}/deploy/{version}", tag = "prompts",
+    post, path = "/api/prompts/{id}/deploy/{version}", tag = "prompts", operation_id = "deploy",
     security(("bearer" = [])),
     params(
         ("id" = String, Path, description = "Prompt id"),
@@ -131,7 +131,7 @@ pub async fn deploy(
 
 /// Re-activate the version that was active before the current one.
 #[utoipa::path(
-    post, path = "/api/prompts/{id}/rollback", tag = "prompts",
+    post, path = "/api/prompts/{id}/rollback", tag = "prompts", operation_id = "rollback",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Prompt id")),
     responses(
@@ -157,7 +157,7 @@ pub async fn rollback(
 
 /// Every change of the active version, oldest first.
 #[utoipa::path(
-    get, path = "/api/prompts/{id}/history", tag = "prompts",
+    get, path = "/api/prompts/{id}/history", tag = "prompts", operation_id = "deployHistory",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Prompt id")),
     responses(
@@ -174,7 +174,7 @@ pub async fn history(
 
 /// The failure-mode taxonomy of a prompt.
 #[utoipa::path(
-    get, path = "/api/prompts/{id}/failure-modes", tag = "prompts",
+    get, path = "/api/prompts/{id}/failure-modes", tag = "prompts", operation_id = "listFailureModes",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Prompt id")),
     responses(
@@ -192,7 +192,7 @@ pub async fn failure_modes(
 /// The version an agent must use for a task, and its content. While an A/B test of the prompt
 /// runs, the version of the task's arm, with `arm` and `abTestId`.
 #[utoipa::path(
-    get, path = "/api/prompts/{id}/resolve", tag = "prompts",
+    get, path = "/api/prompts/{id}/resolve", tag = "prompts", operation_id = "resolve",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Prompt id"), ResolveQuery),
     responses(
@@ -218,7 +218,7 @@ pub async fn resolve(
 /// active version), after its template parses and its variables match the active version's
 /// (unless `allowVariableChanges`); the answer has a line diff against the active version.
 #[utoipa::path(
-    post, path = "/api/prompts/{id}/import", tag = "prompts",
+    post, path = "/api/prompts/{id}/import", tag = "prompts", operation_id = "importPrompt",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Prompt id")),
     request_body(content = ImportPrompt, content_type = "application/json"),
@@ -241,7 +241,7 @@ pub async fn import(
 /// Create a prompt beyond the seeded agents, with its description, declared variables,
 /// failure-mode taxonomy and first version (active).
 #[utoipa::path(
-    post, path = "/api/prompts", tag = "prompts",
+    post, path = "/api/prompts", tag = "prompts", operation_id = "createPrompt",
     security(("bearer" = [])),
     request_body(content = CreatePrompt, content_type = "application/json"),
     responses(

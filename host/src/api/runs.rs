@@ -95,7 +95,7 @@ pub struct RunsPage {
 /// Record one run or a batch of up to 1,000, all or nothing, idempotent on (promptId, taskId,
 /// attempt).
 #[utoipa::path(
-    post, path = "/api/runs", tag = "runs",
+    post, path = "/api/runs", tag = "runs", operation_id = "recordRuns",
     security(("bearer" = [])),
     request_body(content = RecordBody, content_type = "application/json"),
     responses(
@@ -142,7 +142,7 @@ pub async fn record(
 /// Report outcomes of tasks (up to 1,000): each updates every run of its task, and is kept for
 /// runs recorded later.
 #[utoipa::path(
-    patch, path = "/api/runs/outcomes", tag = "runs",
+    patch, path = "/api/runs/outcomes", tag = "runs", operation_id = "reportOutcomes",
     security(("bearer" = [])),
     request_body(content = OutcomesBody, content_type = "application/json"),
     responses(
@@ -171,7 +171,7 @@ pub async fn report_outcomes(
 
 /// Recorded runs, newest first, a page at a time.
 #[utoipa::path(
-    get, path = "/api/runs", tag = "runs",
+    get, path = "/api/runs", tag = "runs", operation_id = "listRuns",
     security(("bearer" = [])),
     params(ListQuery),
     responses(
@@ -222,7 +222,7 @@ pub async fn list(
 
 /// One run with its outcome, annotation and grader results.
 #[utoipa::path(
-    get, path = "/api/runs/{id}", tag = "runs",
+    get, path = "/api/runs/{id}", tag = "runs", operation_id = "getRun",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Run id")),
     responses(

@@ -150,7 +150,7 @@ pub struct ArmData {
 }
 
 /// What an arm shows.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ArmSummary {
     /// Tasks assigned.
@@ -178,17 +178,18 @@ impl ArmSummary {
 }
 
 /// The sample-ratio-mismatch check.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SrmCheck {
     /// χ² p-value of the exposure counts against the split.
     pub p_value: f64,
     /// `ok`, `warning` (p < 0.01), `unhealthy` (p < 0.001) or `not_enough_data`.
+    #[schema(value_type = String)]
     pub status: &'static str,
 }
 
 /// A guardrail's readout.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GuardrailReadout {
     /// The metric.
@@ -199,11 +200,14 @@ pub struct GuardrailReadout {
     pub relative: Interval,
     /// Upper bound of the one-sided sequence at α: below `margin` means non-inferior.
     #[serde(serialize_with = "finite_or_null")]
+    #[schema(value_type = Option<f64>)]
     pub non_inferiority_bound: f64,
     /// Lower bound of the one-sided sequence at α/#guardrails: above `margin` means regressed.
     #[serde(serialize_with = "finite_or_null")]
+    #[schema(value_type = Option<f64>)]
     pub regression_bound: f64,
     /// `non_inferior`, `regressed` or `unproven`.
+    #[schema(value_type = String)]
     pub status: &'static str,
 }
 
@@ -216,7 +220,7 @@ fn finite_or_null<S: serde::Serializer>(value: &f64, serializer: S) -> Result<S:
 }
 
 /// The primary metric's readout.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PrimaryReadout {
     /// Absolute difference of success rates, always-valid sequence (drives the decision).
@@ -230,7 +234,7 @@ pub struct PrimaryReadout {
 }
 
 /// Everything a results page shows, and the decision.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Readout {
     /// Arm A.
@@ -250,6 +254,28 @@ pub struct Readout {
     pub decision: Decision,
     /// Why, in words.
     pub reasons: Vec<String>,
+}
+
+/// A test's analysis as `AbTest.result` holds it: the readout, how long the test had run, and
+/// for an ended test how it ended. One struct, so the OpenAPI schema is the JSON written.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AbTestResult {
+    /// The analysis and its decision.
+    #[serde(flatten)]
+    pub readout: Readout,
+    /// Days since the test started when the analysis was made.
+    pub days_running: f64,
+    /// How the test ended (absent while it runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
+}
+
+impl AbTestResult {
+    /// The JSON stored in `ab_tests.result`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a readout serializes")
+    }
 }
 
 fn primary_sample(arm: &ArmData) -> Sample {

@@ -17,4 +17,6 @@ pub mod stats;
 mod vectors;
 
 pub use assign::{Arm, Assignment, assign, unit_of};
-pub use decision::{ArmData, Decision, Guardrail, GuardrailMetric, Readout, Settings, analyze};
+pub use decision::{
+    AbTestResult, ArmData, Decision, Guardrail, GuardrailMetric, Readout, Settings, analyze,
+};

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::{PromptError, PromptRegistry};
 use crate::experiments::decision::{self, Guardrail, GuardrailMetric};
 use crate::experiments::stats::{DEFAULT_TUNING, Sample};
-use crate::experiments::{ArmData, Decision, Settings, analyze};
+use crate::experiments::{AbTestResult, ArmData, Decision, Settings, analyze};
 use crate::store::{
     AbTest, AbTestEnd, ArmTotals, Missing, NewAbTest, STATUS_COMPLETED, STATUS_RUNNING,
     STATUS_STOPPED, StoreError,
@@ -53,7 +53,6 @@ pub struct StartAbTest {
     /// Non-inferiority margins of the cost guardrails, relative (`{"tokens": 0.1, "latency":
     /// 0.15}`, the default); `{}` for none.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     pub guardrails: Option<BTreeMap<GuardrailMetric, f64>>,
     /// Tasks per arm before any decision (default 100).
     #[serde(default)]
@@ -73,7 +72,7 @@ pub struct StartAbTest {
 }
 
 /// The analysis settings stored with a test (`ab_tests.config`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AbConfig {
     /// The primary metric.
@@ -294,7 +293,7 @@ impl PromptRegistry {
     }
 
     /// The current results of a test, as stored in `result`.
-    async fn readout(&self, test: &AbTest) -> Result<(Decision, serde_json::Value), PromptError> {
+    async fn readout(&self, test: &AbTest) -> Result<(Decision, AbTestResult), PromptError> {
         let config = config_of(test)?;
         let [a, b] = self.store().ab_test_totals(test.id).await?;
         let days = (Utc::now() - test.started_at).num_milliseconds().max(0) as f64 / 86_400_000.0;
@@ -305,9 +304,14 @@ impl PromptRegistry {
             days,
             &config.settings(test.min_samples),
         );
-        let mut json = serde_json::to_value(&readout).expect("a readout serializes");
-        json["daysRunning"] = serde_json::json!(days);
-        Ok((readout.decision, json))
+        Ok((
+            readout.decision,
+            AbTestResult {
+                readout,
+                days_running: days,
+                ended: None,
+            },
+        ))
     }
 
     /// Computes and saves the results; carries out a final decision with `autoDeploy`.
@@ -316,6 +320,7 @@ impl PromptRegistry {
         if decision.is_final() && config_of(&test)?.auto_deploy {
             return self.carry_out(test, decision).await;
         }
+        let result = result.to_json();
         self.store()
             .save_ab_result(test.id, decision.as_str(), &result)
             .await?;
@@ -367,7 +372,8 @@ impl PromptRegistry {
         deploy_b_as: Option<String>,
     ) -> Result<AbTest, PromptError> {
         let (current, mut result) = self.readout(&test).await?;
-        result["ended"] = serde_json::json!(note);
+        result.ended = Some(note.to_owned());
+        let result = result.to_json();
         let decision = decision.unwrap_or(current);
         let ended = self
             .store()

@@ -48,10 +48,10 @@ pub struct AbTest {
     /// Tasks per arm before any decision.
     pub min_samples: i64,
     /// The analysis settings (metric, guardrails, maxDays, autoDeploy, …).
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::prompts::AbConfig)]
     pub config: serde_json::Value,
     /// The last analysis saved (always when the test ended).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<crate::experiments::AbTestResult>)]
     pub result: Option<serde_json::Value>,
     /// Who started it.
     pub created_by: Option<String>,

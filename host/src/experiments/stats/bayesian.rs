@@ -18,7 +18,7 @@ pub struct Prior {
 }
 
 /// The posterior readout.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Posterior {
     /// Posterior mean of the effect.
@@ -32,6 +32,7 @@ pub struct Posterior {
     /// `P(B better than A)` (0.5 when degenerate).
     pub chance_to_win: f64,
     /// `[risk of keeping A, risk of shipping B]`: expected loss of each choice.
+    #[schema(value_type = Vec<f64>)]
     pub risk: [f64; 2],
     /// Why the default was returned, if it was.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -20,16 +20,18 @@ pub enum Side {
 
 /// An estimate with its interval and p-value. A one-sided interval has an infinite end; the
 /// API writes those as `null`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Interval {
     /// The point estimate (0 when degenerate).
     pub estimate: f64,
     /// Lower end of the interval.
     #[serde(serialize_with = "finite_or_null")]
+    #[schema(value_type = Option<f64>)]
     pub lower: f64,
     /// Upper end of the interval.
     #[serde(serialize_with = "finite_or_null")]
+    #[schema(value_type = Option<f64>)]
     pub upper: f64,
     /// Standard error of the estimate (0 when degenerate).
     pub stddev: f64,

@@ -81,7 +81,7 @@ pub enum Difference {
 }
 
 /// Why no effect can be estimated (gbstats' error states).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Degenerate {
     /// An arm has no units.
