@@ -1,6 +1,10 @@
 //! The one place wit-bindgen runs. Everything here is generated from `wit/grader.wit` and is an
 //! implementation detail: authors see [`crate::Grader`], [`crate::Grade`] and friends instead.
 //!
+//! `wit` is a link to the workspace's `wit/` directory, so the contract has one copy in the
+//! source tree; `cargo package` follows the link and ships the file inside the crate, so a
+//! published SDK builds without Flywheel's tree.
+//!
 //! Only one world can be linked into a component, so the `model` feature switches the world
 //! rather than adding one. The generated export macro is published (hidden) because
 //! [`crate::export!`] expands inside the author's crate and must reach it from there.
@@ -9,7 +13,7 @@
 
 #[cfg(not(feature = "model"))]
 wit_bindgen::generate!({
-    path: "../wit",
+    path: "wit",
     world: "grader",
     pub_export_macro: true,
     export_macro_name: "__grader_sdk_export_world",
@@ -19,7 +23,7 @@ wit_bindgen::generate!({
 
 #[cfg(feature = "model")]
 wit_bindgen::generate!({
-    path: "../wit",
+    path: "wit",
     world: "model-grader",
     pub_export_macro: true,
     export_macro_name: "__grader_sdk_export_world",

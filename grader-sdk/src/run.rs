@@ -20,6 +20,11 @@ use crate::{Grade, GradeError, Grader, Item, Sample};
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The contract version this SDK implements (the WIT package version).
+///
+/// The SDK's own version follows it: SDK `0.M.x` implements contract `0.M.*` (for `1.0` and
+/// later, the same major), which is the range a host accepts for contract `0.M.0`. So the
+/// requirement `grader-sdk = "0.M"` that `flywheel graders new` writes picks an SDK the host
+/// loads; the tests below keep the three in step.
 pub const CONTRACT_VERSION: &str = "0.1.0";
 
 /// What `info` returns: the SDK version and the grader's description.
@@ -180,6 +185,42 @@ mod tests {
                 out.pop();
             }
             out
+        }
+    }
+
+    /// `major.minor` of a `major.minor.patch` version.
+    fn major_minor(version: &str) -> (u64, u64) {
+        let mut parts = version
+            .split('.')
+            .map(|p| p.parse::<u64>().expect("numeric version"));
+        (parts.next().expect("major"), parts.next().expect("minor"))
+    }
+
+    #[test]
+    fn the_contract_version_is_the_wit_package_version() {
+        // The WIT inside this crate (`wit/`, shipped by `cargo package`) is what the bindings
+        // were generated from.
+        let wit = include_str!("../wit/grader.wit");
+        let package = format!("package flywheel:grader@{CONTRACT_VERSION};");
+        assert!(
+            wit.lines().any(|line| line.trim() == package),
+            "wit/grader.wit does not declare `{package}`"
+        );
+    }
+
+    #[test]
+    fn the_sdk_version_is_compatible_with_its_contract() {
+        let (sdk, contract) = (major_minor(SDK_VERSION), major_minor(CONTRACT_VERSION));
+        if contract.0 == 0 {
+            assert_eq!(
+                sdk, contract,
+                "SDK {SDK_VERSION} for contract {CONTRACT_VERSION}"
+            );
+        } else {
+            assert_eq!(
+                sdk.0, contract.0,
+                "SDK {SDK_VERSION} for contract {CONTRACT_VERSION}"
+            );
         }
     }
 

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use common::{flywheel, run, text};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[test]
 fn graders_list_shows_the_builtins() {
@@ -151,25 +151,8 @@ fn grade_prints_a_summary_and_json_rows_with_bad_lines_by_number() {
     );
 }
 
-#[test]
-fn graders_new_scaffolds_a_crate_that_builds_for_wasm32_wasip2_and_loads() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let crate_dir = dir.path().join("exact-answer");
-    let out = run(flywheel(dir.path())
-        .args(["graders", "new", "exact-answer", "--dir"])
-        .arg(&crate_dir));
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let bad = run(flywheel(dir.path()).args(["graders", "new", "Bad_Name"]));
-    assert!(!bad.status.success());
-    // Build it as a user would; its own target dir beside the shared one keeps dependencies warm.
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("target")
-        })
-        .join("scaffold-build");
+/// `cargo` as a grader author runs it: none of the `CARGO_*` variables this test runs under.
+fn author_cargo() -> Command {
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     for (key, _) in std::env::vars_os() {
         if let Some(key) = key.to_str()
@@ -178,7 +161,103 @@ fn graders_new_scaffolds_a_crate_that_builds_for_wasm32_wasip2_and_loads() {
             cargo.env_remove(key);
         }
     }
-    let build = run(cargo
+    cargo
+}
+
+/// A target dir of its own beside the shared one, so the scaffold builds keep their
+/// dependencies warm without contending for the lock of the build running this test.
+fn side_target(name: &str) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("target")
+        })
+        .join(name)
+}
+
+/// Packs grader-sdk as `cargo publish` would upload it and unpacks the `.crate` into `into`:
+/// what a grader author gets from crates.io, with no Flywheel tree around it.
+fn packaged_sdk(into: &Path) -> PathBuf {
+    let target = side_target("sdk-package");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let package = run(author_cargo()
+        .current_dir(&workspace)
+        .args([
+            "package",
+            "-p",
+            "grader-sdk",
+            "--allow-dirty",
+            "--no-verify",
+            "--target-dir",
+        ])
+        .arg(&target));
+    assert!(package.status.success(), "{}", text(&package.stderr));
+    let manifest = std::fs::read_to_string(workspace.join("grader-sdk").join("Cargo.toml"))
+        .expect("grader-sdk manifest");
+    let version = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("grader-sdk version");
+    let file = target
+        .join("package")
+        .join(format!("grader-sdk-{version}.crate"));
+    let unpack = run(Command::new("tar")
+        .arg("-xzf")
+        .arg(&file)
+        .arg("-C")
+        .arg(into));
+    assert!(unpack.status.success(), "{}", text(&unpack.stderr));
+    into.join(format!("grader-sdk-{version}"))
+}
+
+#[test]
+fn graders_new_scaffolds_a_crate_that_builds_for_wasm32_wasip2_and_loads() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = run(flywheel(dir.path()).args(["graders", "new", "Bad_Name"]));
+    assert!(!bad.status.success());
+
+    // By default the crate depends on the SDK by version and on nothing in a source tree.
+    let plain = dir.path().join("plain");
+    let out = run(flywheel(dir.path())
+        .args(["graders", "new", "plain", "--dir"])
+        .arg(&plain));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("--sdk-path"),
+        "{}",
+        text(&out.stdout)
+    );
+    let manifest = std::fs::read_to_string(plain.join("Cargo.toml")).expect("manifest");
+    assert!(manifest.contains("\ngrader-sdk = \"0.1\"\n"), "{manifest}");
+    assert!(!manifest.contains("\n[patch"), "{manifest}");
+
+    // The SDK is not on crates.io yet, so the author builds against the packaged SDK through
+    // the documented override: the .crate cargo would publish, unpacked away from the tree, so
+    // the build proves the package is complete (the contract and data are inside it).
+    let sdk = packaged_sdk(dir.path());
+    assert!(sdk.join("wit").join("grader.wit").is_file());
+    let crate_dir = dir.path().join("exact-answer");
+    let out = run(flywheel(dir.path())
+        .args(["graders", "new", "exact-answer", "--dir"])
+        .arg(&crate_dir)
+        .arg("--sdk-path")
+        .arg(&sdk));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).expect("manifest");
+    assert!(manifest.contains("\ngrader-sdk = \"0.1\"\n"), "{manifest}");
+    assert!(manifest.contains("\n[patch.crates-io]\n"), "{manifest}");
+    let workspace =
+        std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).expect("workspace");
+    assert!(
+        !manifest.contains(&*workspace.to_string_lossy()),
+        "the crate points into the Flywheel tree: {manifest}"
+    );
+
+    let target = side_target("scaffold-build");
+    let build = run(author_cargo()
         .current_dir(&crate_dir)
         .args([
             "build",
@@ -192,6 +271,11 @@ fn graders_new_scaffolds_a_crate_that_builds_for_wasm32_wasip2_and_loads() {
         build.status.success(),
         "the generated crate builds: {}",
         text(&build.stderr)
+    );
+    let lock = std::fs::read_to_string(crate_dir.join("Cargo.lock")).expect("Cargo.lock");
+    assert!(
+        lock.contains("name = \"grader-sdk\"\nversion = \"0.1."),
+        "{lock}"
     );
     let wasm = target
         .join("wasm32-wasip2")
@@ -208,4 +292,6 @@ fn graders_new_scaffolds_a_crate_that_builds_for_wasm32_wasip2_and_loads() {
         .expect("listed");
     assert!(entry["loadError"].is_null(), "{entry}");
     assert_eq!(entry["world"], "grader");
+    assert_eq!(entry["contractVersion"], "0.1.0", "{entry}");
+    assert_eq!(entry["sdkVersion"], "0.1.0", "{entry}");
 }

@@ -52,7 +52,8 @@ pub enum GradersCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Create a grader crate from the SDK template; it builds as generated with
+    /// Create a grader crate from the SDK template. It depends on `grader-sdk` by version
+    /// (the SDK for this host's grader contract); build it with
     /// `cargo build --release --target wasm32-wasip2`.
     New {
         /// Package name: lowercase letters, digits and `-`, starting with a letter.
@@ -60,8 +61,9 @@ pub enum GradersCommand {
         /// Directory to create the crate in [default: ./<name>].
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Path to the grader-sdk crate the new crate depends on [default: the grader-sdk of
-        /// the source tree this binary was built from].
+        /// Build against this local grader-sdk directory (a Flywheel checkout's `grader-sdk`, or
+        /// an unpacked SDK package) instead of crates.io: written as a `[patch.crates-io]`
+        /// override in the new crate's Cargo.toml.
         #[arg(long)]
         sdk_path: Option<PathBuf>,
     },
@@ -113,12 +115,22 @@ pub async fn run(args: GradersArgs, settings: Settings) -> anyhow::Result<()> {
             sdk_path,
         } => {
             let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
-            let sdk_path = sdk_path.unwrap_or_else(default_sdk_path);
-            scaffold(&name, &dir, &sdk_path)?;
+            scaffold(&name, &dir, sdk_path.as_deref())?;
             println!(
                 "created {} (build it with `cargo build --release --target wasm32-wasip2`)",
                 dir.display()
             );
+            match sdk_path {
+                Some(path) => println!(
+                    "it builds against the grader-sdk in {} ([patch.crates-io] in its Cargo.toml)",
+                    path.display()
+                ),
+                None => println!(
+                    "it depends on grader-sdk {} from crates.io; to build against a local SDK, \
+                     pass --sdk-path or see the [patch.crates-io] comment in its Cargo.toml",
+                    sdk_requirement()
+                ),
+            }
             Ok(())
         }
     }
@@ -273,10 +285,35 @@ const TEMPLATE: &[(&str, &str)] = &[
     ),
 ];
 
-fn default_sdk_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("grader-sdk")
+/// The `grader-sdk` version requirement a new crate gets: the SDK versions that implement this
+/// host's contract. The SDK's minor follows the contract's (its `CONTRACT_VERSION` docs), so
+/// contract `0.1.0` means `grader-sdk = "0.1"`, exactly the range [`supported_range`] accepts.
+///
+/// [`supported_range`]: crate::graders::component::supported_range
+pub fn sdk_requirement() -> String {
+    crate::graders::component::supported_range()
+        .trim_end_matches(".x")
+        .to_owned()
+}
+
+/// The tail of the new crate's Cargo.toml: an active `[patch.crates-io]` for `--sdk-path`, or
+/// the same table commented out, showing how to add it later.
+fn sdk_override(sdk: Option<&str>) -> String {
+    match sdk {
+        Some(path) => format!(
+            "\n# Build against this local grader-sdk instead of the one on crates.io (written by\n\
+             # `flywheel graders new --sdk-path`). Delete the table to use the published SDK.\n\
+             [patch.crates-io]\n\
+             grader-sdk = {{ path = \"{path}\" }}\n"
+        ),
+        None => {
+            "\n# To build against a local grader-sdk (a Flywheel checkout, or an SDK not yet on\n\
+                 # crates.io) instead of the published one, uncomment and point `path` at it.\n\
+                 # [patch.crates-io]\n\
+                 # grader-sdk = { path = \"../flywheel/grader-sdk\" }\n"
+                .to_owned()
+        }
+    }
 }
 
 fn valid_name(name: &str) -> bool {
@@ -286,8 +323,9 @@ fn valid_name(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
-/// Writes a new grader crate into `dir` from the SDK template.
-pub fn scaffold(name: &str, dir: &Path, sdk_path: &Path) -> anyhow::Result<()> {
+/// Writes a new grader crate into `dir` from the SDK template; with `sdk_path`, it builds
+/// against that local SDK instead of crates.io.
+pub fn scaffold(name: &str, dir: &Path, sdk_path: Option<&Path>) -> anyhow::Result<()> {
     if !valid_name(name) {
         bail!(
             "`{name}` is not a valid grader name: use lowercase letters, digits and `-`, starting with a letter"
@@ -300,15 +338,17 @@ pub fn scaffold(name: &str, dir: &Path, sdk_path: &Path) -> anyhow::Result<()> {
     {
         bail!("{} already exists and is not empty", dir.display());
     }
-    let sdk = std::fs::canonicalize(sdk_path)
-        .with_context(|| format!("grader-sdk not found at {}", sdk_path.display()))?;
-    let sdk = sdk.to_string_lossy().replace('\\', "/");
+    let sdk = sdk_path.map(local_sdk).transpose()?;
     let crate_name = name.replace('-', "_");
+    let contract = crate::graders::CONTRACT_VERSION;
+    let sdk_override = sdk_override(sdk.as_deref());
     for (path, text) in TEMPLATE {
         let rendered = text
             .replace("{{name}}", name)
             .replace("{{crate_name}}", &crate_name)
-            .replace("{{sdk_path}}", &sdk);
+            .replace("{{contract}}", contract)
+            .replace("{{sdk_requirement}}", &sdk_requirement())
+            .replace("{{sdk_override}}", &sdk_override);
         let target = dir.join(path);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)
@@ -318,6 +358,23 @@ pub fn scaffold(name: &str, dir: &Path, sdk_path: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", target.display()))?;
     }
     Ok(())
+}
+
+/// The absolute, `/`-separated path of a local grader-sdk directory, checked to hold one.
+fn local_sdk(path: &Path) -> anyhow::Result<String> {
+    let sdk = std::fs::canonicalize(path)
+        .with_context(|| format!("grader-sdk not found at {}", path.display()))?;
+    let manifest = std::fs::read_to_string(sdk.join("Cargo.toml")).unwrap_or_default();
+    if !manifest
+        .lines()
+        .any(|l| l.trim() == r#"name = "grader-sdk""#)
+    {
+        bail!(
+            "{} is not a grader-sdk directory (its Cargo.toml does not name the package grader-sdk)",
+            path.display()
+        );
+    }
+    Ok(sdk.to_string_lossy().replace('\\', "/"))
 }
 
 #[cfg(test)]
@@ -380,21 +437,76 @@ mod tests {
         assert!(err.to_string().contains("does not exist"), "{err}");
     }
 
+    /// The grader-sdk of this source tree.
+    fn workspace_sdk() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("grader-sdk")
+    }
+
     #[test]
-    fn scaffold_fills_every_placeholder() {
+    fn scaffold_fills_every_placeholder_and_depends_on_the_sdk_by_version() {
         let dir = tempfile::tempdir().expect("temp dir");
         let target = dir.path().join("exact-answer");
-        scaffold("exact-answer", &target, &default_sdk_path()).expect("scaffolds");
+        scaffold("exact-answer", &target, None).expect("scaffolds");
         for (path, _) in TEMPLATE {
             let text = std::fs::read_to_string(target.join(path)).expect("written");
             assert!(!text.contains("{{"), "{path} still has a placeholder");
         }
         let manifest = std::fs::read_to_string(target.join("Cargo.toml")).expect("written");
         assert!(manifest.contains("name = \"exact-answer\""));
+        assert!(manifest.contains("\ngrader-sdk = \"0.1\"\n"), "{manifest}");
+        // Without --sdk-path nothing points into a source tree: the override is a comment.
+        assert!(!manifest.contains("\n[patch"), "{manifest}");
+        assert!(manifest.contains("\n# [patch.crates-io]\n"), "{manifest}");
         assert!(
-            scaffold("exact-answer", &target, &default_sdk_path()).is_err(),
+            scaffold("exact-answer", &target, None).is_err(),
             "refuses a non-empty directory"
         );
-        assert!(scaffold("Bad", &dir.path().join("bad"), &default_sdk_path()).is_err());
+        assert!(scaffold("Bad", &dir.path().join("bad"), None).is_err());
+    }
+
+    #[test]
+    fn sdk_path_becomes_a_patch_of_the_versioned_dependency() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let target = dir.path().join("g");
+        scaffold("g", &target, Some(&workspace_sdk())).expect("scaffolds");
+        let manifest = std::fs::read_to_string(target.join("Cargo.toml")).expect("written");
+        let sdk = std::fs::canonicalize(workspace_sdk()).expect("sdk");
+        let patch = format!(
+            "\n[patch.crates-io]\ngrader-sdk = {{ path = \"{}\" }}\n",
+            sdk.display()
+        );
+        assert!(manifest.contains(&patch), "{manifest}");
+        assert!(manifest.contains("\ngrader-sdk = \"0.1\"\n"), "{manifest}");
+
+        // A directory that is not the SDK is refused before anything is written.
+        let err = scaffold("h", &dir.path().join("h"), Some(dir.path())).unwrap_err();
+        assert!(
+            err.to_string().contains("not a grader-sdk directory"),
+            "{err}"
+        );
+        let err = scaffold("h", &dir.path().join("h"), Some(&dir.path().join("none")));
+        assert!(err.unwrap_err().to_string().contains("not found"));
+        assert!(!dir.path().join("h").exists());
+    }
+
+    #[test]
+    fn the_sdk_requirement_matches_the_sdk_and_the_contract() {
+        // The requirement comes from the host's contract; the SDK in this tree must satisfy it,
+        // or `graders new` would write a crate no published SDK version builds.
+        assert_eq!(sdk_requirement(), "0.1");
+        let manifest = include_str!("../../../grader-sdk/Cargo.toml");
+        let version = manifest
+            .lines()
+            .find_map(|l| l.strip_prefix("version = \""))
+            .and_then(|v| v.strip_suffix('"'))
+            .expect("grader-sdk has its own version");
+        assert!(
+            crate::graders::component::compatible(version),
+            "grader-sdk {version} does not implement contract {}",
+            crate::graders::CONTRACT_VERSION
+        );
+        assert!(version.starts_with(&format!("{}.", sdk_requirement())));
     }
 }

@@ -484,6 +484,18 @@ mod tests {
     }
 
     #[test]
+    fn the_contract_version_is_the_wit_package_version() {
+        // The grader SDK checks its own CONTRACT_VERSION against the same file, so host, SDK
+        // and WIT cannot disagree.
+        let wit = include_str!("../../../wit/grader.wit");
+        let package = format!("package {CONTRACT_PACKAGE}@{CONTRACT_VERSION};");
+        assert!(
+            wit.lines().any(|line| line.trim() == package),
+            "wit/grader.wit does not declare `{package}`"
+        );
+    }
+
+    #[test]
     fn the_incompatible_message_names_both_versions() {
         let e = LoadError::IncompatibleContract {
             found: "0.2.0".into(),
