@@ -20,8 +20,6 @@ ALTER TABLE prompt_versions ADD COLUMN token_sum INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE ab_exposures ADD COLUMN unit_succeeded INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE ab_exposures ADD COLUMN unit_tokens INTEGER;
 ALTER TABLE ab_exposures ADD COLUMN unit_latency INTEGER;
--- A unit's exposures across the prompt's tests.
-CREATE INDEX ab_exposures_task ON ab_exposures (task_id);
 -- A unit's runs.
 CREATE INDEX prompt_optimization_data_unit
     ON prompt_optimization_data (prompt_id, (COALESCE(root_task_id, task_id)));

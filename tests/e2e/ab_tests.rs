@@ -160,7 +160,7 @@ async fn run(app: &TestApp, task: &str, version: i64, passed: bool, tokens: i64)
             ),
         )
         .await;
-    assert_eq!(recorded.status, StatusCode::OK, "{}", recorded.text);
+    assert_eq!(recorded.status, StatusCode::CREATED, "{}", recorded.text);
     let reported = app
         .send(
             &Req::new(

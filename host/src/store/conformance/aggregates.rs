@@ -288,8 +288,8 @@ async fn scripted_writes_keep_the_aggregates_equal_to_a_recomputation(b: &Backen
     let runs = store.list_runs(&planner_runs(), 100).await.unwrap();
     let target = runs
         .iter()
-        .find(|r| r.task_id == "u2")
-        .expect("u2's run")
+        .find(|r| r.task_id == "u3")
+        .expect("u3's run (no outcome: its rating decides)")
         .id;
     for (rating, source) in [
         (Rating::Bad, AnnotationSource::Rule),

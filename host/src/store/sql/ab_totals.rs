@@ -45,6 +45,18 @@ pub(crate) struct ExposureStateRow {
     unit_latency: Option<i64>,
 }
 
+impl ExposureStateRow {
+    /// The exposure's test.
+    pub(crate) fn ab_test_id(&self) -> Uuid {
+        self.ab_test_id.0
+    }
+
+    /// The exposure's arm, as stored.
+    pub(crate) fn arm(&self) -> &str {
+        &self.arm
+    }
+}
+
 /// A unit's production runs, aggregated.
 #[derive(FromRow)]
 pub(crate) struct UnitRunsRow {
@@ -118,21 +130,21 @@ impl ArmDelta {
     }
 }
 
-/// Whether any test of the prompt ever ran (a cheap guard: most writes touch prompts without).
-async fn prompt_has_tests<DB>(tx: &mut Transaction<'static, DB>, prompt_id: &str) -> Result<bool>
+/// The prompt's tests, running or ended (a handful; none for most prompts, which makes the
+/// refresh of their writes one cheap query).
+async fn tests_of<DB>(tx: &mut Transaction<'static, DB>, prompt_id: &str) -> Result<Vec<DbId>>
 where
     DB: Database,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'r> (i64,): FromRow<'r, DB::Row>,
+    for<'r> (DbId,): FromRow<'r, DB::Row>,
 {
-    let found: Option<(i64,)> =
-        sqlx::query_as("SELECT CAST(1 AS BIGINT) FROM ab_tests WHERE prompt_id = $1 LIMIT 1")
-            .bind(prompt_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-    Ok(found.is_some())
+    let rows: Vec<(DbId,)> = sqlx::query_as("SELECT id FROM ab_tests WHERE prompt_id = $1")
+        .bind(prompt_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
 /// Recomputes the contributions of these units of `prompt_id` in every test of the prompt that
@@ -152,33 +164,58 @@ where
     for<'q> Option<i64>: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> f64: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> DbId: Encode<'q, B::Db> + Type<B::Db>,
-    for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (DbId,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> ExposureStateRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> UnitRunsRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> UnitOutcomeRow: FromRow<'r, <B::Db as Database>::Row>,
 {
-    if units.is_empty() || !prompt_has_tests(tx, prompt_id).await? {
+    if units.is_empty() {
         return Ok(());
     }
     let numbered = B::NUMBERED_PARAMETERS;
     let units: Vec<&str> = units.iter().copied().collect();
 
-    // The exposures of these units, in any test of the prompt.
+    // The exposures of these units in each test of the prompt, through the unique
+    // (ab_test_id, task_id) index.
     let mut exposures: Vec<ExposureStateRow> = Vec::new();
-    for chunk in units.chunks(UNIT_CHUNK) {
-        let sql = format!(
-            "SELECT e.id, e.ab_test_id, e.arm, e.task_id, e.unit_succeeded, e.unit_tokens, \
-             e.unit_latency FROM ab_exposures e JOIN ab_tests t ON t.id = e.ab_test_id \
-             WHERE t.prompt_id = {} AND e.task_id IN ({})",
-            placeholder(numbered, 1),
-            in_list(numbered, 2, chunk.len())
-        );
-        let mut query = sqlx::query_as::<_, ExposureStateRow>(&sql).bind(prompt_id);
-        for unit in chunk {
-            query = query.bind(*unit);
+    for test in tests_of(tx, prompt_id).await? {
+        for chunk in units.chunks(UNIT_CHUNK) {
+            let sql = format!(
+                "SELECT id, ab_test_id, arm, task_id, unit_succeeded, unit_tokens, unit_latency \
+                 FROM ab_exposures WHERE ab_test_id = {} AND task_id IN ({})",
+                placeholder(numbered, 1),
+                in_list(numbered, 2, chunk.len())
+            );
+            let mut query = sqlx::query_as::<_, ExposureStateRow>(&sql).bind(test);
+            for unit in chunk {
+                query = query.bind(*unit);
+            }
+            exposures.extend(query.fetch_all(&mut **tx).await?);
         }
-        exposures.extend(query.fetch_all(&mut **tx).await?);
     }
+    refresh_exposures::<B>(tx, prompt_id, &exposures).await
+}
+
+/// Recomputes the contributions of these exposures of `prompt_id`'s tests (as they are stored
+/// now) and moves their arms' sums by the difference. See [`refresh_units`].
+pub(crate) async fn refresh_exposures<B>(
+    tx: &mut Transaction<'static, B::Db>,
+    prompt_id: &str,
+    exposures: &[ExposureStateRow],
+) -> Result<()>
+where
+    B: Backend,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
+    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> i64: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<i64>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> f64: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> DbId: Encode<'q, B::Db> + Type<B::Db>,
+    for<'r> UnitRunsRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> UnitOutcomeRow: FromRow<'r, <B::Db as Database>::Row>,
+{
+    let numbered = B::NUMBERED_PARAMETERS;
     if exposures.is_empty() {
         return Ok(());
     }
@@ -232,7 +269,7 @@ where
     // The differences.
     let mut changed: Vec<(Uuid, Contribution)> = Vec::new();
     let mut arms: BTreeMap<(Uuid, String), ArmDelta> = BTreeMap::new();
-    for exposure in &exposures {
+    for exposure in exposures {
         let unit_runs = runs.get(&exposure.task_id);
         let after = Contribution {
             succeeded: outcomes

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use super::ab_totals::{
     ArmTotalsRow, ExposureStateRow, UnitOutcomeRow, UnitRunsRow, create_arms, exposures_added,
-    read_totals, refresh_units,
+    read_totals, refresh_exposures,
 };
 use super::prompts::{active_number, switch_active};
 use super::{Backend, DbId, ensure_prompt};
@@ -104,8 +104,6 @@ where
     for<'r> (String,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> AbTestRow: FromRow<'r, <B::Db as Database>::Row>,
-    for<'r> (DbId, String): FromRow<'r, <B::Db as Database>::Row>,
-    for<'r> (DbId, String, String): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> ArmTotalsRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> ExposureStateRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> UnitRunsRow: FromRow<'r, <B::Db as Database>::Row>,
@@ -299,7 +297,7 @@ where
         for prompt in prompt_of.values().collect::<BTreeSet<_>>() {
             ensure_prompt(&mut tx, prompt, B::ROW_LOCK).await?;
         }
-        let mut added: Vec<(DbId, String, String)> = Vec::with_capacity(unique.len());
+        let mut added: Vec<ExposureStateRow> = Vec::with_capacity(unique.len());
         let at = now();
         for chunk in unique.chunks(EXPOSURE_CHUNK_ROWS) {
             let values: Vec<String> = (0..chunk.len())
@@ -320,10 +318,11 @@ where
             let sql = format!(
                 "INSERT INTO ab_exposures (id, ab_test_id, task_id, arm, version, created_at) \
                  VALUES {} ON CONFLICT (ab_test_id, task_id) DO NOTHING \
-                 RETURNING ab_test_id, task_id, arm",
+                 RETURNING id, ab_test_id, arm, task_id, unit_succeeded, unit_tokens, \
+                 unit_latency",
                 values.join(", ")
             );
-            let mut query = sqlx::query_as::<_, (DbId, String, String)>(&sql);
+            let mut query = sqlx::query_as::<_, ExposureStateRow>(&sql);
             for exposure in chunk {
                 query = query
                     .bind(DbId(Uuid::now_v7()))
@@ -343,20 +342,21 @@ where
         // recorded before the exposure, which is written in the background).
         let arms: Vec<(Uuid, String)> = added
             .iter()
-            .map(|(test, _, arm)| (test.0, arm.clone()))
+            .map(|e| (e.ab_test_id(), e.arm().to_owned()))
             .collect();
         exposures_added(&mut tx, &arms).await?;
-        let mut units: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-        for (test, task, _) in &added {
-            if let Some(prompt) = prompt_of.get(&test.0) {
-                units.entry(prompt.as_str()).or_default().insert(task.as_str());
+        let recorded = added.len() as u64;
+        let mut by_prompt: BTreeMap<&str, Vec<ExposureStateRow>> = BTreeMap::new();
+        for exposure in added {
+            if let Some(prompt) = prompt_of.get(&exposure.ab_test_id()) {
+                by_prompt.entry(prompt.as_str()).or_default().push(exposure);
             }
         }
-        for (prompt, units) in &units {
-            refresh_units::<B>(&mut tx, prompt, units).await?;
+        for (prompt, exposures) in &by_prompt {
+            refresh_exposures::<B>(&mut tx, prompt, exposures).await?;
         }
         tx.commit().await?;
-        Ok(added.len() as u64)
+        Ok(recorded)
     }
 
     async fn ab_test_totals(&self, id: Uuid) -> Result<[ArmTotals; 2]> {

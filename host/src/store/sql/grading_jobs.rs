@@ -641,7 +641,7 @@ where
     for<'r> StoredVerdictsRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'q> Option<i64>: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> f64: Encode<'q, B::Db> + Type<B::Db>,
-    for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (DbId,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> ExposureStateRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> UnitRunsRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> UnitOutcomeRow: FromRow<'r, <B::Db as Database>::Row>,

@@ -44,7 +44,7 @@ where
     for<'q> Option<i64>: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> f64: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> DbId: Encode<'q, B::Db> + Type<B::Db>,
-    for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (DbId,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (String, i64): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> OutcomeRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> RunBeforeOutcome: FromRow<'r, <B::Db as Database>::Row>,
