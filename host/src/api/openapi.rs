@@ -5,8 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    ab_tests, aggregates, annotations, datasets, error, export, graders, grading_runs, health, metrics,
-    prompts, runs,
+    ab_tests, aggregates, annotations, datasets, error, export, graders, grading_runs, health,
+    metrics, prompts, runs,
 };
 
 /// The API description; every route of [`super::ROUTES`] appears here (a test checks it).

@@ -254,7 +254,10 @@ async fn scripted_writes_keep_the_aggregates_equal_to_a_recomputation(b: &Backen
     store.record_runs(&[pinned]).await.unwrap();
     let shown = assert_consistent(store, &tests, "runs").await;
     assert!(shown.tests[0][0].tokens.0 >= 1, "{shown:?}");
-    assert_eq!(shown.tests[0][1].successes, 1, "u2's early outcome: {shown:?}");
+    assert_eq!(
+        shown.tests[0][1].successes, 1,
+        "u2's early outcome: {shown:?}"
+    );
 
     // An exposure after its unit's runs, and evaluation runs, graded and annotated below.
     store
@@ -382,7 +385,10 @@ async fn random_writes_keep_the_aggregates_equal_to_a_recomputation(b: &Backend)
             }
             1 => {
                 let passed = [None, Some(true), Some(false)][rng.random_range(0..3)];
-                store.report_outcomes(&[outcome(task, passed)]).await.unwrap();
+                store
+                    .report_outcomes(&[outcome(task, passed)])
+                    .await
+                    .unwrap();
                 "outcome"
             }
             2 => {
@@ -413,7 +419,10 @@ async fn random_writes_keep_the_aggregates_equal_to_a_recomputation(b: &Backend)
                     } else {
                         Rating::Bad
                     };
-                    store.annotate(run, annotation(rating, source)).await.unwrap();
+                    store
+                        .annotate(run, annotation(rating, source))
+                        .await
+                        .unwrap();
                     "annotate"
                 }
             }

@@ -121,7 +121,10 @@ impl ArmDelta {
         self.successes += i64::from(after.succeeded) - i64::from(before.succeeded);
         for (sums, (n, s, q)) in [
             (&mut self.tokens, moment_delta(before.tokens, after.tokens)),
-            (&mut self.latency, moment_delta(before.latency, after.latency)),
+            (
+                &mut self.latency,
+                moment_delta(before.latency, after.latency),
+            ),
         ] {
             sums.0 += n;
             sums.1 += s;

@@ -130,7 +130,11 @@ where
                 &run.prompt_id,
                 run.version,
                 success_of(run.tests_passed, run.rating.as_deref(), run.graders_passed),
-                success_of(merged.tests_passed, run.rating.as_deref(), run.graders_passed),
+                success_of(
+                    merged.tests_passed,
+                    run.rating.as_deref(),
+                    run.graders_passed,
+                ),
             );
             units.entry(run.prompt_id).or_default().insert(run.unit);
         }
