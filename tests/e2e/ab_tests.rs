@@ -11,7 +11,6 @@
 use std::time::{Duration, Instant};
 
 use flywheel::experiments::{Arm, assign};
-use flywheel::store::testing::execute_raw;
 use flywheel_e2e::{AGENT_TOKEN, Backend, READ_TOKEN, Req, TestApp, TestDb};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -148,26 +147,37 @@ async fn start_stop_and_sticky_arms(backend: Backend) {
     .await;
 }
 
-/// Inserts a production run of `task` for planner.
-async fn run(db: &TestDb, task: &str, version: i64, passed: bool, tokens: i64) {
-    execute_raw(
-        &db.url,
-        &format!(
-            "INSERT INTO prompt_optimization_data (id, prompt_id, version, task_id, \
-             tests_passed, total_tokens, latency_ms) VALUES ('{}', 'planner', {version}, \
-             '{task}', {}, {tokens}, {})",
-            uuid::Uuid::now_v7(),
-            if passed { "TRUE" } else { "FALSE" },
-            tokens * 3
-        ),
-    )
-    .await
-    .expect("insert a run");
+/// Records a production run of `task` for planner and its outcome, through the API (the A/B
+/// totals are running aggregates that the writers keep).
+async fn run(app: &TestApp, task: &str, version: i64, passed: bool, tokens: i64) {
+    let recorded = app
+        .send(
+            &Req::post("/api/runs", Some(AGENT_TOKEN)).json(
+                json!({ "promptId": "planner", "version": version, "taskId": task,
+                        "input": {}, "output": "plan", "tokensIn": tokens,
+                        "latencyMs": tokens * 3 })
+                .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(recorded.status, StatusCode::CREATED, "{}", recorded.text);
+    let reported = app
+        .send(
+            &Req::new(
+                reqwest::Method::PATCH,
+                "/api/runs/outcomes",
+                Some(AGENT_TOKEN),
+            )
+            .json(json!({ "outcomes": [{ "taskId": task, "testsPassed": passed }] }).to_string()),
+        )
+        .await;
+    assert_eq!(reported.status, StatusCode::OK, "{}", reported.text);
 }
 
 async fn results_from_runs_and_auto_deploy(backend: Backend) {
     let db = TestDb::new(backend).await;
     let app = TestApp::start(&db).await;
+    app.disable_graders("planner").await;
     app.create_version("planner", "B: {{task}}").await;
     let test = start_test(
         &app,
@@ -190,7 +200,7 @@ async fn results_from_runs_and_auto_deploy(backend: Backend) {
         slot.0 += 1;
         slot.1 += u64::from(passed);
         run(
-            &db,
+            &app,
             &task,
             answer["version"].as_i64().unwrap(),
             passed,

@@ -2,6 +2,7 @@
 //! PostgreSQL server (tests with `postgres` in their name).
 
 mod ab_tests;
+mod aggregates;
 mod annotations;
 mod bad_requests;
 mod bad_requests_runs;

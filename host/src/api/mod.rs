@@ -6,6 +6,7 @@
 //! role.
 
 pub mod ab_tests;
+pub mod aggregates;
 pub mod annotations;
 pub mod auth;
 pub mod datasets;
@@ -137,6 +138,7 @@ pub const ROUTES: &[RouteSpec] = &[
     optimization(route(Method::DELETE, "/api/datasets/{name}", ADMIN, |m| on(m, datasets::delete))),
     optimization(route(Method::GET, "/api/datasets/{name}/rows", READ, |m| on(m, datasets::rows))),
     optimization(route(Method::POST, "/api/prompts/{id}/export", ANNOTATOR, |m| on(m, export::export))),
+    route(Method::POST, "/api/operations/recompute-aggregates", ADMIN, |m| on(m, aggregates::recompute)),
     route(Method::GET, "/healthz", PUBLIC, |m| on(m, health::healthz)),
     route(Method::GET, "/metrics", PUBLIC, |m| on(m, metrics::metrics)),
     route(Method::GET, "/openapi.json", PUBLIC, |m| on(m, openapi::openapi)),

@@ -5,8 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    ab_tests, annotations, datasets, error, export, graders, grading_runs, health, metrics,
-    prompts, runs,
+    ab_tests, aggregates, annotations, datasets, error, export, graders, grading_runs, health,
+    metrics, prompts, runs,
 };
 
 /// The API description; every route of [`super::ROUTES`] appears here (a test checks it).
@@ -56,6 +56,7 @@ use super::{
         datasets::rows,
         datasets::delete,
         export::export,
+        aggregates::recompute,
         health::healthz,
         metrics::metrics,
         openapi,
@@ -71,7 +72,7 @@ use super::{
         (name = "datasets", description = "Versioned datasets of a prompt: snapshots of runs, OpenAI eval JSONL uploads"),
         (name = "export", description = "Export of a prompt's runs or datasets as OpenAI eval JSONL or CSV"),
         (name = "ab-tests", description = "A/B tests of prompt versions"),
-        (name = "operations", description = "Health, metrics, API description"),
+        (name = "operations", description = "Health, metrics, API description, repair of the running aggregates"),
     )
 )]
 pub struct ApiDoc;

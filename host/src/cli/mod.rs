@@ -8,6 +8,7 @@
 //!   service over HTTP, so auth, history and every instance's cache see the change.
 
 pub mod ab;
+pub mod aggregates;
 pub mod annotations;
 pub mod client;
 pub mod datasets;
@@ -145,6 +146,9 @@ pub enum Command {
     FailureModes(annotations::FailureModesArgs),
     /// The runs of a prompt waiting for a person's annotation, failed first, then newest.
     AnnotationQueue(annotations::AnnotationQueueArgs),
+    /// Rebuild the version figures and A/B totals from the stored rows (after bulk SQL or a
+    /// restore; the service keeps them current otherwise).
+    RecomputeAggregates(aggregates::RecomputeArgs),
 }
 
 impl Command {
@@ -167,6 +171,7 @@ impl Command {
             Command::Annotate(args) => args.target.groups(),
             Command::FailureModes(args) => args.target.groups(),
             Command::AnnotationQueue(args) => args.target.groups(),
+            Command::RecomputeAggregates(args) => args.target.groups(),
         }
     }
 }
@@ -190,6 +195,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Annotate(args) => annotations::annotate(args, settings).await,
         Command::FailureModes(args) => annotations::failure_modes(args, settings).await,
         Command::AnnotationQueue(args) => annotations::queue(args, settings).await,
+        Command::RecomputeAggregates(args) => aggregates::run(args, settings).await,
     }
 }
 

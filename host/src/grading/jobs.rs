@@ -36,8 +36,8 @@ pub struct WorkerOptions {
     /// cancel is seen soon and a restart re-spends few tokens.
     pub chunk_rows: usize,
     /// Rows graded and committed together when no grader calls a model: each commit has a fixed
-    /// cost (the job's row, the prompt's lock, the version's figures recomputed: ~20 ms with
-    /// 100,000 runs in the version on SQLite), which larger chunks spread (BENCHMARKS.md, "Runs").
+    /// cost (the job's row, the prompt's lock, the transaction), which larger chunks spread
+    /// (BENCHMARKS.md, "Runs").
     pub model_free_chunk_rows: usize,
     /// The token budget of a job that sets none.
     pub default_token_budget: Option<u64>,

@@ -154,6 +154,12 @@ pub trait Store:
     async fn migrate(&self) -> Result<()>;
     /// Checks that the database answers (for health checks).
     async fn ping(&self) -> Result<()>;
+    /// Rebuilds the running aggregates from the stored rows: every version's figures and every
+    /// A/B test's per-arm totals (`sql/figures.rs`, `sql/ab_totals.rs`). The writers keep them
+    /// current; this repairs a database whose runs were written around the store (bulk SQL,
+    /// a restore) and is the reference the conformance suite checks the running ones against.
+    /// Holds every prompt's write lock while it runs (seconds at millions of runs).
+    async fn recompute_aggregates(&self) -> Result<()>;
 }
 
 #[cfg(test)]

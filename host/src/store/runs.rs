@@ -11,7 +11,8 @@
 //! - an outcome is kept per task, whatever arrives first: a run recorded after its task's
 //!   outcome takes it at once;
 //! - the figures of every version a write touches (`tasks_executed`, `success_rate`,
-//!   `avg_tokens`) are recomputed in the same transaction (`sql/figures.rs`).
+//!   `avg_tokens`) and the A/B totals of the units it touches are running aggregates, adjusted
+//!   in the same transaction (`sql/figures.rs`, `sql/ab_totals.rs`).
 //!
 //! Annotations and grader results are written by other domains; this one only reads them.
 

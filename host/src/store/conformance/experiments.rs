@@ -280,7 +280,9 @@ async fn exposures_are_recorded_once_per_task(b: &Backend) {
     assert_not_found(store.ab_test_totals(Uuid::now_v7()).await, "A/B test");
 }
 
-/// Inserts a run the way the runs domain stores one.
+/// Inserts a run the way the runs domain stores one, with plain SQL (there is no store path for
+/// evaluation runs here), then rebuilds the running aggregates as the repair does
+/// (`Store::recompute_aggregates`): this case checks the totals' definition.
 #[allow(clippy::too_many_arguments)] // One column each: the call sites read as table rows.
 async fn run(
     b: &Backend,
@@ -311,6 +313,7 @@ async fn run(
     )
     .await
     .unwrap();
+    b.store.recompute_aggregates().await.unwrap();
 }
 
 async fn totals_are_intent_to_treat_over_runs_and_outcomes(b: &Backend) {
@@ -362,6 +365,7 @@ async fn totals_are_intent_to_treat_over_runs_and_outcomes(b: &Backend) {
     )
     .await
     .unwrap();
+    b.store.recompute_aggregates().await.unwrap();
 
     let [a, bb] = store.ab_test_totals(test.id).await.unwrap();
     assert_eq!(

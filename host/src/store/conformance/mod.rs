@@ -38,6 +38,7 @@ macro_rules! conformance {
     };
 }
 
+mod aggregates;
 mod annotations;
 mod datasets;
 mod deploy_model;

@@ -4,15 +4,19 @@
 //! Annotating or clearing changes what the version figures count (the rating decides success
 //! when the tests are unknown), so those writes make themselves the prompt's only writer
 //! (`begin_write`, then the prompt's row with [`Backend::ROW_LOCK`]), read the run again under
-//! that lock, decide (person over rule), write the run's columns and the history row, and
-//! recompute the figures in the same transaction.
+//! that lock, decide (person over rule), write the run's columns and the history row, and move
+//! the running aggregates (the version's figures, the A/B totals of the run's unit) by the change
+//! in the same transaction.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Transaction, Type};
 use uuid::Uuid;
 
-use super::figures::{SUCCEEDED, SUCCESS_KNOWN, refresh_version_figures};
+use std::collections::BTreeSet;
+
+use super::ab_totals::{ExposureStateRow, UnitOutcomeRow, UnitRunsRow, refresh_units};
+use super::figures::{FigureDeltas, PRODUCTION, SUCCEEDED, SUCCESS_KNOWN, success_of};
 use super::{Backend, DbId, ensure_prompt};
 use crate::store::annotations::valid_failure_mode_code;
 use crate::store::{
@@ -173,6 +177,12 @@ where
     for<'r> RunAnnotationRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> HistoryRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> QueueRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'q> f64: Encode<'q, B::Db> + Type<B::Db>,
+    for<'r> (DbId,): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> RunSuccessRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> ExposureStateRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> UnitRunsRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> UnitOutcomeRow: FromRow<'r, <B::Db as Database>::Row>,
 {
     async fn annotate(&self, run_id: Uuid, new: NewAnnotation) -> Result<AnnotateOutcome> {
         let mut tx = self.begin_write().await?;
@@ -213,7 +223,7 @@ where
             &current.annotated_by,
         )
         .await?;
-        refresh_version_figures(&mut tx, &row.prompt_id, row.version).await?;
+        rating_changed::<B>(&mut tx, &row, Some(current.rating.as_str())).await?;
         tx.commit().await?;
         Ok(AnnotateOutcome::Set(current))
     }
@@ -244,7 +254,7 @@ where
             actor,
         )
         .await?;
-        refresh_version_figures(&mut tx, &row.prompt_id, row.version).await?;
+        rating_changed::<B>(&mut tx, &row, None).await?;
         tx.commit().await?;
         Ok(ClearOutcome::Cleared)
     }
@@ -454,6 +464,58 @@ where
     .fetch_one(&mut **tx)
     .await?;
     Ok(row)
+}
+
+/// What the running aggregates read of a run besides its annotation.
+#[derive(FromRow)]
+pub(crate) struct RunSuccessRow {
+    origin: String,
+    unit: String,
+    tests_passed: Option<bool>,
+    graders_passed: Option<bool>,
+}
+
+/// Moves the running aggregates by a change of the run's rating from `row.rating` to `rating`
+/// (the run's columns already written; the prompt locked by [`lock_run`]).
+async fn rating_changed<B>(
+    tx: &mut Transaction<'static, B::Db>,
+    row: &RunAnnotationRow,
+    rating: Option<&str>,
+) -> Result<()>
+where
+    B: Backend,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
+    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> i64: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<i64>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> f64: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> DbId: Encode<'q, B::Db> + Type<B::Db>,
+    for<'r> (DbId,): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> RunSuccessRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> ExposureStateRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> UnitRunsRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> UnitOutcomeRow: FromRow<'r, <B::Db as Database>::Row>,
+{
+    let run: RunSuccessRow = sqlx::query_as(
+        "SELECT origin, COALESCE(root_task_id, task_id) AS unit, tests_passed, graders_passed \
+         FROM prompt_optimization_data WHERE id = $1",
+    )
+    .bind(row.id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if run.origin != PRODUCTION {
+        return Ok(());
+    }
+    let mut figures = FigureDeltas::default();
+    figures.success_changed(
+        &row.prompt_id,
+        row.version,
+        success_of(run.tests_passed, row.rating.as_deref(), run.graders_passed),
+        success_of(run.tests_passed, rating, run.graders_passed),
+    );
+    figures.apply(tx).await?;
+    refresh_units::<B>(tx, &row.prompt_id, &BTreeSet::from([run.unit.as_str()])).await
 }
 
 /// The prompt's failure-mode codes, sorted.

@@ -9,16 +9,15 @@
 //! Exposures are written in multi-row statements with `ON CONFLICT DO NOTHING`: the first
 //! assignment of a task is the one analysed.
 //!
-//! The totals are intent to treat: every exposure counts, joined with the prompt's production
-//! runs of the same unit (`COALESCE(root_task_id, task_id)`) and with the unit's reported
-//! outcome (`task_outcomes`), in two linear passes (exposures with their outcomes; runs with
-//! their unit's exposure). A unit's success is its outcome's `tests_passed` when known, else
-//! whether any of its runs succeeded by the success definition of `figures.rs`; without either it
-//! is a failure. Costs are summed per unit over its runs. Float aggregates are cast to `DOUBLE
-//! PRECISION`, which SQLite reads as REAL affinity and PostgreSQL as float8 (a PostgreSQL `SUM`
-//! of integers is NUMERIC, which sqlx cannot read as `f64`).
+//! The totals are intent to treat: every exposure counts, with the prompt's production runs of
+//! the same unit (`COALESCE(root_task_id, task_id)`) and the unit's reported outcome
+//! (`task_outcomes`). They are running aggregates (`ab_totals.rs`, migration 0010) that every
+//! writer of a unit keeps current, so reading them costs two rows whatever the test's size.
+//! Recording exposures therefore locks the tests' prompts first, like every writer of runs: an
+//! exposure and a run of its unit written at the same moment are serialized, and whichever comes
+//! second counts the other.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -26,10 +25,12 @@ use sqlx::types::Json;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
 use uuid::Uuid;
 
-use super::figures::SUCCEEDED;
+use super::ab_totals::{
+    ArmTotalsRow, ExposureStateRow, UnitOutcomeRow, UnitRunsRow, create_arms, exposures_added,
+    read_totals, refresh_exposures,
+};
 use super::prompts::{active_number, switch_active};
 use super::{Backend, DbId, ensure_prompt};
-use crate::experiments::Arm;
 use crate::store::experiments::STATUS_RUNNING;
 use crate::store::{
     AbTest, AbTestEnd, ArmTotals, DeployAction, ExperimentStore, Exposure, Missing, NewAbTest,
@@ -86,79 +87,6 @@ impl From<AbTestRow> for AbTest {
     }
 }
 
-/// Per arm: tasks assigned, and of them those whose reported outcome passed.
-#[derive(FromRow)]
-struct ExposureTotalsRow {
-    arm: String,
-    exposures: i64,
-    outcome_successes: i64,
-}
-
-/// Per arm, over the units that have runs: successes of units without a known outcome, and the
-/// cost sums.
-#[derive(FromRow)]
-struct RunTotalsRow {
-    arm: String,
-    run_successes: i64,
-    tokens_n: i64,
-    tokens_sum: f64,
-    tokens_sq: f64,
-    latency_n: i64,
-    latency_sum: f64,
-    latency_sq: f64,
-}
-
-/// Exposures per arm and the successes their outcomes decide: one pass over the test's
-/// exposures with a primary-key probe of `task_outcomes` each.
-const EXPOSURE_TOTALS_SQL: &str = "SELECT e.arm AS arm, COUNT(*) AS exposures, \
-     COALESCE(SUM(CASE WHEN o.tests_passed = TRUE THEN 1 ELSE 0 END), 0) AS outcome_successes \
-     FROM ab_exposures e LEFT JOIN task_outcomes o ON o.task_id = e.task_id \
-     WHERE e.ab_test_id = $1 GROUP BY e.arm";
-
-/// The units' runs, per arm. Driven by the prompt's runs, each probing the exposure of its
-/// unit through the unique `(ab_test_id, task_id)` index, so the cost is linear in runs. (Driven
-/// by exposures, joining a per-unit aggregate of the runs, SQLite found no index for the join
-/// and scanned the aggregate once per exposure: minutes at 10⁶ runs.)
-fn run_totals_sql() -> String {
-    format!(
-        "SELECT u.arm AS arm, \
-         COALESCE(SUM(CASE WHEN o.tests_passed IS NULL THEN u.succeeded ELSE 0 END), 0) \
-             AS run_successes, \
-         COUNT(u.tokens) AS tokens_n, \
-         CAST(COALESCE(SUM(u.tokens), 0) AS DOUBLE PRECISION) AS tokens_sum, \
-         CAST(COALESCE(SUM(u.tokens * u.tokens), 0) AS DOUBLE PRECISION) AS tokens_sq, \
-         COUNT(u.latency) AS latency_n, \
-         CAST(COALESCE(SUM(u.latency), 0) AS DOUBLE PRECISION) AS latency_sum, \
-         CAST(COALESCE(SUM(u.latency * u.latency), 0) AS DOUBLE PRECISION) AS latency_sq \
-         FROM ( \
-             SELECT e.arm AS arm, e.task_id AS unit, \
-                    MAX(CASE WHEN {SUCCEEDED} THEN 1 ELSE 0 END) AS succeeded, \
-                    CAST(SUM(r.total_tokens) AS DOUBLE PRECISION) AS tokens, \
-                    CAST(SUM(r.latency_ms) AS DOUBLE PRECISION) AS latency \
-             FROM prompt_optimization_data r \
-             JOIN ab_exposures e \
-               ON e.ab_test_id = $1 AND e.task_id = COALESCE(r.root_task_id, r.task_id) \
-             WHERE r.prompt_id = $2 AND r.origin = 'production' \
-             GROUP BY e.arm, e.task_id \
-         ) u \
-         LEFT JOIN task_outcomes o ON o.task_id = u.unit \
-         GROUP BY u.arm"
-    )
-}
-
-/// Where an arm's totals go: A first.
-fn arm_index(arm: &str) -> Result<usize> {
-    match Arm::parse(arm) {
-        Some(Arm::A) => Ok(0),
-        Some(Arm::B) => Ok(1),
-        None => Err(StoreError::decode(format!("unknown arm {arm:?}"))),
-    }
-}
-
-fn count(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
-}
-
 #[async_trait]
 impl<B> ExperimentStore for B
 where
@@ -176,8 +104,10 @@ where
     for<'r> (String,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> AbTestRow: FromRow<'r, <B::Db as Database>::Row>,
-    for<'r> ExposureTotalsRow: FromRow<'r, <B::Db as Database>::Row>,
-    for<'r> RunTotalsRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> ArmTotalsRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> ExposureStateRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> UnitRunsRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> UnitOutcomeRow: FromRow<'r, <B::Db as Database>::Row>,
 {
     async fn create_ab_test(&self, new: NewAbTest) -> Result<AbTest> {
         let mut tx = self.begin_write().await?;
@@ -218,6 +148,7 @@ where
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| B::conflict("one_running_ab_test_per_prompt", e))?;
+        create_arms(&mut tx, id).await?;
         tx.commit().await?;
         Ok(row.into())
     }
@@ -349,7 +280,24 @@ where
             return Ok(0);
         }
         let mut tx = self.begin_write().await?;
-        let mut recorded = 0;
+        // The tests' prompts, locked in sorted order as every writer of runs locks them (an
+        // unknown test is left to the insert's foreign key).
+        let tests: BTreeSet<Uuid> = unique.iter().map(|e| e.ab_test_id).collect();
+        let mut prompt_of: BTreeMap<Uuid, String> = BTreeMap::new();
+        for test in &tests {
+            let prompt: Option<String> =
+                sqlx::query_scalar("SELECT prompt_id FROM ab_tests WHERE id = $1")
+                    .bind(DbId(*test))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(prompt) = prompt {
+                prompt_of.insert(*test, prompt);
+            }
+        }
+        for prompt in prompt_of.values().collect::<BTreeSet<_>>() {
+            ensure_prompt(&mut tx, prompt, B::ROW_LOCK).await?;
+        }
+        let mut added: Vec<ExposureStateRow> = Vec::with_capacity(unique.len());
         let at = now();
         for chunk in unique.chunks(EXPOSURE_CHUNK_ROWS) {
             let values: Vec<String> = (0..chunk.len())
@@ -369,10 +317,12 @@ where
             // RETURNING yields a row per exposure inserted, none for a task that had one.
             let sql = format!(
                 "INSERT INTO ab_exposures (id, ab_test_id, task_id, arm, version, created_at) \
-                 VALUES {} ON CONFLICT (ab_test_id, task_id) DO NOTHING RETURNING task_id",
+                 VALUES {} ON CONFLICT (ab_test_id, task_id) DO NOTHING \
+                 RETURNING id, ab_test_id, arm, task_id, unit_succeeded, unit_tokens, \
+                 unit_latency",
                 values.join(", ")
             );
-            let mut query = sqlx::query_as::<_, (String,)>(&sql);
+            let mut query = sqlx::query_as::<_, ExposureStateRow>(&sql);
             for exposure in chunk {
                 query = query
                     .bind(DbId(Uuid::now_v7()))
@@ -386,42 +336,34 @@ where
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(|e| B::conflict("ab_exposures_ab_test_id_fkey", e))?;
-            recorded += inserted.len() as u64;
+            added.extend(inserted);
+        }
+        // Count them in their arms, then what their units already hold (runs may have been
+        // recorded before the exposure, which is written in the background).
+        let arms: Vec<(Uuid, String)> = added
+            .iter()
+            .map(|e| (e.ab_test_id(), e.arm().to_owned()))
+            .collect();
+        exposures_added(&mut tx, &arms).await?;
+        let recorded = added.len() as u64;
+        let mut by_prompt: BTreeMap<&str, Vec<ExposureStateRow>> = BTreeMap::new();
+        for exposure in added {
+            if let Some(prompt) = prompt_of.get(&exposure.ab_test_id()) {
+                by_prompt.entry(prompt.as_str()).or_default().push(exposure);
+            }
+        }
+        for (prompt, exposures) in &by_prompt {
+            refresh_exposures::<B>(&mut tx, prompt, exposures).await?;
         }
         tx.commit().await?;
         Ok(recorded)
     }
 
     async fn ab_test_totals(&self, id: Uuid) -> Result<[ArmTotals; 2]> {
-        let mut tx = self.begin_snapshot().await?;
-        let prompt_id: Option<String> =
-            sqlx::query_scalar("SELECT prompt_id FROM ab_tests WHERE id = $1")
-                .bind(DbId(id))
-                .fetch_optional(&mut *tx)
-                .await?;
-        let prompt_id = prompt_id.ok_or_else(|| StoreError::from(Missing::ab_test(id)))?;
-        let exposures: Vec<ExposureTotalsRow> = sqlx::query_as(EXPOSURE_TOTALS_SQL)
-            .bind(DbId(id))
-            .fetch_all(&mut *tx)
-            .await?;
-        let runs: Vec<RunTotalsRow> = sqlx::query_as(&run_totals_sql())
-            .bind(DbId(id))
-            .bind(prompt_id.as_str())
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        let mut totals = [ArmTotals::default(); 2];
-        for row in exposures {
-            let arm = &mut totals[arm_index(&row.arm)?];
-            arm.exposures = count(row.exposures);
-            arm.successes += count(row.outcome_successes);
+        match read_totals(self.pool(), id).await? {
+            Some(totals) => Ok(totals),
+            // Every test has its two rows from its creation: none means no such test.
+            None => Err(Missing::ab_test(id).into()),
         }
-        for row in runs {
-            let arm = &mut totals[arm_index(&row.arm)?];
-            arm.successes += count(row.run_successes);
-            arm.tokens = (count(row.tokens_n), row.tokens_sum, row.tokens_sq);
-            arm.latency = (count(row.latency_n), row.latency_sum, row.latency_sq);
-        }
-        Ok(totals)
     }
 }

@@ -16,7 +16,8 @@ use sqlx::types::Json;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Transaction, Type};
 use uuid::Uuid;
 
-use super::figures::refresh_version_figures;
+use super::ab_totals::{ExposureStateRow, UnitOutcomeRow, UnitRunsRow, refresh_units};
+use super::figures::{FigureDeltas, PRODUCTION, success_of};
 use super::{Backend, DbId, ensure_prompt, placeholder, values_list};
 use crate::store::grading_jobs::{
     ChunkTotals, GradableRun, GradedRun, GradingJob, GradingJobStore, JobStatus, NewGradingJob,
@@ -213,6 +214,10 @@ where
     for<'r> (Option<Json<Value>>,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (String, i64): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> StoredVerdictsRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'q> f64: Encode<'q, B::Db> + Type<B::Db>,
+    for<'r> ExposureStateRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> UnitRunsRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> UnitOutcomeRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> JobRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> GradableRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> JobGradableRow: FromRow<'r, <B::Db as Database>::Row>,
@@ -603,12 +608,16 @@ pub(crate) struct StoredVerdictsRow {
     version: i64,
     grader_results: Option<Json<Value>>,
     graders_passed: Option<bool>,
+    tests_passed: Option<bool>,
+    rating: Option<String>,
+    origin: String,
+    unit: String,
 }
 
 /// Merges verdicts into each run's `graderResults`, sets `graders_passed`, marks the run
 /// auto-graded when `auto` (unless an outcome arrived since it was read: see
-/// [`GradingJobStore::record_auto_grades`]), and refreshes the figures of the versions where a
-/// run's `graders_passed` changed (nothing else here counts in them).
+/// [`GradingJobStore::record_auto_grades`]), and moves the running aggregates (figures, A/B
+/// totals) by the runs whose `graders_passed` changed (nothing else here counts in them).
 ///
 /// Batched: one `SELECT … IN (…)` and one `UPDATE … FROM (VALUES …)` per
 /// [`VERDICT_STATEMENT_ROWS`] runs, not a statement per run.
@@ -630,6 +639,12 @@ where
     for<'q> Json<&'q Value>: Encode<'q, B::Db> + Type<B::Db>,
     for<'r> (String,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> StoredVerdictsRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'q> Option<i64>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> f64: Encode<'q, B::Db> + Type<B::Db>,
+    for<'r> (DbId,): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> ExposureStateRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> UnitRunsRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> UnitOutcomeRow: FromRow<'r, <B::Db as Database>::Row>,
 {
     // Lock the prompts first, in order, as every writer of runs does: the figures need it.
     let mut prompts: Vec<&str> = graded.iter().map(|run| run.prompt_id.as_str()).collect();
@@ -644,7 +659,8 @@ where
             .map(|n| placeholder(B::NUMBERED_PARAMETERS, n))
             .collect();
         let sql = format!(
-            "SELECT id, prompt_id, version, grader_results, graders_passed \
+            "SELECT id, prompt_id, version, grader_results, graders_passed, tests_passed, \
+             rating, origin, COALESCE(root_task_id, task_id) AS unit \
              FROM prompt_optimization_data WHERE id IN ({})",
             list.join(", ")
         );
@@ -659,15 +675,26 @@ where
 
     // What each run becomes; a run that no longer exists has nothing to update.
     let mut updates: Vec<(&GradedRun, Value, Option<bool>)> = Vec::with_capacity(graded.len());
-    let mut touched: BTreeSet<(String, i64)> = BTreeSet::new();
+    let mut figures = FigureDeltas::default();
+    let mut units: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for run in graded {
         let Some(row) = current.get_mut(&run.data_id) else {
             continue;
         };
         let merged = merged_results(row.grader_results.take().map(|json| json.0), &run.verdicts);
         let passed = all_passed(&merged);
-        if passed != row.graders_passed {
-            touched.insert((row.prompt_id.clone(), row.version));
+        if passed != row.graders_passed && row.origin == PRODUCTION {
+            let rating = row.rating.as_deref();
+            figures.success_changed(
+                &row.prompt_id,
+                row.version,
+                success_of(row.tests_passed, rating, row.graders_passed),
+                success_of(row.tests_passed, rating, passed),
+            );
+            units
+                .entry(row.prompt_id.clone())
+                .or_default()
+                .insert(row.unit.clone());
         }
         // A run graded twice in one batch: the second merge starts from the first.
         row.grader_results = Some(Json(merged.clone()));
@@ -712,8 +739,10 @@ where
         }
         query.execute(&mut **tx).await?;
     }
-    for (prompt, version) in &touched {
-        refresh_version_figures(tx, prompt, *version).await?;
+    figures.apply(tx).await?;
+    for (prompt, units) in &units {
+        let units: BTreeSet<&str> = units.iter().map(String::as_str).collect();
+        refresh_units::<B>(tx, prompt, &units).await?;
     }
     Ok(())
 }

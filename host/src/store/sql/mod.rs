@@ -11,6 +11,7 @@
 //! The bounds in the `where` clauses below list what the shared code binds and reads; Rust does
 //! not imply them from a trait, so each generic item states the ones it uses.
 
+pub(crate) mod ab_totals;
 pub(crate) mod annotations;
 pub(crate) mod datasets;
 pub(crate) mod experiments;
@@ -141,6 +142,7 @@ where
     <B::Db as Database>::Connection: Migrate,
     for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
     for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
+    for<'r> (String,): FromRow<'r, <B::Db as Database>::Row>,
 {
     async fn migrate(&self) -> Result<()> {
         self.migrator().run(self.pool()).await?;
@@ -149,6 +151,21 @@ where
 
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(self.pool()).await?;
+        Ok(())
+    }
+
+    async fn recompute_aggregates(&self) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        // Every prompt, in id order as the writers lock them, so no write lands in between.
+        let _locked: Vec<(String,)> = sqlx::query_as(&format!(
+            "SELECT id FROM prompts ORDER BY id {}",
+            Self::ROW_LOCK
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        figures::recompute_figures(&mut tx).await?;
+        ab_totals::recompute_ab_totals(&mut tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -23,6 +23,7 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
 use uuid::Uuid;
 
 use self::rows::{OutcomeRow, RUN_COLUMNS, RunRow};
+use super::ab_totals::{ExposureStateRow, UnitOutcomeRow, UnitRunsRow};
 use super::{Backend, DbId};
 use crate::store::{Missing, NewOutcome, NewRun, RecordedRun, Result, Run, RunFilter, RunStore};
 
@@ -50,6 +51,11 @@ where
     for<'r> (String, f64, i64, i64): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> RunRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> OutcomeRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'q> f64: Encode<'q, B::Db> + Type<B::Db>,
+    for<'r> outcomes::RunBeforeOutcome: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> ExposureStateRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> UnitRunsRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> UnitOutcomeRow: FromRow<'r, <B::Db as Database>::Row>,
 {
     async fn record_runs(&self, runs: &[NewRun]) -> Result<Vec<RecordedRun>> {
         record::record_runs(self, runs).await

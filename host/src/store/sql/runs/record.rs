@@ -1,8 +1,9 @@
 //! Recording a batch of runs: one transaction that locks the batch's prompts, checks every
 //! prompt and version, inserts the new runs with multi-row `INSERT … ON CONFLICT DO NOTHING`
 //! statements (a round trip per [`INSERT_CHUNK_ROWS`] runs, not per run), reads back the ids of
-//! runs recorded before, gives new runs their task's stored outcome, and recomputes the figures
-//! of every version that gained a run.
+//! runs recorded before, gives new runs their task's stored outcome, and adds the new runs to the
+//! running aggregates: the figures of every version that gained a run (`figures.rs`) and the A/B
+//! totals of their units (`ab_totals.rs`).
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -14,8 +15,10 @@ use uuid::Uuid;
 
 use super::rows::{OUTCOME_COLUMNS, OutcomeRow};
 use crate::store::runs::in_batch;
-use crate::store::sql::figures::refresh_version_figures;
-use crate::store::sql::{Backend, DbId, ensure_prompt, values_list};
+use crate::store::runs::run_success;
+use crate::store::sql::ab_totals::{ExposureStateRow, UnitOutcomeRow, UnitRunsRow, refresh_units};
+use crate::store::sql::figures::{FigureDeltas, PRODUCTION};
+use crate::store::sql::{Backend, DbId, ensure_prompt, placeholder, values_list};
 use crate::store::{Missing, NewRun, RecordedRun, Result, StoreError, now};
 
 /// Runs per `INSERT` statement: 21 parameters each keeps a statement well below SQLite's
@@ -95,12 +98,17 @@ where
     for<'q> DbId: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> Json<&'q serde_json::Map<String, serde_json::Value>>: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> Option<Json<&'q [String]>>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> f64: Encode<'q, B::Db> + Type<B::Db>,
     for<'r> (String,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId,): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (String, i64): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId, String, String): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (String, f64, i64, i64): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> OutcomeRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> ExposureStateRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> UnitRunsRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> UnitOutcomeRow: FromRow<'r, <B::Db as Database>::Row>,
 {
     if runs.is_empty() {
         return Ok(Vec::new());
@@ -235,15 +243,38 @@ where
         }
     }
 
-    // The figures of every version that gained a run.
-    let touched: BTreeSet<(&str, i64)> = unique
+    // The running aggregates. Runs recorded here are production runs.
+    let new_runs: Vec<usize> = unique
         .iter()
         .zip(&ids)
         .filter(|(_, id)| inserted.contains(id))
-        .map(|(&index, _)| (runs[index].prompt_id.as_str(), resolved[index]))
+        .map(|(&index, _)| index)
         .collect();
-    for (prompt, version) in touched {
-        refresh_version_figures(&mut tx, prompt, version).await?;
+    let mut figures = FigureDeltas::default();
+    let mut new_tasks: BTreeMap<(&str, i64), BTreeMap<&str, i64>> = BTreeMap::new();
+    let mut units: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for &index in &new_runs {
+        let run = &runs[index];
+        let prompt = run.prompt_id.as_str();
+        let outcome = outcomes.get(run.task_id.as_str());
+        let success = run_success(outcome.and_then(|o| o.tests_passed), None, None);
+        figures.run_added(prompt, resolved[index], success, run.total_tokens());
+        *new_tasks
+            .entry((prompt, resolved[index]))
+            .or_default()
+            .entry(run.task_id.as_str())
+            .or_default() += 1;
+        // The unit as the aggregates' SQL spells it: COALESCE(root_task_id, task_id).
+        let unit = run.root_task_id.as_deref().unwrap_or(&run.task_id);
+        units.entry(prompt).or_default().insert(unit);
+    }
+    for ((prompt, version), tasks) in &new_tasks {
+        let added = count_new_tasks::<B>(&mut tx, prompt, *version, tasks).await?;
+        figures.tasks_added(prompt, *version, added);
+    }
+    figures.apply(&mut tx).await?;
+    for (prompt, units) in &units {
+        refresh_units::<B>(&mut tx, prompt, units).await?;
     }
     tx.commit().await?;
 
@@ -259,6 +290,53 @@ where
             }
         })
         .collect())
+}
+
+/// Of these tasks, with the number of runs this batch just recorded for each in the version, how
+/// many the version had no production run of before: those whose stored count is the batch's.
+async fn count_new_tasks<B>(
+    tx: &mut Transaction<'static, B::Db>,
+    prompt_id: &str,
+    version: i64,
+    recorded: &BTreeMap<&str, i64>,
+) -> Result<i64>
+where
+    B: Backend,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
+    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> i64: Encode<'q, B::Db> + Type<B::Db>,
+    for<'r> (String, i64): FromRow<'r, <B::Db as Database>::Row>,
+{
+    let numbered = B::NUMBERED_PARAMETERS;
+    let tasks: Vec<&str> = recorded.keys().copied().collect();
+    let mut added = 0;
+    for chunk in tasks.chunks(LOOKUP_CHUNK) {
+        // Through the figures index of migration 0006 (prompt, version, origin, task).
+        let list: Vec<String> = (0..chunk.len())
+            .map(|n| placeholder(numbered, n + 3))
+            .collect();
+        let sql = format!(
+            "SELECT task_id, COUNT(*) FROM prompt_optimization_data \
+             WHERE prompt_id = {} AND version = {} AND origin = '{PRODUCTION}' \
+             AND task_id IN ({}) GROUP BY task_id",
+            placeholder(numbered, 1),
+            placeholder(numbered, 2),
+            list.join(", ")
+        );
+        let mut query = sqlx::query_as::<_, (String, i64)>(&sql)
+            .bind(prompt_id)
+            .bind(version);
+        for task in chunk {
+            query = query.bind(*task);
+        }
+        for (task, stored) in query.fetch_all(&mut **tx).await? {
+            if recorded.get(task.as_str()) == Some(&stored) {
+                added += 1;
+            }
+        }
+    }
+    Ok(added)
 }
 
 /// `INSERT … VALUES (…), (…) ON CONFLICT DO NOTHING RETURNING id` for `rows` runs, with
