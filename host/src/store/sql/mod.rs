@@ -13,6 +13,7 @@
 
 pub(crate) mod annotations;
 pub(crate) mod datasets;
+pub(crate) mod evaluations;
 pub(crate) mod experiments;
 pub(crate) mod figures;
 pub(crate) mod graders;
@@ -26,7 +27,7 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction
 use uuid::Uuid;
 
 use super::{
-    AnnotationStore, DatasetStore, ExperimentStore, GraderStore, GradingJobStore, Missing,
+    AnnotationStore, DatasetStore, EvaluationStore, ExperimentStore, GraderStore, GradingJobStore, Missing,
     PromptStore, Result, RunStore, Store, StoreError,
 };
 
@@ -137,7 +138,8 @@ where
         + GradingJobStore
         + ExperimentStore
         + AnnotationStore
-        + DatasetStore,
+        + DatasetStore
+        + EvaluationStore,
     <B::Db as Database>::Connection: Migrate,
     for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
     for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
