@@ -70,6 +70,8 @@ enum Answered {
     Failed {
         kind: String,
         message: String,
+        /// Whether a call was sent (it counts as a model call then).
+        called: bool,
     },
 }
 
@@ -127,6 +129,7 @@ pub(crate) async fn evaluate(
                     }
                 }
                 Answered::Cached(_) if index < kept => cached += 1,
+                Answered::Failed { called: true, .. } => model_calls += 1,
                 _ => {}
             }
         }
@@ -351,6 +354,7 @@ async fn answer_all(
                     (Err(message), _) => Answered::Failed {
                         kind: "missing_variable".into(),
                         message,
+                        called: false,
                     },
                     (Ok(_), Some(answer)) => Answered::Cached(answer),
                     (Ok(messages), None) => ask(&context, messages, &key).await,
@@ -371,6 +375,7 @@ async fn ask(context: &Context, messages: Vec<ChatMessage>, key: &str) -> Answer
         return Answered::Failed {
             kind: "budget_exhausted".into(),
             message: "the evaluation's call budget is spent".into(),
+            called: false,
         };
     }
     let request = ChatRequest {
@@ -400,11 +405,13 @@ async fn ask(context: &Context, messages: Vec<ChatMessage>, key: &str) -> Answer
         Err(LlmError::BudgetExhausted) => Answered::Failed {
             kind: "budget_exhausted".into(),
             message: "the evaluation's token budget is spent".into(),
+            called: false,
         },
         Err(error) => Answered::Failed {
             kind: error.kind().to_owned(),
             // The client's messages are already free of keys.
             message: error.to_string(),
+            called: !matches!(error, LlmError::NotConfigured(_)),
         },
     }
 }
@@ -437,7 +444,7 @@ fn output(context: &Context, prepared: &Prepared, answered: &Answered) -> Evalua
                 _ => 0,
             });
         }
-        Answered::Failed { kind, message } => {
+        Answered::Failed { kind, message, .. } => {
             output.error = Some(kind.clone());
             output.error_message = Some(message.clone());
         }

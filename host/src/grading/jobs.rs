@@ -114,10 +114,11 @@ impl JobWorker {
     /// (or `Running` when the claim was lost to another instance).
     pub async fn process(&self, job: GradingJob) -> Result<JobStatus, StoreError> {
         let lost = Arc::new(AtomicBool::new(false));
-        let renewal = self.spawn_renewal(job.id, lost.clone());
-        let result = self.grade(&job, &lost).await;
-        renewal.abort();
-        result
+        // Aborted when this future ends or is dropped: a worker task aborted mid-job (its
+        // server stopped) must not leave the renewal running, or the lease would never expire
+        // and no other instance could resume the job.
+        let _renewal = AbortOnDrop(self.spawn_renewal(job.id, lost.clone()));
+        self.grade(&job, &lost).await
     }
 
     /// Renews the claim every third of the lease; flags `lost` once a renewal is refused.
@@ -298,6 +299,15 @@ impl JobWorker {
             }
         }
         Ok(Ok(graders))
+    }
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
