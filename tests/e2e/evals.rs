@@ -137,7 +137,10 @@ async fn two_versions_are_scored_for_the_right_reason_and_a_rerun_is_free(backen
     let id = start(&app, body.clone()).await;
     let first = eval_when(&app, &id, is_final).await;
     assert_eq!(first["status"], "completed", "{first}");
-    assert_eq!((first["total"].as_i64(), first["processed"].as_i64()), (Some(20), Some(20)));
+    assert_eq!(
+        (first["total"].as_i64(), first["processed"].as_i64()),
+        (Some(20), Some(20))
+    );
     assert_eq!(first["modelCalls"], 20);
     assert_eq!(first["cachedAnswers"], 0);
     assert_eq!(fake.calls(), 20);
@@ -145,32 +148,62 @@ async fn two_versions_are_scored_for_the_right_reason_and_a_rerun_is_free(backen
     let asked: Vec<String> = fake
         .requests()
         .iter()
-        .filter_map(|r| r.json.as_ref().and_then(last_user_message).map(str::to_owned))
+        .filter_map(|r| {
+            r.json
+                .as_ref()
+                .and_then(last_user_message)
+                .map(str::to_owned)
+        })
         .collect();
     assert!(asked.contains(&"Quick: q3".to_owned()) && asked.contains(&"Careful: q3".to_owned()));
 
     let (v1, v2) = (grader(&first, 0), grader(&first, 1));
     assert_eq!(first["results"]["versions"][0]["version"], 1);
-    assert_eq!((v1["passRate"].as_f64(), v2["passRate"].as_f64()), (Some(0.0), Some(1.0)));
-    assert_eq!((v1["mean"].as_f64(), v2["mean"].as_f64()), (Some(0.0), Some(1.0)));
-    assert_eq!((v1["decided"].as_i64(), v2["decided"].as_i64()), (Some(10), Some(10)));
+    assert_eq!(
+        (v1["passRate"].as_f64(), v2["passRate"].as_f64()),
+        (Some(0.0), Some(1.0))
+    );
+    assert_eq!(
+        (v1["mean"].as_f64(), v2["mean"].as_f64()),
+        (Some(0.0), Some(1.0))
+    );
+    assert_eq!(
+        (v1["decided"].as_i64(), v2["decided"].as_i64()),
+        (Some(10), Some(10))
+    );
     // Wilson 95% for 10 of 10 is (0.722, 1).
-    let lower = v2["passRateInterval"]["lower"].as_f64().expect("an interval");
+    let lower = v2["passRateInterval"]["lower"]
+        .as_f64()
+        .expect("an interval");
     assert!((lower - 0.7225).abs() < 1e-3, "{v2}");
     let pair = &first["results"]["pairs"][0];
     assert_eq!((pair["a"].as_i64(), pair["b"].as_i64()), (Some(1), Some(2)));
     assert_eq!(pair["pairs"], 10);
     assert_eq!(pair["meanDifference"], 1.0);
-    assert_eq!((pair["failToPass"].as_i64(), pair["passToFail"].as_i64()), (Some(10), Some(0)));
+    assert_eq!(
+        (pair["failToPass"].as_i64(), pair["passToFail"].as_i64()),
+        (Some(10), Some(0))
+    );
     assert_eq!(pair["flipped"].as_array().map(Vec::len), Some(10));
-    let tokens = first["results"]["versions"][1]["tokens"].as_i64().unwrap_or(0);
-    assert!(tokens > 0 && first["tokensUsed"].as_i64() >= Some(tokens), "{first}");
+    let tokens = first["results"]["versions"][1]["tokens"]
+        .as_i64()
+        .unwrap_or(0);
+    assert!(
+        tokens > 0 && first["tokensUsed"].as_i64() >= Some(tokens),
+        "{first}"
+    );
 
     // The same evaluation again: every answer from the cache, not one model call.
     let again = start(&app, body).await;
     let second = eval_when(&app, &again, is_final).await;
     assert_eq!(second["status"], "completed", "{second}");
-    assert_eq!((second["modelCalls"].as_i64(), second["cachedAnswers"].as_i64()), (Some(0), Some(20)));
+    assert_eq!(
+        (
+            second["modelCalls"].as_i64(),
+            second["cachedAnswers"].as_i64()
+        ),
+        (Some(0), Some(20))
+    );
     assert_eq!(fake.calls(), 20, "the rerun called the model");
     assert_eq!(second["results"]["pairs"], first["results"]["pairs"]);
 
@@ -184,11 +217,13 @@ async fn two_versions_are_scored_for_the_right_reason_and_a_rerun_is_free(backen
         assert_eq!(version["tasksExecuted"], 0, "{version}");
     }
     let recorded = app
-        .send(&Req::post("/api/runs", Some(AGENT_TOKEN)).json(
-            json!({"runs": [{"promptId": "qa", "taskId": "prod-1", "input": {"question": "p"},
+        .send(
+            &Req::post("/api/runs", Some(AGENT_TOKEN)).json(
+                json!({"runs": [{"promptId": "qa", "taskId": "prod-1", "input": {"question": "p"},
                              "output": "x"}]})
-            .to_string(),
-        ))
+                .to_string(),
+            ),
+        )
         .await;
     assert_eq!(recorded.status, StatusCode::CREATED, "{}", recorded.text);
     let snapshot = app
@@ -198,8 +233,14 @@ async fn two_versions_are_scored_for_the_right_reason_and_a_rerun_is_free(backen
         )
         .await;
     assert_eq!(snapshot.status, StatusCode::CREATED, "{}", snapshot.text);
-    assert_eq!(snapshot.json["rowCount"], 1, "only the production run: {}", snapshot.text);
-    let runs = app.get_ok("/api/runs?promptId=qa&limit=100", READ_TOKEN).await;
+    assert_eq!(
+        snapshot.json["rowCount"], 1,
+        "only the production run: {}",
+        snapshot.text
+    );
+    let runs = app
+        .get_ok("/api/runs?promptId=qa&limit=100", READ_TOKEN)
+        .await;
     assert!(!runs.to_string().contains(KEY));
 }
 
@@ -229,38 +270,64 @@ async fn row_errors_and_budgets_end_cleanly(backend: Backend) {
         status: 400,
         message: "bad request".into(),
     });
-    let id = start(&app, json!({"promptId": "qa", "versions": [1, 2], "dataset": "gaps"})).await;
+    let id = start(
+        &app,
+        json!({"promptId": "qa", "versions": [1, 2], "dataset": "gaps"}),
+    )
+    .await;
     let done = eval_when(&app, &id, is_final).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["processed"], 8);
-    assert_eq!(done["modelCalls"], 6, "no call for the rows that could not be rendered");
+    assert_eq!(
+        done["modelCalls"], 6,
+        "no call for the rows that could not be rendered"
+    );
     let v1 = &done["results"]["versions"][0];
     let v2 = &done["results"]["versions"][1];
-    assert_eq!(v1["errors"], json!({"failed": 1, "missing_variable": 1}), "{v1}");
+    assert_eq!(
+        v1["errors"],
+        json!({"failed": 1, "missing_variable": 1}),
+        "{v1}"
+    );
     assert_eq!(v2["errors"], json!({"missing_variable": 1}), "{v2}");
     assert_eq!(v2["graders"][0]["decided"], 3);
     assert_eq!(v2["graders"][0]["passRate"], 1.0);
-    assert_eq!(done["results"]["pairs"][0]["pairs"], 2, "only rows both versions answered");
+    assert_eq!(
+        done["results"]["pairs"][0]["pairs"], 2,
+        "only rows both versions answered"
+    );
 
     // A call budget of 3 (another model, so nothing is cached): positions 0, 1 and 4 are
     // answered, 2 and 3 are row 1's missing variable, 5 is refused: five positions kept.
     let calls = fake.calls();
-    let id = start(&app, json!({"promptId": "qa", "versions": [1, 2], "dataset": "gaps",
-                                "model": "other", "callBudget": 3}))
+    let id = start(
+        &app,
+        json!({"promptId": "qa", "versions": [1, 2], "dataset": "gaps",
+                                "model": "other", "callBudget": 3}),
+    )
     .await;
     let spent = eval_when(&app, &id, is_final).await;
     assert_eq!(spent["status"], "budget_exhausted", "{spent}");
-    assert_eq!((spent["processed"].as_i64(), spent["modelCalls"].as_i64()), (Some(5), Some(3)));
+    assert_eq!(
+        (spent["processed"].as_i64(), spent["modelCalls"].as_i64()),
+        (Some(5), Some(3))
+    );
     assert_eq!(fake.calls() - calls, 3);
 
     // A token budget of 30 at 20 tokens a call: the third call is refused before it is sent.
     let calls = fake.calls();
-    let id = start(&app, json!({"promptId": "qa", "versions": [1, 2], "dataset": "gaps",
-                                "model": "third", "tokenBudget": 30}))
+    let id = start(
+        &app,
+        json!({"promptId": "qa", "versions": [1, 2], "dataset": "gaps",
+                                "model": "third", "tokenBudget": 30}),
+    )
     .await;
     let spent = eval_when(&app, &id, is_final).await;
     assert_eq!(spent["status"], "budget_exhausted", "{spent}");
-    assert_eq!((spent["processed"].as_i64(), spent["modelCalls"].as_i64()), (Some(4), Some(2)));
+    assert_eq!(
+        (spent["processed"].as_i64(), spent["modelCalls"].as_i64()),
+        (Some(4), Some(2))
+    );
     assert_eq!(spent["tokensUsed"], 40);
     assert_eq!(fake.calls() - calls, 2);
 }
@@ -285,14 +352,23 @@ async fn a_cancel_keeps_the_chunk_in_flight_and_stops(backend: Backend) {
     fake.set_latency(Duration::from_millis(50));
     let app = app_with_model(&db, &fake, 2, Duration::from_secs(30)).await;
     setup(&app, "long", &rows(60)).await;
-    let id = start(&app, json!({"promptId": "qa", "versions": [1, 2], "dataset": "long"})).await;
+    let id = start(
+        &app,
+        json!({"promptId": "qa", "versions": [1, 2], "dataset": "long"}),
+    )
+    .await;
     eval_when(&app, &id, |e| e["status"] == "running").await;
-    let cancelled = app.post_admin(&format!("/api/evals/{id}/cancel"), None).await;
+    let cancelled = app
+        .post_admin(&format!("/api/evals/{id}/cancel"), None)
+        .await;
     assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.text);
     assert_eq!(cancelled.json["cancelRequested"], true);
     let done = eval_when(&app, &id, is_final).await;
     assert_eq!(done["status"], "cancelled", "{done}");
-    assert_eq!(done["processed"], CHUNK, "the chunk in flight is kept, no other");
+    assert_eq!(
+        done["processed"], CHUNK,
+        "the chunk in flight is kept, no other"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,7 +384,11 @@ async fn a_restart_resumes_without_asking_again_for_committed_answers(backend: B
     let lease = Duration::from_secs(1);
     let first = app_with_model(&db, &fake, 2, lease).await;
     setup(&first, "restart", &rows(60)).await;
-    let id = start(&first, json!({"promptId": "qa", "versions": [1, 2], "dataset": "restart"})).await;
+    let id = start(
+        &first,
+        json!({"promptId": "qa", "versions": [1, 2], "dataset": "restart"}),
+    )
+    .await;
     let seen = eval_when(&first, &id, |e| e["processed"].as_i64() >= Some(CHUNK)).await;
     assert_eq!(seen["status"], "running", "{seen}");
     // The instance dies in the middle of the second chunk (its workers are aborted).
@@ -319,8 +399,14 @@ async fn a_restart_resumes_without_asking_again_for_committed_answers(backend: B
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["processed"], 120);
     let v2 = grader(&done, 1);
-    assert_eq!((v2["decided"].as_i64(), v2["passRate"].as_f64()), (Some(60), Some(1.0)));
-    assert_eq!(done["results"]["pairs"][0]["pairs"], 60, "no position twice, none skipped");
+    assert_eq!(
+        (v2["decided"].as_i64(), v2["passRate"].as_f64()),
+        (Some(60), Some(1.0))
+    );
+    assert_eq!(
+        done["results"]["pairs"][0]["pairs"], 60,
+        "no position twice, none skipped"
+    );
 
     // Committed positions (rows 0..32 of each version) were asked for exactly once; only the
     // chunk in flight when the instance died may have been asked twice.
@@ -333,7 +419,11 @@ async fn a_restart_resumes_without_asking_again_for_committed_answers(backend: B
     assert_eq!(asked.len(), 120, "every position asked");
     for row in 0..CHUNK / 2 {
         for version in ["Quick", "Careful"] {
-            assert_eq!(asked[&format!("{version}: q{row}")], 1, "row {row} asked again");
+            assert_eq!(
+                asked[&format!("{version}: q{row}")],
+                1,
+                "row {row} asked again"
+            );
         }
     }
     let again = asked.values().filter(|n| **n > 1).count();
@@ -373,18 +463,66 @@ async fn bad_requests_are_refused_with_stable_codes_and_store_nothing(backend: B
         body
     };
     let cases = [
-        (with(json!({"promptId": "ghost"})), StatusCode::NOT_FOUND, "prompt_not_found"),
-        (with(json!({"versions": [1, 9]})), StatusCode::NOT_FOUND, "version_not_found"),
-        (with(json!({"dataset": "nope"})), StatusCode::NOT_FOUND, "dataset_not_found"),
-        (with(json!({"datasetVersion": 7})), StatusCode::NOT_FOUND, "dataset_version_not_found"),
-        (with(json!({"split": "holdout"})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
-        (with(json!({"dataset": "planner-set"})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
-        (with(json!({"versions": []})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
-        (with(json!({"versions": [1, 1]})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
-        (with(json!({"repeat": 0})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
-        (with(json!({"tokenBudget": 0})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
-        (with(json!({"callBudget": -1})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
-        (with(json!({"surprise": true})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        (
+            with(json!({"promptId": "ghost"})),
+            StatusCode::NOT_FOUND,
+            "prompt_not_found",
+        ),
+        (
+            with(json!({"versions": [1, 9]})),
+            StatusCode::NOT_FOUND,
+            "version_not_found",
+        ),
+        (
+            with(json!({"dataset": "nope"})),
+            StatusCode::NOT_FOUND,
+            "dataset_not_found",
+        ),
+        (
+            with(json!({"datasetVersion": 7})),
+            StatusCode::NOT_FOUND,
+            "dataset_version_not_found",
+        ),
+        (
+            with(json!({"split": "holdout"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            with(json!({"dataset": "planner-set"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            with(json!({"versions": []})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            with(json!({"versions": [1, 1]})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            with(json!({"repeat": 0})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            with(json!({"tokenBudget": 0})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            with(json!({"callBudget": -1})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            with(json!({"surprise": true})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
     ];
     let before = app.snapshot().await;
     for (body, status, code) in cases {
@@ -395,24 +533,41 @@ async fn bad_requests_are_refused_with_stable_codes_and_store_nothing(backend: B
     // A split with no rows: two rows at 0.5 may all fall in one split, so ask for the other.
     let rows_of = app.get_ok("/api/datasets/qa-set", READ_TOKEN).await;
     let version = &rows_of["versions"][0];
-    let empty = if version["trainCount"] == 0 { "train" } else if version["validationCount"] == 0 {
+    let empty = if version["trainCount"] == 0 {
+        "train"
+    } else if version["validationCount"] == 0 {
         "validation"
     } else {
         ""
     };
     if !empty.is_empty() {
         let answer = post_loaded(&app, "/api/evals", with(json!({"split": empty}))).await;
-        assert_eq!(answer.error_code(), Some("invalid_input"), "{}", answer.text);
+        assert_eq!(
+            answer.error_code(),
+            Some("invalid_input"),
+            "{}",
+            answer.text
+        );
     }
-    assert_eq!(app.snapshot().await, before, "a refused evaluation stored something");
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "a refused evaluation stored something"
+    );
 
     // Unknown ids, malformed ids, and the roles.
     let ghost = "01890000-0000-7000-8000-000000000000";
-    let missing = app.send(&Req::get(format!("/api/evals/{ghost}"), Some(READ_TOKEN))).await;
+    let missing = app
+        .send(&Req::get(format!("/api/evals/{ghost}"), Some(READ_TOKEN)))
+        .await;
     assert_eq!(missing.error_code(), Some("evaluation_not_found"));
-    let cancel = app.post_admin(&format!("/api/evals/{ghost}/cancel"), None).await;
+    let cancel = app
+        .post_admin(&format!("/api/evals/{ghost}/cancel"), None)
+        .await;
     assert_eq!(cancel.error_code(), Some("evaluation_not_found"));
-    let malformed = app.send(&Req::get("/api/evals/not-a-uuid", Some(READ_TOKEN))).await;
+    let malformed = app
+        .send(&Req::get("/api/evals/not-a-uuid", Some(READ_TOKEN)))
+        .await;
     assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
     let reader = app
         .send(&Req::post("/api/evals", Some(READ_TOKEN)).json(base.to_string()))

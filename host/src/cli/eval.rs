@@ -265,7 +265,10 @@ fn show(evaluation: &EvaluationView, json: bool) -> anyhow::Result<()> {
 /// The text report: the evaluation, then a table per grader, then the pairs.
 pub fn render(e: &EvaluationView) -> String {
     let mut out = String::new();
-    let split = e.split.map(|s| format!(" ({})", s.as_str())).unwrap_or_default();
+    let split = e
+        .split
+        .map(|s| format!(" ({})", s.as_str()))
+        .unwrap_or_default();
     out.push_str(&format!("evaluation {}\n", e.id));
     out.push_str(&format!(
         "  prompt {} · dataset {} v{}{split} · {} rows × {} repeat · model {}\n",
@@ -339,7 +342,10 @@ pub fn render(e: &EvaluationView) -> String {
         .iter()
         .filter_map(|v| {
             v.latency_ms.as_ref().map(|l| {
-                format!("v{} mean {:.0} ms, p95 {} ms, {} tokens", v.version, l.mean, l.p95, v.tokens)
+                format!(
+                    "v{} mean {:.0} ms, p95 {} ms, {} tokens",
+                    v.version, l.mean, l.p95, v.tokens
+                )
             })
         })
         .collect();

@@ -55,12 +55,24 @@ pub fn cache_key(
 mod tests {
     use super::*;
 
-    fn key(endpoint: &str, model: &str, text: &str, temperature: Option<f64>, repeat: i64) -> String {
+    fn key(
+        endpoint: &str,
+        model: &str,
+        text: &str,
+        temperature: Option<f64>,
+        repeat: i64,
+    ) -> String {
         let sampling = Sampling {
             temperature,
             ..Sampling::default()
         };
-        cache_key(endpoint, model, &[ChatMessage::user(text)], &sampling, repeat)
+        cache_key(
+            endpoint,
+            model,
+            &[ChatMessage::user(text)],
+            &sampling,
+            repeat,
+        )
     }
 
     #[test]

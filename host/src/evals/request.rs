@@ -179,16 +179,76 @@ mod tests {
     fn shapes_that_cannot_mean_anything_are_refused() {
         assert!(check_shape(&request()).is_ok());
         let cases: Vec<(EvalRequest, &str)> = vec![
-            (EvalRequest { versions: vec![], ..request() }, "versions must list"),
-            (EvalRequest { versions: vec![2, 2], ..request() }, "twice"),
-            (EvalRequest { versions: vec![0], ..request() }, "at least 1"),
-            (EvalRequest { dataset: String::new(), ..request() }, "dataset must"),
-            (EvalRequest { repeat: Some(0), ..request() }, "repeat must"),
-            (EvalRequest { repeat: Some(21), ..request() }, "repeat must"),
-            (EvalRequest { token_budget: Some(0), ..request() }, "tokenBudget"),
-            (EvalRequest { call_budget: Some(0), ..request() }, "callBudget"),
-            (EvalRequest { dataset_version: Some(0), ..request() }, "datasetVersion"),
-            (EvalRequest { model: Some(String::new()), ..request() }, "model must"),
+            (
+                EvalRequest {
+                    versions: vec![],
+                    ..request()
+                },
+                "versions must list",
+            ),
+            (
+                EvalRequest {
+                    versions: vec![2, 2],
+                    ..request()
+                },
+                "twice",
+            ),
+            (
+                EvalRequest {
+                    versions: vec![0],
+                    ..request()
+                },
+                "at least 1",
+            ),
+            (
+                EvalRequest {
+                    dataset: String::new(),
+                    ..request()
+                },
+                "dataset must",
+            ),
+            (
+                EvalRequest {
+                    repeat: Some(0),
+                    ..request()
+                },
+                "repeat must",
+            ),
+            (
+                EvalRequest {
+                    repeat: Some(21),
+                    ..request()
+                },
+                "repeat must",
+            ),
+            (
+                EvalRequest {
+                    token_budget: Some(0),
+                    ..request()
+                },
+                "tokenBudget",
+            ),
+            (
+                EvalRequest {
+                    call_budget: Some(0),
+                    ..request()
+                },
+                "callBudget",
+            ),
+            (
+                EvalRequest {
+                    dataset_version: Some(0),
+                    ..request()
+                },
+                "datasetVersion",
+            ),
+            (
+                EvalRequest {
+                    model: Some(String::new()),
+                    ..request()
+                },
+                "model must",
+            ),
         ];
         for (bad, expected) in cases {
             match check_shape(&bad) {

@@ -343,7 +343,10 @@ mod tests {
     fn t_interval_matches_a_hand_computation() {
         // mean 2, sd 1, n 3: t(0.975, 2) = 4.3027, half width 4.3027 / sqrt(3) = 2.4842.
         let b = t_interval(&[1.0, 2.0, 3.0]).unwrap();
-        assert!(close(b.lower, 2.0 - 2.4842) && close(b.upper, 2.0 + 2.4842), "{b:?}");
+        assert!(
+            close(b.lower, 2.0 - 2.4842) && close(b.upper, 2.0 + 2.4842),
+            "{b:?}"
+        );
         assert_eq!(t_interval(&[1.0]), None);
     }
 
@@ -395,6 +398,10 @@ mod tests {
         assert_eq!((pair.fail_to_pass, pair.pass_to_fail), (1, 1));
         assert_eq!(pair.mean_difference, Some(0.0));
         assert_eq!(pair.flipped.len(), 2);
-        assert!(pair.flipped.iter().any(|f| f.row == Uuid::from_u128(1) && f.passed_in_b));
+        assert!(
+            pair.flipped
+                .iter()
+                .any(|f| f.row == Uuid::from_u128(1) && f.passed_in_b)
+        );
     }
 }

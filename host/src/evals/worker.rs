@@ -192,7 +192,9 @@ async fn context(
     let job = &evaluation.job;
     let spec = evaluation.spec.clone();
     let Some(client) = worker.registry().runtime().llm_client().cloned() else {
-        return Ok(Err("no model endpoint is configured for the task model".into()));
+        return Ok(Err(
+            "no model endpoint is configured for the task model".into()
+        ));
     };
     let settings = client.settings();
     let Some(endpoint) = settings.default_endpoint.as_ref() else {
@@ -252,7 +254,10 @@ async fn context(
 }
 
 /// The dataset version's rows evaluated, in dataset order.
-async fn dataset_rows(store: &dyn Store, spec: &EvaluationSpec) -> Result<Vec<DatasetRow>, StoreError> {
+async fn dataset_rows(
+    store: &dyn Store,
+    spec: &EvaluationSpec,
+) -> Result<Vec<DatasetRow>, StoreError> {
     let mut rows = Vec::new();
     let mut after = None;
     // Bounded: every page advances `after` past its last row, and a version has finitely many.
@@ -262,7 +267,9 @@ async fn dataset_rows(store: &dyn Store, spec: &EvaluationSpec) -> Result<Vec<Da
             split: spec.split,
             after,
         };
-        let (_, page) = store.dataset_rows(&spec.dataset, &query, DATASET_PAGE).await?;
+        let (_, page) = store
+            .dataset_rows(&spec.dataset, &query, DATASET_PAGE)
+            .await?;
         let full = page.len() == DATASET_PAGE as usize;
         after = page.last().map(|row| row.index);
         rows.extend(page);
@@ -274,7 +281,10 @@ async fn dataset_rows(store: &dyn Store, spec: &EvaluationSpec) -> Result<Vec<Da
 
 /// The template's values from a row's item: a string as it is, any other JSON value as its
 /// JSON text; a dotted name reads into nested objects. Absent or `null` is missing.
-fn values_for(template: &Template, item: &serde_json::Map<String, Value>) -> HashMap<String, String> {
+fn values_for(
+    template: &Template,
+    item: &serde_json::Map<String, Value>,
+) -> HashMap<String, String> {
     let mut values = HashMap::new();
     for name in template.variables() {
         let mut parts = name.split('.');
@@ -488,13 +498,18 @@ mod tests {
         let template = Template::parse("{{q}} {{n}} {{meta.lang}} {{gone}} {{nothing}}").unwrap();
         let values = values_for(
             &template,
-            &item(serde_json::json!({"q": "why?", "n": 3, "meta": {"lang": "en"}, "nothing": null})),
+            &item(
+                serde_json::json!({"q": "why?", "n": 3, "meta": {"lang": "en"}, "nothing": null}),
+            ),
         );
         assert_eq!(values.get("q").map(String::as_str), Some("why?"));
         assert_eq!(values.get("n").map(String::as_str), Some("3"));
         assert_eq!(values.get("meta.lang").map(String::as_str), Some("en"));
         assert!(!values.contains_key("gone"));
-        assert!(!values.contains_key("nothing"), "null is missing, not the text null");
+        assert!(
+            !values.contains_key("nothing"),
+            "null is missing, not the text null"
+        );
     }
 
     #[test]
@@ -516,10 +531,17 @@ mod tests {
                 (l.version_index, l.repeat, l.row_index)
             })
             .collect();
-        assert_eq!(&seen[..5], &[(0, 0, 0), (1, 0, 0), (0, 1, 0), (1, 1, 0), (0, 0, 1)]);
+        assert_eq!(
+            &seen[..5],
+            &[(0, 0, 0), (1, 0, 0), (0, 1, 0), (1, 1, 0), (0, 0, 1)]
+        );
         let mut unique = seen.clone();
         unique.sort_unstable();
         unique.dedup();
-        assert_eq!(unique.len(), 20, "every (version, repeat, row) exactly once");
+        assert_eq!(
+            unique.len(),
+            20,
+            "every (version, repeat, row) exactly once"
+        );
     }
 }

@@ -41,6 +41,7 @@ macro_rules! conformance {
 mod annotations;
 mod datasets;
 mod deploy_model;
+mod evaluations;
 mod experiments;
 mod graders;
 mod grading_jobs;

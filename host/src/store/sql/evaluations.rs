@@ -240,12 +240,11 @@ where
             .execute(&mut *tx)
             .await?;
         }
-        let prompt = sqlx::query_scalar::<_, String>(
-            "SELECT prompt_id FROM grading_runs WHERE id = $1",
-        )
-        .bind(DbId(id))
-        .fetch_one(&mut *tx)
-        .await?;
+        let prompt =
+            sqlx::query_scalar::<_, String>("SELECT prompt_id FROM grading_runs WHERE id = $1")
+                .bind(DbId(id))
+                .fetch_one(&mut *tx)
+                .await?;
         let verdicts: HashMap<Uuid, &crate::store::GradedRun> =
             chunk.graded.iter().map(|run| (run.data_id, run)).collect();
         let at = now();

@@ -157,7 +157,10 @@ fn lease_end(lease: Duration) -> DateTime<Utc> {
 }
 
 /// `graderResults` after `verdicts`: each verdict replaces the one of its grader, others stay.
-pub(crate) fn merged_results(current: Option<Value>, verdicts: &[crate::store::GraderVerdict]) -> Value {
+pub(crate) fn merged_results(
+    current: Option<Value>,
+    verdicts: &[crate::store::GraderVerdict],
+) -> Value {
     let mut results = match current {
         Some(Value::Object(map)) => map,
         _ => Map::new(),

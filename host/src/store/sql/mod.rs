@@ -27,8 +27,8 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction
 use uuid::Uuid;
 
 use super::{
-    AnnotationStore, DatasetStore, EvaluationStore, ExperimentStore, GraderStore, GradingJobStore, Missing,
-    PromptStore, Result, RunStore, Store, StoreError,
+    AnnotationStore, DatasetStore, EvaluationStore, ExperimentStore, GraderStore, GradingJobStore,
+    Missing, PromptStore, Result, RunStore, Store, StoreError,
 };
 
 /// What a backend says for itself; everything else about SQL is shared. Implemented by
