@@ -122,7 +122,7 @@ fn is_final(e: &Value) -> bool {
     !matches!(e["status"].as_str(), Some("queued" | "running"))
 }
 
-fn grader<'a>(e: &'a Value, version: usize) -> &'a Value {
+fn grader(e: &Value, version: usize) -> &Value {
     &e["results"]["versions"][version]["graders"][0]
 }
 

@@ -354,3 +354,87 @@ pub fn render(e: &EvaluationView) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::evals::results::compute;
+    use crate::store::{JobStatus, StoredOutput, StoredVerdict};
+
+    fn output(version: i64, row: u128, passed: bool) -> StoredOutput {
+        let mut verdicts = BTreeMap::new();
+        verdicts.insert(
+            "exact".to_owned(),
+            StoredVerdict {
+                score: Some(if passed { 1.0 } else { 0.0 }),
+                passed: Some(passed),
+                error: None,
+            },
+        );
+        StoredOutput {
+            version,
+            dataset_row: Uuid::from_u128(row),
+            repeat: 0,
+            error: None,
+            tokens: Some(12),
+            latency_ms: Some(40),
+            verdicts,
+        }
+    }
+
+    #[test]
+    fn the_table_shows_each_version_and_the_paired_difference() {
+        let outputs: Vec<StoredOutput> = (0..4)
+            .flat_map(|row| [output(3, row, row == 0), output(4, row, true)])
+            .collect();
+        let view = EvaluationView {
+            id: Uuid::nil(),
+            prompt_id: "qa".into(),
+            status: JobStatus::Completed,
+            versions: vec![3, 4],
+            dataset: "golden".into(),
+            dataset_version: 2,
+            split: Some(Split::Validation),
+            model: None,
+            repeat: 1,
+            rows: 4,
+            graders: vec!["exact".into()],
+            total: 8,
+            processed: 8,
+            model_calls: 0,
+            cached_answers: 8,
+            token_budget: None,
+            call_budget: None,
+            tokens_used: 96,
+            error: None,
+            cancel_requested: false,
+            created_by: None,
+            created_at: chrono::Utc::now(),
+            started_at: None,
+            finished_at: None,
+            results: compute(&[3, 4], &["exact".into()], &outputs),
+        };
+        let text = render(&view);
+        assert!(
+            text.contains("dataset golden v2 (validation) · 4 rows"),
+            "{text}"
+        );
+        assert!(text.contains("0 model calls · 8 from the cache"), "{text}");
+        let v3 = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("v3 "))
+            .expect("a v3 row");
+        assert!(v3.contains("25.0%") && v3.contains("0.250"), "{v3}");
+        let v4 = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("v4 "))
+            .expect("a v4 row");
+        assert!(v4.contains("100.0%") && v4.contains("1.000"), "{v4}");
+        assert!(
+            text.contains("v4 − v3 exact: +0.750 on 4 pairs") && text.contains("fail→pass 3"),
+            "{text}"
+        );
+    }
+}
