@@ -357,7 +357,14 @@ async fn a_cancel_keeps_the_chunk_in_flight_and_stops(backend: Backend) {
         json!({"promptId": "qa", "versions": [1, 2], "dataset": "long"}),
     )
     .await;
-    eval_when(&app, &id, |e| e["status"] == "running").await;
+    // Cancel once the first chunk is being answered (bounded: 1000 polls, 10 ms apart).
+    for _ in 0..1000 {
+        if fake.calls() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(fake.calls() > 0, "the evaluation never asked the model");
     let cancelled = app
         .post_admin(&format!("/api/evals/{id}/cancel"), None)
         .await;
@@ -374,6 +381,11 @@ async fn a_cancel_keeps_the_chunk_in_flight_and_stops(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_cancel_keeps_the_chunk_in_flight_and_stops() {
     a_cancel_keeps_the_chunk_in_flight_and_stops(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_cancel_keeps_the_chunk_in_flight_and_stops() {
+    a_cancel_keeps_the_chunk_in_flight_and_stops(Backend::Postgres).await;
 }
 
 async fn a_restart_resumes_without_asking_again_for_committed_answers(backend: Backend) {
