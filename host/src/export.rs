@@ -254,6 +254,8 @@ pub async fn prepare(
             rating: request.rating,
             from: request.from,
             to: request.to,
+            // Evaluation outputs never count as production data.
+            origin: Some(RunOrigin::Production),
             ..RunFilter::default()
         })
     };
@@ -457,8 +459,6 @@ async fn read_page(
             cursor.done = runs.len() < PAGE_ROWS as usize;
             cursor.before = runs.last().map(|r| r.id);
             runs.into_iter()
-                // Evaluation outputs never count as production data.
-                .filter(|run| run.origin == RunOrigin::Production)
                 .map(|mut run| {
                     let annotation = run.annotation.as_ref().map_or(
                         [Value::Null, Value::Null, Value::Null],

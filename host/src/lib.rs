@@ -24,6 +24,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod datasets;
+pub mod evals;
 pub mod experiments;
 pub mod export;
 pub mod graders;

@@ -9,6 +9,7 @@ mod bad_requests_runs;
 mod concurrency;
 mod config_errors;
 mod datasets_api;
+mod evals;
 mod export_api;
 mod happy_path;
 mod operations;

@@ -26,6 +26,7 @@ pub struct Recomputed {
 /// every prompt's write lock meanwhile (seconds at millions of runs).
 #[utoipa::path(
     post, path = "/api/operations/recompute-aggregates", tag = "operations",
+    operation_id = "recomputeAggregates",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The aggregates were rebuilt", body = Recomputed),

@@ -221,6 +221,7 @@ impl ApiError {
                     Missing::GraderDefinition { .. } => "grader_definition_not_found",
                     Missing::GradingJob(_) => "grading_run_not_found",
                     Missing::Run(_) => "run_not_found",
+                    Missing::Evaluation(_) => "evaluation_not_found",
                     Missing::AbTest(_) | Missing::RunningAbTest(_) => "ab_test_not_found",
                     Missing::Dataset(_) => "dataset_not_found",
                     Missing::DatasetVersion { .. } => "dataset_version_not_found",
@@ -336,6 +337,7 @@ impl ApiError {
             ApiError::NotFound(Missing::grader_definition("planner", "exact")),
             ApiError::NotFound(Missing::GradingJob(uuid::Uuid::nil())),
             ApiError::NotFound(Missing::Run(uuid::Uuid::nil())),
+            ApiError::NotFound(Missing::Evaluation(uuid::Uuid::nil())),
             ApiError::NotFound(Missing::ab_test("0")),
             ApiError::NotFound(Missing::Dataset("golden".to_owned())),
             ApiError::NotFound(Missing::DatasetVersion {
@@ -579,6 +581,7 @@ impl From<crate::grading::request::RequestError> for ApiError {
         use crate::grading::request::RequestError;
         match err {
             RequestError::Invalid(message) => ApiError::InvalidInput(message),
+            RequestError::NotConfigured(message) => ApiError::InvalidState(message),
             RequestError::Loading => ApiError::Unavailable(RequestError::Loading.to_string()),
             RequestError::Store(store) => store.into(),
         }

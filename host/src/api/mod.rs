@@ -11,6 +11,7 @@ pub mod annotations;
 pub mod auth;
 pub mod datasets;
 pub mod error;
+pub mod evals;
 pub mod export;
 pub mod extract;
 pub mod graders;
@@ -128,6 +129,9 @@ pub const ROUTES: &[RouteSpec] = &[
     optimization(route(Method::POST, "/api/grading-runs", ADMIN, |m| on(m, grading_runs::start))),
     optimization(route(Method::GET, "/api/grading-runs/{id}", READ, |m| on(m, grading_runs::get))),
     optimization(route(Method::POST, "/api/grading-runs/{id}/cancel", ADMIN, |m| on(m, grading_runs::cancel))),
+    optimization(route(Method::POST, "/api/evals", ADMIN, |m| on(m, evals::start))),
+    optimization(route(Method::GET, "/api/evals/{id}", READ, |m| on(m, evals::get))),
+    optimization(route(Method::POST, "/api/evals/{id}/cancel", ADMIN, |m| on(m, evals::cancel))),
     optimization(route(Method::POST, "/api/runs", AGENT, |m| extract::with_body_limit(on(m, runs::record), crate::runs::MAX_RUNS_BODY_BYTES))),
     optimization(route(Method::PATCH, "/api/runs/outcomes", AGENT, |m| on(m, runs::report_outcomes))),
     optimization(route(Method::GET, "/api/runs", READ, |m| on(m, runs::list))),

@@ -5,8 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    ab_tests, aggregates, annotations, datasets, error, export, graders, grading_runs, health,
-    metrics, prompts, runs,
+    ab_tests, aggregates, annotations, datasets, error, evals, export, graders, grading_runs,
+    health, metrics, prompts, runs,
 };
 
 /// The API description; every route of [`super::ROUTES`] appears here (a test checks it).
@@ -46,6 +46,9 @@ use super::{
         grading_runs::start,
         grading_runs::get,
         grading_runs::cancel,
+        evals::start,
+        evals::get,
+        evals::cancel,
         runs::record,
         runs::report_outcomes,
         runs::list,
@@ -68,6 +71,7 @@ use super::{
         (name = "graders", description = "Sandboxed WebAssembly graders"),
         (name = "annotations", description = "Annotations of runs, the failure-mode taxonomy, the annotation queue and counts"),
         (name = "grading", description = "Grading jobs over recorded runs"),
+        (name = "evaluations", description = "Offline evaluations of prompt versions on a dataset, graded and compared"),
         (name = "runs", description = "Recorded agent runs and the outcomes of their tasks"),
         (name = "datasets", description = "Versioned datasets of a prompt: snapshots of runs, OpenAI eval JSONL uploads"),
         (name = "export", description = "Export of a prompt's runs or datasets as OpenAI eval JSONL or CSV"),

@@ -207,6 +207,7 @@ pub async fn list(
         from: query.from,
         to: query.to,
         before,
+        origin: None,
     };
     // One more than asked says whether a next page exists.
     let mut items = store.list_runs(&filter, limit + 1).await?;

@@ -12,6 +12,7 @@ pub mod aggregates;
 pub mod annotations;
 pub mod client;
 pub mod datasets;
+pub mod eval;
 pub mod export;
 pub mod graders;
 pub mod grading_runs;
@@ -130,6 +131,8 @@ pub enum Command {
     Grade(graders::GradeArgs),
     /// Start, follow or cancel grading runs over recorded runs.
     GradingRuns(grading_runs::GradingRunsArgs),
+    /// Evaluate versions of a prompt on a dataset: progress bar, then a comparison table.
+    Eval(eval::EvalArgs),
     /// Import recorded runs from JSONL, list them, show one.
     Runs(runs::RunsArgs),
     /// Report task outcomes from JSONL.
@@ -163,6 +166,7 @@ impl Command {
             Command::Graders(args) => args.groups(),
             Command::Grade(args) => args.groups(),
             Command::GradingRuns(args) => args.groups(),
+            Command::Eval(args) => args.groups(),
             Command::Runs(args) => args.target.groups(),
             Command::Outcomes(args) => args.target.groups(),
             Command::Ab(args) => args.target.groups(),
@@ -187,6 +191,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Graders(args) => graders::run(args, settings).await,
         Command::Grade(args) => graders::grade(args, settings).await,
         Command::GradingRuns(args) => grading_runs::run(args, settings).await,
+        Command::Eval(args) => eval::run(args, settings).await,
         Command::Runs(args) => runs::run(args, settings).await,
         Command::Outcomes(args) => runs::outcomes(args, settings).await,
         Command::Ab(args) => ab::run(args, settings).await,

@@ -337,6 +337,8 @@ async fn snapshot(
         from: filter.from,
         to: filter.to,
         before: None,
+        // Evaluation outputs never count as production data.
+        origin: Some(RunOrigin::Production),
     };
     // One more than the limit says whether the filter matches too many.
     let runs = store.list_runs(&runs_filter, MAX_ROWS as u32 + 1).await?;
@@ -348,8 +350,6 @@ async fn snapshot(
     }
     Ok(runs
         .iter()
-        // Evaluation outputs never count as production data.
-        .filter(|run| run.origin == RunOrigin::Production)
         .map(|run| {
             let (item, sample) = snapshot_row(run);
             (run.id, item, sample, Some(run.id))

@@ -11,6 +11,8 @@
 //!   `FLYWHEEL_LLM_RUN_TOKEN_BUDGET`), less what the job spent before a restart. When it is
 //!   spent, the chunk's rows report `budget_exhausted` and the job ends as `budget_exhausted`.
 //! - A cancel is seen between chunks: the chunk in flight is kept.
+//! - An evaluation (a job of kind `evaluation`) is claimed, renewed and finished the same way;
+//!   its chunks are evaluated by [`crate::evals::worker`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +41,9 @@ pub struct WorkerOptions {
     /// cost (the job's row, the prompt's lock, the transaction), which larger chunks spread
     /// (BENCHMARKS.md, "Runs").
     pub model_free_chunk_rows: usize,
+    /// Positions of an evaluation evaluated and committed together: each asks the task model,
+    /// so small enough that a cancel is seen soon and a restart asks again for few answers.
+    pub eval_chunk_rows: usize,
     /// The token budget of a job that sets none.
     pub default_token_budget: Option<u64>,
 }
@@ -52,6 +57,7 @@ impl WorkerOptions {
             idle_poll: Duration::from_millis(250),
             chunk_rows: 256,
             model_free_chunk_rows: 2000,
+            eval_chunk_rows: 64,
             default_token_budget,
         }
     }
@@ -108,10 +114,11 @@ impl JobWorker {
     /// (or `Running` when the claim was lost to another instance).
     pub async fn process(&self, job: GradingJob) -> Result<JobStatus, StoreError> {
         let lost = Arc::new(AtomicBool::new(false));
-        let renewal = self.spawn_renewal(job.id, lost.clone());
-        let result = self.grade(&job, &lost).await;
-        renewal.abort();
-        result
+        // Aborted when this future ends or is dropped: a worker task aborted mid-job (its
+        // server stopped) must not leave the renewal running, or the lease would never expire
+        // and no other instance could resume the job.
+        let _renewal = AbortOnDrop(self.spawn_renewal(job.id, lost.clone()));
+        self.grade(&job, &lost).await
     }
 
     /// Renews the claim every third of the lease; flags `lost` once a renewal is refused.
@@ -136,7 +143,23 @@ impl JobWorker {
         })
     }
 
-    async fn finish(
+    /// The store the worker claims from.
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The grader registry (and through its runtime, the model client).
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// How the worker paces itself.
+    pub(crate) fn options(&self) -> &WorkerOptions {
+        &self.options
+    }
+
+    /// Puts the job in a final status; `Running` when the claim was lost meanwhile.
+    pub(crate) async fn finish(
         &self,
         id: Uuid,
         status: JobStatus,
@@ -150,6 +173,11 @@ impl JobWorker {
     }
 
     async fn grade(&self, job: &GradingJob, lost: &AtomicBool) -> Result<JobStatus, StoreError> {
+        match self.store.get_evaluation(job.id).await {
+            Ok(evaluation) => return crate::evals::worker::evaluate(self, evaluation, lost).await,
+            Err(StoreError::NotFound(_)) => {}
+            Err(other) => return Err(other),
+        }
         let graders = match self.resolve_graders(job).await? {
             Ok(graders) => graders,
             Err(error) => return self.finish(job.id, JobStatus::Failed, Some(&error)).await,
@@ -239,7 +267,7 @@ impl JobWorker {
     /// The job's definitions, resolved against the components serving now: `Ok(Err(why))` when
     /// one is gone or cannot run, which fails the job. One that does not resolve while the
     /// built-in components are still loading is tried again once they are.
-    async fn resolve_graders(
+    pub(crate) async fn resolve_graders(
         &self,
         job: &GradingJob,
     ) -> Result<Result<Vec<NamedGrader>, String>, StoreError> {
@@ -271,6 +299,15 @@ impl JobWorker {
             }
         }
         Ok(Ok(graders))
+    }
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -39,6 +39,10 @@ pub enum RequestError {
     /// The request makes no sense (a bad rating, an empty list, a definition that cannot run).
     #[error("{0}")]
     Invalid(String),
+    /// What the job needs is not configured on this server (no model endpoint for an
+    /// evaluation's task model).
+    #[error("{0}")]
+    NotConfigured(String),
     /// The grader registry has not loaded its built-in components yet.
     #[error("the grader components are still loading; retry shortly")]
     Loading,
@@ -77,22 +81,7 @@ pub async fn queue_job(
             }
             chosen
         }
-        None => {
-            let mut chosen = Vec::new();
-            for stored in store.list_graders(Some(&request.prompt_id)).await? {
-                if stored.enabled {
-                    check_runs(registry, &stored)?;
-                    chosen.push(stored.name);
-                }
-            }
-            if chosen.is_empty() {
-                return Err(RequestError::Invalid(format!(
-                    "prompt {} has no enabled grader definition",
-                    request.prompt_id
-                )));
-            }
-            chosen
-        }
+        None => enabled_graders(store, registry, &request.prompt_id).await?,
     };
     Ok(store
         .create_grading_job(NewGradingJob {
@@ -104,6 +93,28 @@ pub async fn queue_job(
             created_by: actor.to_owned(),
         })
         .await?)
+}
+
+/// The names of the prompt's enabled definitions, each checked to run now; `Invalid` when it
+/// has none. Evaluations grade with these too.
+pub async fn enabled_graders(
+    store: &dyn Store,
+    registry: &Registry,
+    prompt_id: &str,
+) -> Result<Vec<String>, RequestError> {
+    let mut chosen = Vec::new();
+    for stored in store.list_graders(Some(prompt_id)).await? {
+        if stored.enabled {
+            check_runs(registry, &stored)?;
+            chosen.push(stored.name);
+        }
+    }
+    if chosen.is_empty() {
+        return Err(RequestError::Invalid(format!(
+            "prompt {prompt_id} has no enabled grader definition"
+        )));
+    }
+    Ok(chosen)
 }
 
 /// Refuses a selection or budget that cannot mean anything, before anything is read.

@@ -8,7 +8,8 @@
 //!   (`grading_jobs.rs`: grading jobs and automatic grading), [`ExperimentStore`]
 //!   (`experiments.rs`: A/B tests, exposures, per-arm totals) and [`AnnotationStore`]
 //!   (`annotations.rs`: annotations of runs, their history, the annotation queue, failure-mode
-//!   counts), [`DatasetStore`] (`datasets.rs`: datasets, their immutable versions and rows).
+//!   counts), [`DatasetStore`] (`datasets.rs`: datasets, their immutable versions and rows),
+//!   [`EvaluationStore`] (`evaluations.rs`: offline evaluations, their outputs, the answer cache).
 //!   [`Store`]
 //!   is the one handle callers hold (`Arc<dyn Store>`): every domain plus migrating and pinging.
 //!   A `dyn Store` answers every domain's methods without importing the domain traits; a
@@ -62,6 +63,7 @@
 mod annotations;
 mod datasets;
 mod error;
+mod evaluations;
 mod experiments;
 mod graders;
 mod grading_jobs;
@@ -92,6 +94,10 @@ pub use datasets::{
     NewDatasetVersion, RowQuery, Split,
 };
 pub use error::{Missing, Result, StoreError};
+pub use evaluations::{
+    CachedAnswer, EvaluationChunk, EvaluationJob, EvaluationOutput, EvaluationSpec,
+    EvaluationStore, Located, NewEvaluation, StoredOutput, StoredVerdict,
+};
 pub use experiments::{
     AbTest, AbTestEnd, ArmTotals, ExperimentStore, Exposure, NewAbTest, STATUS_COMPLETED,
     STATUS_RUNNING, STATUS_STOPPED,
@@ -146,6 +152,7 @@ pub trait Store:
     + ExperimentStore
     + AnnotationStore
     + DatasetStore
+    + EvaluationStore
     + Send
     + Sync
     + 'static

@@ -196,6 +196,14 @@ pub enum RunOrigin {
 }
 
 impl RunOrigin {
+    /// The value stored in `prompt_optimization_data.origin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOrigin::Production => "production",
+            RunOrigin::Evaluation => "evaluation",
+        }
+    }
+
     /// Parses a stored value.
     pub fn parse(value: &str) -> Option<Self> {
         match value {
@@ -284,6 +292,8 @@ pub struct RunFilter {
     pub to: Option<DateTime<Utc>>,
     /// Only runs whose id is below this one (the keyset cursor: the last id of the page before).
     pub before: Option<Uuid>,
+    /// Only runs of this origin (dataset snapshots and exports read production runs only).
+    pub origin: Option<RunOrigin>,
 }
 
 /// Refuses an outcome batch's or run batch's item, naming its position: what the store says

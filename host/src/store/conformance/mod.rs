@@ -42,6 +42,7 @@ mod aggregates;
 mod annotations;
 mod datasets;
 mod deploy_model;
+mod evaluations;
 mod experiments;
 mod graders;
 mod grading_jobs;

@@ -25,7 +25,7 @@ use crate::store::grading_jobs::{
 };
 use crate::store::{Missing, Result, StoreError, now};
 
-const JOB_COLUMNS: &str = "id, prompt_id, version, graders, filter, status, total_rows, \
+pub(crate) const JOB_COLUMNS: &str = "id, prompt_id, version, graders, filter, status, total_rows, \
      processed_rows, passed_rows, failed_rows, error_rows, errors, token_budget, tokens_used, \
      error, cancel_requested, created_by, created_at, started_at, finished_at, claimed_by, \
      lease_until";
@@ -158,7 +158,10 @@ fn lease_end(lease: Duration) -> DateTime<Utc> {
 }
 
 /// `graderResults` after `verdicts`: each verdict replaces the one of its grader, others stay.
-fn merged_results(current: Option<Value>, verdicts: &[crate::store::GraderVerdict]) -> Value {
+pub(crate) fn merged_results(
+    current: Option<Value>,
+    verdicts: &[crate::store::GraderVerdict],
+) -> Value {
     let mut results = match current {
         Some(Value::Object(map)) => map,
         _ => Map::new(),
@@ -176,7 +179,7 @@ fn merged_results(current: Option<Value>, verdicts: &[crate::store::GraderVerdic
 }
 
 /// Whether every grader result that decides passing passed; `None` when none decides.
-fn all_passed(results: &Value) -> Option<bool> {
+pub(crate) fn all_passed(results: &Value) -> Option<bool> {
     let decided: Vec<bool> = results
         .as_object()
         .into_iter()
@@ -543,7 +546,7 @@ const RESULT_COLUMN_COUNT: usize = 16;
 /// Writes every verdict of a job's chunk to `grading_results`, a multi-row `INSERT` per
 /// [`RESULT_INSERT_ROWS`] verdicts (a statement per verdict made the writes the job's
 /// bottleneck: BENCHMARKS.md, "Runs").
-async fn insert_results<B>(
+pub(crate) async fn insert_results<B>(
     tx: &mut Transaction<'static, B::Db>,
     job: Uuid,
     graded: &[GradedRun],

@@ -14,6 +14,7 @@
 pub(crate) mod ab_totals;
 pub(crate) mod annotations;
 pub(crate) mod datasets;
+pub(crate) mod evaluations;
 pub(crate) mod experiments;
 pub(crate) mod figures;
 pub(crate) mod graders;
@@ -27,8 +28,8 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction
 use uuid::Uuid;
 
 use super::{
-    AnnotationStore, DatasetStore, ExperimentStore, GraderStore, GradingJobStore, Missing,
-    PromptStore, Result, RunStore, Store, StoreError,
+    AnnotationStore, DatasetStore, EvaluationStore, ExperimentStore, GraderStore, GradingJobStore,
+    Missing, PromptStore, Result, RunStore, Store, StoreError,
 };
 
 /// What a backend says for itself; everything else about SQL is shared. Implemented by
@@ -138,7 +139,8 @@ where
         + GradingJobStore
         + ExperimentStore
         + AnnotationStore
-        + DatasetStore,
+        + DatasetStore
+        + EvaluationStore,
     <B::Db as Database>::Connection: Migrate,
     for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
     for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,

@@ -109,6 +109,9 @@ where
         if filter.before.is_some() {
             conditions.push(format!("id < {}", placeholder()));
         }
+        if filter.origin.is_some() {
+            conditions.push(format!("origin = {}", placeholder()));
+        }
         let limit_placeholder = placeholder();
         let filter_sql = if conditions.is_empty() {
             String::new()
@@ -140,6 +143,9 @@ where
         }
         if let Some(before) = filter.before {
             query = query.bind(DbId(before));
+        }
+        if let Some(origin) = filter.origin {
+            query = query.bind(origin.as_str());
         }
         let rows = query.bind(i64::from(limit)).fetch_all(self.pool()).await?;
         rows.into_iter().map(Run::try_from).collect()
