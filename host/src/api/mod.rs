@@ -137,6 +137,7 @@ pub const ROUTES: &[RouteSpec] = &[
     optimization(route(Method::DELETE, "/api/datasets/{name}", ADMIN, |m| on(m, datasets::delete))),
     optimization(route(Method::GET, "/api/datasets/{name}/rows", READ, |m| on(m, datasets::rows))),
     optimization(route(Method::POST, "/api/prompts/{id}/export", ANNOTATOR, |m| on(m, export::export))),
+    optimization(route(Method::POST, "/api/prompts/{id}/export/openai-eval", ANNOTATOR, |m| on(m, export::openai_eval))),
     route(Method::GET, "/healthz", PUBLIC, |m| on(m, health::healthz)),
     route(Method::GET, "/metrics", PUBLIC, |m| on(m, metrics::metrics)),
     route(Method::GET, "/openapi.json", PUBLIC, |m| on(m, openapi::openapi)),

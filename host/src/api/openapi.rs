@@ -56,6 +56,7 @@ use super::{
         datasets::rows,
         datasets::delete,
         export::export,
+        export::openai_eval,
         health::healthz,
         metrics::metrics,
         openapi,
@@ -69,7 +70,7 @@ use super::{
         (name = "grading", description = "Grading jobs over recorded runs"),
         (name = "runs", description = "Recorded agent runs and the outcomes of their tasks"),
         (name = "datasets", description = "Versioned datasets of a prompt: snapshots of runs, OpenAI eval JSONL uploads"),
-        (name = "export", description = "Export of a prompt's runs or datasets as OpenAI eval JSONL or CSV"),
+        (name = "export", description = "Export of a prompt's runs or datasets as OpenAI eval JSONL (with its eval definition), CSV or a promptfoo config"),
         (name = "ab-tests", description = "A/B tests of prompt versions"),
         (name = "operations", description = "Health, metrics, API description"),
     )
