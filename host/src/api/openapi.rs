@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     ab_tests, annotations, datasets, error, export, graders, grading_runs, health, metrics,
-    prompts, runs,
+    migrate, prompts, runs,
 };
 
 /// The API description; every route of [`super::ROUTES`] appears here (a test checks it).
@@ -57,6 +57,7 @@ use super::{
         datasets::delete,
         export::export,
         export::openai_eval,
+        migrate::openai_eval,
         health::healthz,
         metrics::metrics,
         openapi,
@@ -71,6 +72,7 @@ use super::{
         (name = "runs", description = "Recorded agent runs and the outcomes of their tasks"),
         (name = "datasets", description = "Versioned datasets of a prompt: snapshots of runs, OpenAI eval JSONL uploads"),
         (name = "export", description = "Export of a prompt's runs or datasets as OpenAI eval JSONL (with its eval definition), CSV or a promptfoo config"),
+        (name = "migrate", description = "Migration in from OpenAI evals: graders, a dataset, runs with grader results, all or nothing"),
         (name = "ab-tests", description = "A/B tests of prompt versions"),
         (name = "operations", description = "Health, metrics, API description"),
     )
