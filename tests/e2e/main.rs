@@ -10,6 +10,7 @@ mod config_errors;
 mod datasets_api;
 mod export_api;
 mod happy_path;
+mod migrate_openai;
 mod operations;
 mod prompts_import;
 mod request_timeout;

@@ -278,10 +278,27 @@ mod tests {
         }
     }
 
-    /// The pinned promptfoo config schema.
+    /// The pinned promptfoo config schema, its one nested `$defs` block lifted to the root
+    /// where its references point (as `flywheel_e2e::promptfoo_schema` does; see there).
     fn schema() -> jsonschema::Validator {
-        let text = include_str!("../../../tests/e2e/fixtures/promptfoo/config-schema-0.121.20.json");
-        let schema: Value = serde_json::from_str(text).expect("schema JSON");
+        fn lift(value: &mut Value, defs: &mut Map<String, Value>) {
+            match value {
+                Value::Object(map) => {
+                    if let Some(Value::Object(found)) = map.remove("$defs") {
+                        defs.extend(found);
+                    }
+                    map.values_mut().for_each(|v| lift(v, defs));
+                }
+                Value::Array(items) => items.iter_mut().for_each(|v| lift(v, defs)),
+                _ => {}
+            }
+        }
+        let text =
+            include_str!("../../../tests/e2e/fixtures/promptfoo/config-schema-0.121.20.json");
+        let mut schema: Value = serde_json::from_str(text).expect("schema JSON");
+        let mut defs = Map::new();
+        lift(&mut schema, &mut defs);
+        schema["$defs"] = Value::Object(defs);
         jsonschema::validator_for(&schema).expect("schema compiles")
     }
 

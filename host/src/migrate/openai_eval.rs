@@ -151,8 +151,6 @@ impl Problems {
 struct Grader {
     name: String,
     definition: Value,
-    /// Names OpenAI's results may use for it: its `name`, its `id`.
-    aliases: Vec<String>,
 }
 
 /// Everything checked, ready to write.
@@ -188,7 +186,7 @@ async fn check(
         problems.add("eval", "the eval definition must be a JSON object");
     }
     let item_schema = item_schema(eval, &mut problems);
-    let graders = criteria(store, registry, request, &mut problems).await?;
+    let (graders, aliases) = criteria(store, registry, request, &mut problems).await?;
     let dataset = dataset_name(request, &mut problems);
     if let Some(name) = &dataset {
         match store.get_dataset(name).await {
@@ -211,7 +209,7 @@ async fn check(
         .or_else(|| dataset.clone())
         .unwrap_or_default();
     let (runs, verdicts) = match &request.output_items {
-        Some(text) => output_items(text, request, &eval_key, &graders, &mut problems),
+        Some(text) => output_items(text, request, &eval_key, &aliases, &mut problems),
         None => (Vec::new(), Vec::new()),
     };
     if !problems.list.is_empty() {
@@ -270,20 +268,23 @@ fn item_schema(eval: &Value, problems: &mut Problems) -> Option<jsonschema::Vali
     }
 }
 
-/// The testing criteria as grader definitions, each checked like any stored definition.
+/// The testing criteria as grader definitions, each checked like any stored definition, and
+/// the grader name of every named criterion (valid or not) by each name OpenAI's results may
+/// use for it, so a result of a refused criterion is not reported a second time.
 async fn criteria(
     store: &Arc<dyn Store>,
     registry: &Registry,
     request: &MigrateOpenaiEval,
     problems: &mut Problems,
-) -> Result<Vec<Grader>, MigrateError> {
+) -> Result<(Vec<Grader>, HashMap<String, String>), MigrateError> {
+    let mut aliases = HashMap::new();
     let Some(list) = request
         .eval
         .get("testing_criteria")
         .and_then(Value::as_array)
     else {
         problems.add("eval.testing_criteria", "missing or not an array");
-        return Ok(Vec::new());
+        return Ok((Vec::new(), aliases));
     };
     let existing: Vec<String> = store
         .list_graders(Some(&request.prompt_id))
@@ -303,6 +304,10 @@ async fn criteria(
             continue;
         };
         let name = grader_name(given);
+        aliases.insert(given.to_owned(), name.clone());
+        if let Some(id) = object.get("id").and_then(Value::as_str) {
+            aliases.insert(id.to_owned(), name.clone());
+        }
         if stored::check_name(&name).is_err() {
             problems.add(format!("{at}.name"), format!("{given:?} cannot name a grader"));
             continue;
@@ -322,10 +327,7 @@ async fn criteria(
             continue;
         }
         let mut definition = object.clone();
-        let mut aliases = vec![given.to_owned()];
-        if let Some(Value::String(id)) = definition.remove("id") {
-            aliases.push(id);
-        }
+        definition.remove("id");
         let definition = Value::Object(definition);
         let parsed = match Definition::parse(&definition) {
             Ok(parsed) => parsed,
@@ -342,13 +344,9 @@ async fn criteria(
             problems.add(join(&at, &e.field), e.message);
             continue;
         }
-        graders.push(Grader {
-            name,
-            definition,
-            aliases,
-        });
+        graders.push(Grader { name, definition });
     }
-    Ok(graders)
+    Ok((graders, aliases))
 }
 
 fn join(at: &str, field: &str) -> String {
@@ -424,7 +422,9 @@ fn check_items(text: &str, schema: Option<&jsonschema::Validator>, problems: &mu
         let (item, _) = match datasets::parse_jsonl(line) {
             Ok(mut parsed) => parsed.remove(0),
             Err(e) => {
-                problems.add(at, e.message);
+                // `jsonl:1` is this line; the rest names the field.
+                let field = e.field.strip_prefix("jsonl:1").unwrap_or_default();
+                problems.add(format!("{at}{field}"), e.message);
                 continue;
             }
         };
@@ -453,15 +453,13 @@ fn output_items(
     text: &str,
     request: &MigrateOpenaiEval,
     eval_key: &str,
-    graders: &[Grader],
+    aliases: &HashMap<String, String>,
     problems: &mut Problems,
 ) -> (Vec<NewRun>, Vec<Vec<GraderVerdict>>) {
-    let mut by_alias: HashMap<&str, &str> = HashMap::new();
-    for grader in graders {
-        for alias in &grader.aliases {
-            by_alias.insert(alias.as_str(), grader.name.as_str());
-        }
-    }
+    let by_alias: HashMap<&str, &str> = aliases
+        .iter()
+        .map(|(alias, name)| (alias.as_str(), name.as_str()))
+        .collect();
     let mut runs = Vec::new();
     let mut verdicts = Vec::new();
     let mut task_ids: BTreeMap<String, usize> = BTreeMap::new();
