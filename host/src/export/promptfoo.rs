@@ -398,7 +398,7 @@ mod tests {
         bad["tests"][0]["expected"] = json!("x");
         assert!(!errors(&validator, &bad).is_empty());
         let mut bad = config;
-        bad["defaultTest"]["assert"][0]["type"] = json!("no-such-assertion");
+        bad["defaultTest"]["assert"][0]["threshold"] = json!("high");
         assert!(!errors(&validator, &bad).is_empty());
     }
 }
