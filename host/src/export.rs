@@ -332,7 +332,10 @@ pub async fn eval_definition(
             "an OpenAI eval definition goes with the openai-jsonl format".to_owned(),
         ));
     }
-    let name = request.dataset.clone().unwrap_or_else(|| prompt_id.to_owned());
+    let name = request
+        .dataset
+        .clone()
+        .unwrap_or_else(|| prompt_id.to_owned());
     let export = prepare(Arc::clone(&store), prompt_id, request, default_min_rows).await?;
     let mut schema = openai_eval::ItemSchema::default();
     let mut cursor = Cursor::default();
@@ -426,27 +429,28 @@ impl Export {
             Bytes::from(line)
         });
         let state = (self, Cursor::default(), header);
-        let stream = futures::stream::try_unfold(state, |(mut export, mut cursor, header)| async move {
-            if let Some(header) = header {
-                return Ok(Some((header, (export, cursor, None))));
-            }
-            loop {
-                let Some(page) = read_page(
-                    &export.store,
-                    &export.source,
-                    export.include_annotations,
-                    &mut cursor,
-                )
-                .await?
-                else {
-                    return Ok(None);
-                };
-                let chunk = export.write_page(&page);
-                if !chunk.is_empty() {
-                    return Ok(Some((Bytes::from(chunk), (export, cursor, None))));
+        let stream =
+            futures::stream::try_unfold(state, |(mut export, mut cursor, header)| async move {
+                if let Some(header) = header {
+                    return Ok(Some((header, (export, cursor, None))));
                 }
-            }
-        });
+                loop {
+                    let Some(page) = read_page(
+                        &export.store,
+                        &export.source,
+                        export.include_annotations,
+                        &mut cursor,
+                    )
+                    .await?
+                    else {
+                        return Ok(None);
+                    };
+                    let chunk = export.write_page(&page);
+                    if !chunk.is_empty() {
+                        return Ok(Some((Bytes::from(chunk), (export, cursor, None))));
+                    }
+                }
+            });
         stream.boxed()
     }
 

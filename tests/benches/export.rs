@@ -178,10 +178,9 @@ impl Db {
         let mut rows = 0;
         match self {
             Db::Sqlite(pool) => {
-                let mut stream =
-                    sqlx::query_as::<_, (Json<Value>, Option<String>)>(SELECT)
-                        .bind(PROMPT)
-                        .fetch(pool);
+                let mut stream = sqlx::query_as::<_, (Json<Value>, Option<String>)>(SELECT)
+                    .bind(PROMPT)
+                    .fetch(pool);
                 while let Some(row) = stream.next().await {
                     let (input, output) = row.expect("row");
                     baseline_line(&mut out, input.0, output);
@@ -189,10 +188,9 @@ impl Db {
                 }
             }
             Db::Postgres(pool) => {
-                let mut stream =
-                    sqlx::query_as::<_, (Json<Value>, Option<String>)>(SELECT)
-                        .bind(PROMPT)
-                        .fetch(pool);
+                let mut stream = sqlx::query_as::<_, (Json<Value>, Option<String>)>(SELECT)
+                    .bind(PROMPT)
+                    .fetch(pool);
                 while let Some(row) = stream.next().await {
                     let (input, output) = row.expect("row");
                     baseline_line(&mut out, input.0, output);
@@ -245,7 +243,11 @@ async fn export(app: &TestApp) -> usize {
     let mut body = response.bytes_stream();
     let mut lines = 0;
     while let Some(chunk) = body.next().await {
-        lines += chunk.expect("chunk").iter().filter(|b| **b == b'\n').count();
+        lines += chunk
+            .expect("chunk")
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
     }
     lines
 }

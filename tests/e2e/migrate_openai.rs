@@ -11,7 +11,9 @@
 
 use std::time::{Duration, Instant};
 
-use flywheel_e2e::{ADMIN_TOKEN, AGENT_TOKEN, ANNOTATOR_TOKEN, Backend, READ_TOKEN, Req, TestApp, TestDb};
+use flywheel_e2e::{
+    ADMIN_TOKEN, AGENT_TOKEN, ANNOTATOR_TOKEN, Backend, READ_TOKEN, Req, TestApp, TestDb,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -68,11 +70,18 @@ async fn prepare(app: &TestApp) {
     ]});
     let recorded = post(app, "/api/runs", AGENT_TOKEN, &runs).await;
     assert_eq!(recorded.status, StatusCode::CREATED, "{}", recorded.text);
-    let first = recorded.json["runs"][0]["id"].as_str().expect("id").to_owned();
+    let first = recorded.json["runs"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let annotated = app
         .send(
-            &Req::new(Method::PUT, format!("/api/runs/{first}/annotation"), Some(ANNOTATOR_TOKEN))
-                .json(json!({"rating": "good", "outputFeedback": "fine"}).to_string()),
+            &Req::new(
+                Method::PUT,
+                format!("/api/runs/{first}/annotation"),
+                Some(ANNOTATOR_TOKEN),
+            )
+            .json(json!({"rating": "good", "outputFeedback": "fine"}).to_string()),
         )
         .await;
     assert_eq!(annotated.status, StatusCode::OK, "{}", annotated.text);
@@ -129,7 +138,10 @@ async fn promptfoo_export_is_valid(app: &TestApp) {
     assert!(left.contains(&"files_match"), "{left:?}");
     assert_eq!(not_exported, left.join(","));
     assert!(
-        config["prompts"][0]["raw"].as_str().expect("raw").contains("{{"),
+        config["prompts"][0]["raw"]
+            .as_str()
+            .expect("raw")
+            .contains("{{"),
         "{config}"
     );
 }
@@ -141,7 +153,13 @@ async fn round_trip(backend: Backend) {
     promptfoo_export_is_valid(&app).await;
 
     let request = json!({"format": "openai-jsonl", "minRows": 0});
-    let exported = post(&app, "/api/prompts/planner/export", ANNOTATOR_TOKEN, &request).await;
+    let exported = post(
+        &app,
+        "/api/prompts/planner/export",
+        ANNOTATOR_TOKEN,
+        &request,
+    )
+    .await;
     assert_eq!(exported.status, StatusCode::OK, "{}", exported.text);
     let definition = post(
         &app,
@@ -259,12 +277,22 @@ async fn round_trip(backend: Backend) {
         let score = if run["output"] == expected { 1.0 } else { 0.0 };
         assert_eq!(run["graderResults"]["exact"]["score"], score, "{run}");
         assert_eq!(run["model"], "gpt-4.1");
-        assert!(run["taskId"].as_str().expect("task").starts_with("openai-eval:"));
+        assert!(
+            run["taskId"]
+                .as_str()
+                .expect("task")
+                .starts_with("openai-eval:")
+        );
     }
 
     // Migrating again is refused whole: the graders exist; nothing new is written.
     let twice = migrate(&fresh, &body).await;
-    assert_eq!(twice.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", twice.text);
+    assert_eq!(
+        twice.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        twice.text
+    );
     assert_eq!(twice.error_code(), Some("migration_refused"));
     let places: Vec<&str> = twice.json["error"]["details"]["problems"]
         .as_array()
@@ -274,7 +302,10 @@ async fn round_trip(backend: Backend) {
         .collect();
     assert_eq!(
         places,
-        ["eval.testing_criteria[0].name", "eval.testing_criteria[1].name"]
+        [
+            "eval.testing_criteria[0].name",
+            "eval.testing_criteria[1].name"
+        ]
     );
     let dataset = fresh.get_ok("/api/datasets/migrated", READ_TOKEN).await;
     assert_eq!(dataset["latestVersion"], 1, "{dataset}");
@@ -310,9 +341,15 @@ async fn bad_inputs_are_reported_by_place(backend: Backend) {
         "not json\n",
         "{\"datasource_item_id\": 2, \"datasource_item\": {\"ticket\": \"x\"}, \"results\": [], \"sample\": {\"output\": [], \"error\": {\"code\": \"rate_limit\", \"message\": \"slow down\"}}}\n",
     );
-    let body = json!({"promptId": "planner", "eval": eval, "items": items, "outputItems": output_items});
+    let body =
+        json!({"promptId": "planner", "eval": eval, "items": items, "outputItems": output_items});
     let refused = migrate(&app, &body).await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.text);
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.text
+    );
     assert_eq!(refused.error_code(), Some("migration_refused"));
     let problems: Vec<(String, String)> = refused.json["error"]["details"]["problems"]
         .as_array()
@@ -340,7 +377,10 @@ async fn bad_inputs_are_reported_by_place(backend: Backend) {
         ],
         "{problems:#?}"
     );
-    assert!(problems[0].1.contains("unknown grader type `regex_check`"), "{problems:?}");
+    assert!(
+        problems[0].1.contains("unknown grader type `regex_check`"),
+        "{problems:?}"
+    );
     assert!(problems[2].1.contains("not JSON"), "{problems:?}");
     assert!(problems[5].1.contains("nobody"), "{problems:?}");
     assert!(
@@ -355,24 +395,31 @@ async fn bad_inputs_are_reported_by_place(backend: Backend) {
             .await,
         graders_before
     );
-    assert_eq!(
-        app.get_ok("/api/datasets", READ_TOKEN).await,
-        json!([])
-    );
+    assert_eq!(app.get_ok("/api/datasets", READ_TOKEN).await, json!([]));
     assert_eq!(app.snapshot().await, before);
 
     // A data source without rows, and an unknown prompt.
     let logs = json!({"promptId": "planner", "items": "{\"item\": {}}\n",
                       "eval": {"data_source_config": {"type": "logs"}, "testing_criteria": []}});
     let refused = migrate(&app, &logs).await;
-    assert_eq!(refused.error_code(), Some("migration_refused"), "{}", refused.text);
+    assert_eq!(
+        refused.error_code(),
+        Some("migration_refused"),
+        "{}",
+        refused.text
+    );
     assert_eq!(
         refused.json["error"]["details"]["problems"][0]["at"],
         "eval.data_source_config.type"
     );
     let unknown = json!({"promptId": "nobody", "items": "", "eval": {}});
     let answer = migrate(&app, &unknown).await;
-    assert_eq!(answer.error_code(), Some("prompt_not_found"), "{}", answer.text);
+    assert_eq!(
+        answer.error_code(),
+        Some("prompt_not_found"),
+        "{}",
+        answer.text
+    );
 }
 
 #[tokio::test]

@@ -136,10 +136,7 @@ pub async fn run(args: MigrateArgs, settings: Settings) -> anyhow::Result<()> {
                     if more > 0 {
                         eprintln!("… and {more} more");
                     }
-                    bail!(
-                        "{} problem(s); nothing was migrated",
-                        problems.len() + more
-                    );
+                    bail!("{} problem(s); nothing was migrated", problems.len() + more);
                 }
                 Err(other) => return Err(other.into()),
             }

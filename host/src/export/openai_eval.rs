@@ -168,7 +168,10 @@ pub fn testing_criterion(name: &str, definition: &Value) -> Result<Value, String
         "wasm" => {
             return Err(format!(
                 "Flywheel WebAssembly component `{}` has no OpenAI equivalent",
-                object.get("component").and_then(Value::as_str).unwrap_or("?")
+                object
+                    .get("component")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
             ));
         }
         other => return Err(format!("grader type `{other}` has no OpenAI equivalent")),
@@ -191,8 +194,14 @@ mod tests {
     fn the_item_schema_types_every_key_and_requires_those_every_row_has() {
         let mut schema = ItemSchema::default();
         schema.add(&object(json!({"task": "a", "n": 1, "files": ["x"]})), true);
-        schema.add(&object(json!({"task": "b", "n": 1.5, "rating": null})), false);
-        schema.add(&object(json!({"task": "c", "n": 2, "rating": "good"})), false);
+        schema.add(
+            &object(json!({"task": "b", "n": 1.5, "rating": null})),
+            false,
+        );
+        schema.add(
+            &object(json!({"task": "c", "n": 2, "rating": "good"})),
+            false,
+        );
         assert_eq!(
             schema.data_source_config(),
             json!({
@@ -230,8 +239,11 @@ mod tests {
         )
         .expect_err("no threshold");
         assert!(e.contains("pass_threshold"), "{e}");
-        let e = testing_criterion("m", &json!({"type":"multi","graders":{},"calculate_output":"a"}))
-            .expect_err("multi");
+        let e = testing_criterion(
+            "m",
+            &json!({"type":"multi","graders":{},"calculate_output":"a"}),
+        )
+        .expect_err("multi");
         assert!(e.contains("multi"), "{e}");
         let e = testing_criterion("w", &json!({"type":"wasm","component":"plan-shape"}))
             .expect_err("wasm");

@@ -318,17 +318,61 @@ mod tests {
     #[test]
     fn string_checks_and_similarity_map_and_the_rest_is_listed_with_reasons() {
         let graders = [
-            grader("eq", true, json!({"type":"string_check","input":"{{ sample.output_text }}","reference":"{{item.label}}","operation":"eq"})),
-            grader("ne", true, json!({"type":"string_check","input":"{{sample.output_text}}","reference":"fixed","operation":"ne"})),
-            grader("has", true, json!({"type":"string_check","input":"{{sample.output_text}}","reference":"x {{ item.a.b }} y","operation":"ilike"})),
-            grader("bleu", true, json!({"type":"text_similarity","input":"{{sample.output_text}}","reference":"{{item.label}}","evaluation_metric":"bleu","pass_threshold":0.4})),
-            grader("fuzzy", true, json!({"type":"text_similarity","input":"{{sample.output_text}}","reference":"{{item.label}}","evaluation_metric":"fuzzy_match"})),
-            grader("py", true, json!({"type":"python","source":"def grade(s, i):\n    return 1.0\n"})),
-            grader("judge", true, json!({"type":"score_model","model":"m","input":[]})),
-            grader("wasm", true, json!({"type":"wasm","component":"plan-shape"})),
-            grader("off", false, json!({"type":"string_check","input":"{{sample.output_text}}","reference":"a","operation":"eq"})),
-            grader("on-item", true, json!({"type":"string_check","input":"{{item.label}}","reference":"a","operation":"eq"})),
-            grader("sample-ref", true, json!({"type":"string_check","input":"{{sample.output_text}}","reference":"{{sample.output_json.x}}","operation":"eq"})),
+            grader(
+                "eq",
+                true,
+                json!({"type":"string_check","input":"{{ sample.output_text }}","reference":"{{item.label}}","operation":"eq"}),
+            ),
+            grader(
+                "ne",
+                true,
+                json!({"type":"string_check","input":"{{sample.output_text}}","reference":"fixed","operation":"ne"}),
+            ),
+            grader(
+                "has",
+                true,
+                json!({"type":"string_check","input":"{{sample.output_text}}","reference":"x {{ item.a.b }} y","operation":"ilike"}),
+            ),
+            grader(
+                "bleu",
+                true,
+                json!({"type":"text_similarity","input":"{{sample.output_text}}","reference":"{{item.label}}","evaluation_metric":"bleu","pass_threshold":0.4}),
+            ),
+            grader(
+                "fuzzy",
+                true,
+                json!({"type":"text_similarity","input":"{{sample.output_text}}","reference":"{{item.label}}","evaluation_metric":"fuzzy_match"}),
+            ),
+            grader(
+                "py",
+                true,
+                json!({"type":"python","source":"def grade(s, i):\n    return 1.0\n"}),
+            ),
+            grader(
+                "judge",
+                true,
+                json!({"type":"score_model","model":"m","input":[]}),
+            ),
+            grader(
+                "wasm",
+                true,
+                json!({"type":"wasm","component":"plan-shape"}),
+            ),
+            grader(
+                "off",
+                false,
+                json!({"type":"string_check","input":"{{sample.output_text}}","reference":"a","operation":"eq"}),
+            ),
+            grader(
+                "on-item",
+                true,
+                json!({"type":"string_check","input":"{{item.label}}","reference":"a","operation":"eq"}),
+            ),
+            grader(
+                "sample-ref",
+                true,
+                json!({"type":"string_check","input":"{{sample.output_text}}","reference":"{{sample.output_json.x}}","operation":"eq"}),
+            ),
         ];
         let frame = frame("planner", 3, "Plan {{task}}", &graders);
         let asserts = frame.head["defaultTest"]["assert"].clone();
@@ -367,7 +411,10 @@ mod tests {
 
     #[test]
     fn templates_keep_placeholders_and_escape_what_nunjucks_reads_as_syntax() {
-        assert_eq!(nunjucks_template("Plan {{ task }} for {{repo}}."), "Plan {{ task }} for {{repo}}.");
+        assert_eq!(
+            nunjucks_template("Plan {{ task }} for {{repo}}."),
+            "Plan {{ task }} for {{repo}}."
+        );
         assert_eq!(
             nunjucks_template("json {\"a\": 1} \\{{x\\}} {% raw %} {# c #} é"),
             "json {\"a\": 1} {{ \"{{\" }}x{{ \"}}\" }} {{ \"{%\" }} raw %} {{ \"{#\" }} c #} é"
@@ -378,17 +425,35 @@ mod tests {
     fn a_config_with_tests_is_valid_against_the_pinned_promptfoo_schema() {
         let validator = schema();
         let graders = [
-            grader("eq", true, json!({"type":"string_check","input":"{{sample.output_text}}","reference":"{{item.label}}","operation":"eq"})),
-            grader("sim", true, json!({"type":"text_similarity","input":"{{sample.output_text}}","reference":"{{item.label}}","evaluation_metric":"cosine"})),
-            grader("py", true, json!({"type":"python","source":"def grade(s, i):\n    return 1.0\n"})),
+            grader(
+                "eq",
+                true,
+                json!({"type":"string_check","input":"{{sample.output_text}}","reference":"{{item.label}}","operation":"eq"}),
+            ),
+            grader(
+                "sim",
+                true,
+                json!({"type":"text_similarity","input":"{{sample.output_text}}","reference":"{{item.label}}","evaluation_metric":"cosine"}),
+            ),
+            grader(
+                "py",
+                true,
+                json!({"type":"python","source":"def grade(s, i):\n    return 1.0\n"}),
+            ),
         ];
         let frame = frame("planner", 1, "Plan {{task}}", &graders);
-        let item = json!({"task": "t1", "label": "ok", "expected_files": ["a.rs"], "rating": "good"});
+        let item =
+            json!({"task": "t1", "label": "ok", "expected_files": ["a.rs"], "rating": "good"});
         let sample = json!({"output_text": "ok"});
         let mut metadata = Map::new();
         metadata.insert("flywheelRunId".into(), "r1".into());
         let tests = vec![
-            test_case("run r1".into(), item.as_object().unwrap(), sample.as_object(), metadata.clone()),
+            test_case(
+                "run r1".into(),
+                item.as_object().unwrap(),
+                sample.as_object(),
+                metadata.clone(),
+            ),
             test_case("run r2".into(), item.as_object().unwrap(), None, metadata),
         ];
         let config = config(&frame, tests);

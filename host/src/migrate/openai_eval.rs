@@ -246,9 +246,11 @@ fn item_schema(eval: &Value, problems: &mut Problems) -> Option<jsonschema::Vali
         }
     }
     // A create request has `item_schema`; a returned Eval has `schema` with `item` inside.
-    let schema = config
-        .get("item_schema")
-        .or_else(|| config.get("schema").and_then(|s| s.pointer("/properties/item")));
+    let schema = config.get("item_schema").or_else(|| {
+        config
+            .get("schema")
+            .and_then(|s| s.pointer("/properties/item"))
+    });
     let Some(schema) = schema else {
         problems.add(
             "eval.data_source_config.item_schema",
@@ -300,7 +302,10 @@ async fn criteria(
             continue;
         };
         let Some(given) = object.get("name").and_then(Value::as_str) else {
-            problems.add(format!("{at}.name"), "missing: a criterion's name names its grader");
+            problems.add(
+                format!("{at}.name"),
+                "missing: a criterion's name names its grader",
+            );
             continue;
         };
         let name = grader_name(given);
@@ -309,7 +314,10 @@ async fn criteria(
             aliases.insert(id.to_owned(), name.clone());
         }
         if stored::check_name(&name).is_err() {
-            problems.add(format!("{at}.name"), format!("{given:?} cannot name a grader"));
+            problems.add(
+                format!("{at}.name"),
+                format!("{given:?} cannot name a grader"),
+            );
             continue;
         }
         if existing.contains(&name) {
@@ -323,7 +331,10 @@ async fn criteria(
             continue;
         }
         if graders.iter().any(|g| g.name == name) {
-            problems.add(format!("{at}.name"), format!("a second criterion named {name}"));
+            problems.add(
+                format!("{at}.name"),
+                format!("a second criterion named {name}"),
+            );
             continue;
         }
         let mut definition = object.clone();
@@ -443,7 +454,10 @@ fn check_items(text: &str, schema: Option<&jsonschema::Validator>, problems: &mu
     } else if rows > datasets::MAX_ROWS {
         problems.add(
             "items.jsonl",
-            format!("{rows} rows; a dataset version holds at most {}", datasets::MAX_ROWS),
+            format!(
+                "{rows} rows; a dataset version holds at most {}",
+                datasets::MAX_ROWS
+            ),
         );
     }
 }
@@ -549,10 +563,16 @@ fn output_item(
         "input": input,
         "output": output,
     });
-    if let Some(model) = sample.and_then(|s| s.get("model")).filter(|m| m.is_string()) {
+    if let Some(model) = sample
+        .and_then(|s| s.get("model"))
+        .filter(|m| m.is_string())
+    {
         run["model"] = model.clone();
     }
-    if let Some(tokens) = usage.and_then(|u| u.get("prompt_tokens")).filter(|t| t.is_i64()) {
+    if let Some(tokens) = usage
+        .and_then(|u| u.get("prompt_tokens"))
+        .filter(|t| t.is_i64())
+    {
         run["tokensIn"] = tokens.clone();
     }
     if let Some(tokens) = usage
@@ -572,7 +592,10 @@ fn output_item(
     let results = object.get("results").and_then(Value::as_array);
     for (index, result) in results.into_iter().flatten().enumerate() {
         let result_at = format!("{at}.results[{index}]");
-        let name = result.get("name").and_then(Value::as_str).unwrap_or_default();
+        let name = result
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let Some(grader) = criterion_of(name, by_alias) else {
             problems.add(
                 result_at,
@@ -583,7 +606,10 @@ fn output_item(
         let score = result.get("score").and_then(Value::as_f64);
         let passed = result.get("passed").and_then(Value::as_bool);
         if score.is_none() && passed.is_none() {
-            problems.add(result_at, "a result needs a numeric score or a boolean passed");
+            problems.add(
+                result_at,
+                "a result needs a numeric score or a boolean passed",
+            );
             continue;
         }
         verdicts.push(GraderVerdict {
@@ -750,7 +776,10 @@ mod tests {
 
     #[test]
     fn criterion_names_become_grader_names() {
-        assert_eq!(grader_name("Match output to human label"), "Match_output_to_human_label");
+        assert_eq!(
+            grader_name("Match output to human label"),
+            "Match_output_to_human_label"
+        );
         assert_eq!(grader_name("exact-1.0"), "exact-1.0");
     }
 
@@ -762,10 +791,16 @@ mod tests {
         assert_eq!(criterion_of("Match label", &by_alias), Some("Match_label"));
         assert_eq!(criterion_of("crit-7", &by_alias), Some("Match_label"));
         assert_eq!(
-            criterion_of("Match label-c4fdf789-2fa5-407f-8a41-a6f4f9afd482", &by_alias),
+            criterion_of(
+                "Match label-c4fdf789-2fa5-407f-8a41-a6f4f9afd482",
+                &by_alias
+            ),
             Some("Match_label")
         );
-        assert_eq!(criterion_of("Other-c4fdf789-2fa5-407f-8a41-a6f4f9afd482", &by_alias), None);
+        assert_eq!(
+            criterion_of("Other-c4fdf789-2fa5-407f-8a41-a6f4f9afd482", &by_alias),
+            None
+        );
         assert_eq!(criterion_of("nope", &by_alias), None);
     }
 
@@ -780,6 +815,9 @@ mod tests {
             output_text(sample.as_object().unwrap()),
             Some("one\ntwo".to_owned())
         );
-        assert_eq!(output_text(json!({"output": []}).as_object().unwrap()), None);
+        assert_eq!(
+            output_text(json!({"output": []}).as_object().unwrap()),
+            None
+        );
     }
 }
