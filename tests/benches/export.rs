@@ -240,14 +240,10 @@ async fn export(app: &TestApp) -> usize {
         .await
         .expect("export");
     assert!(response.status().is_success(), "{}", response.status());
-    let mut body = response.bytes_stream();
+    let mut response = response;
     let mut lines = 0;
-    while let Some(chunk) = body.next().await {
-        lines += chunk
-            .expect("chunk")
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count();
+    while let Some(chunk) = response.chunk().await.expect("chunk") {
+        lines += chunk.iter().filter(|b| **b == b'\n').count();
     }
     lines
 }
