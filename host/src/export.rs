@@ -1,5 +1,7 @@
 //! Export of a prompt's rows to portable formats, streamed: OpenAI eval JSONL (a line
-//! `{"item": {...}, "sample": {"output_text": ...}}` per row) and CSV that a spreadsheet opens.
+//! `{"item": {...}, "sample": {"output_text": ...}}` per row), CSV that a spreadsheet opens, and
+//! a promptfoo config ([`promptfoo`]); and the OpenAI eval definition that goes with a JSONL
+//! export ([`openai_eval`], [`eval_definition`]).
 //! This module owns the request (`ExportRequest`), the checks made before the first byte is sent
 //! (the prompt, the dataset and its version, the `minRows` floor) and the writer: rows are read a
 //! page at a time with the store's keyset paging and written as they are read, so memory holds
@@ -40,7 +42,11 @@
 //! secrets of the documented kinds become `[REDACTED:<kind>]`. It is always on: an export is a
 //! file that leaves the service, and there is no request field to switch it off. The number of
 //! values (strings, cells) in which something was replaced is counted as the body is written
-//! ([`Export::redacted_values`]), for the caller to report once the body is done.
+//! ([`Export::redacted_values`]), for the caller to report once the body is done. A promptfoo
+//! config's prompt template and test values are redacted the same way.
+
+pub mod openai_eval;
+pub mod promptfoo;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -48,7 +54,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::Stream;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -73,6 +80,9 @@ pub enum ExportFormat {
     /// CSV with a header line.
     #[serde(rename = "csv")]
     Csv,
+    /// A promptfoo config (JSON): the prompt, a test per row, asserts for the graders that map.
+    #[serde(rename = "promptfoo")]
+    Promptfoo,
 }
 
 impl ExportFormat {
@@ -81,6 +91,7 @@ impl ExportFormat {
         match self {
             ExportFormat::OpenaiJsonl => "application/x-ndjson",
             ExportFormat::Csv => "text/csv; charset=utf-8",
+            ExportFormat::Promptfoo => "application/json",
         }
     }
 
@@ -89,6 +100,7 @@ impl ExportFormat {
         match self {
             ExportFormat::OpenaiJsonl => "jsonl",
             ExportFormat::Csv => "csv",
+            ExportFormat::Promptfoo => "promptfooconfig.json",
         }
     }
 }
@@ -97,7 +109,7 @@ impl ExportFormat {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExportRequest {
-    /// `openai-jsonl` or `csv`.
+    /// `openai-jsonl`, `csv` or `promptfoo`.
     pub format: ExportFormat,
     /// Export this dataset's rows (it must belong to the prompt) instead of recorded runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -183,6 +195,8 @@ pub struct Export {
     include_annotations: bool,
     /// CSV: the variable and grader columns, and the newest run the header saw.
     columns: Option<(Vec<String>, Vec<String>, Option<Uuid>)>,
+    /// promptfoo: the config around the tests.
+    promptfoo: Option<promptfoo::Frame>,
     /// The file name to suggest.
     pub file_name: String,
     /// Redacts what is written; its count is published to `redacted` after each page.
@@ -200,6 +214,13 @@ impl Export {
     /// stream has ended for the export's total.
     pub fn redacted_values(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.redacted)
+    }
+
+    /// promptfoo: the graders left out of the config (also listed inside it).
+    pub fn not_exported(&self) -> &[promptfoo::NotExported] {
+        self.promptfoo
+            .as_ref()
+            .map_or(&[], |frame| frame.not_exported.as_slice())
     }
 }
 
@@ -265,6 +286,7 @@ pub async fn prepare(
         format: request.format,
         include_annotations: request.include_annotations.unwrap_or(true),
         columns: None,
+        promptfoo: None,
         file_name: format!(
             "{}.{}",
             request.dataset.as_deref().unwrap_or(prompt_id),
@@ -281,7 +303,58 @@ pub async fn prepare(
     if export.format == ExportFormat::Csv {
         export.columns = Some(export.csv_columns().await?);
     }
+    if export.format == ExportFormat::Promptfoo {
+        // The runs' prompt version when the request names one, else the active version.
+        let version = match (&request.dataset, request.version) {
+            (None, Some(version)) => export.store.get_version(prompt_id, version).await?,
+            _ => export.store.active_version(prompt_id).await?,
+        };
+        let graders = export.store.list_graders(Some(prompt_id)).await?;
+        export.promptfoo = Some(promptfoo::frame(
+            prompt_id,
+            version.version,
+            &version.content,
+            &graders,
+        ));
+    }
     Ok(export)
+}
+
+/// The OpenAI eval definition of the rows `request` selects (checked as [`prepare`] checks an
+/// `openai-jsonl` export, `minRows` included): the item schema is derived by reading the rows
+/// once, a page at a time. The eval is named after the dataset, or the prompt.
+pub async fn eval_definition(
+    store: Arc<dyn Store>,
+    prompt_id: &str,
+    request: ExportRequest,
+    default_min_rows: u32,
+) -> Result<openai_eval::EvalDefinition, ExportError> {
+    if request.format != ExportFormat::OpenaiJsonl {
+        return Err(ExportError::Invalid(
+            "an OpenAI eval definition goes with the openai-jsonl format".to_owned(),
+        ));
+    }
+    let name = request
+        .dataset
+        .clone()
+        .unwrap_or_else(|| prompt_id.to_owned());
+    let export = prepare(Arc::clone(&store), prompt_id, request, default_min_rows).await?;
+    let mut schema = openai_eval::ItemSchema::default();
+    let mut cursor = Cursor::default();
+    while let Some(page) = read_page(
+        &export.store,
+        &export.source,
+        export.include_annotations,
+        &mut cursor,
+    )
+    .await?
+    {
+        for row in &page {
+            schema.add(&row.item, row.sample.is_some());
+        }
+    }
+    let graders = store.list_graders(Some(prompt_id)).await?;
+    Ok(openai_eval::definition(&name, prompt_id, &schema, &graders))
 }
 
 impl Export {
@@ -341,7 +414,10 @@ impl Export {
     /// The body: written a page at a time as the pages are read. A store error after the first
     /// byte ends the stream with that error (the client sees a cut body, never a short file
     /// passed off as whole).
-    pub fn stream(self) -> impl Stream<Item = Result<Bytes, StoreError>> + Send {
+    pub fn stream(self) -> BoxStream<'static, Result<Bytes, StoreError>> {
+        if self.promptfoo.is_some() {
+            return self.promptfoo_stream();
+        }
         let header = self.columns.as_ref().map(|(variables, graders, _)| {
             let mut fields: Vec<String> = variables.clone();
             fields.extend(
@@ -355,27 +431,105 @@ impl Export {
             Bytes::from(line)
         });
         let state = (self, Cursor::default(), header);
-        futures::stream::try_unfold(state, |(mut export, mut cursor, header)| async move {
-            if let Some(header) = header {
-                return Ok(Some((header, (export, cursor, None))));
-            }
-            loop {
-                let Some(page) = read_page(
-                    &export.store,
-                    &export.source,
-                    export.include_annotations,
-                    &mut cursor,
-                )
-                .await?
-                else {
-                    return Ok(None);
-                };
-                let chunk = export.write_page(&page);
-                if !chunk.is_empty() {
-                    return Ok(Some((Bytes::from(chunk), (export, cursor, None))));
+        let stream =
+            futures::stream::try_unfold(state, |(mut export, mut cursor, header)| async move {
+                if let Some(header) = header {
+                    return Ok(Some((header, (export, cursor, None))));
                 }
+                loop {
+                    let Some(page) = read_page(
+                        &export.store,
+                        &export.source,
+                        export.include_annotations,
+                        &mut cursor,
+                    )
+                    .await?
+                    else {
+                        return Ok(None);
+                    };
+                    let chunk = export.write_page(&page);
+                    if !chunk.is_empty() {
+                        return Ok(Some((Bytes::from(chunk), (export, cursor, None))));
+                    }
+                }
+            });
+        stream.boxed()
+    }
+
+    /// The promptfoo config: its head up to `"tests":[`, the tests a page at a time, `]}`.
+    fn promptfoo_stream(mut self) -> BoxStream<'static, Result<Bytes, StoreError>> {
+        let mut head = self
+            .promptfoo
+            .as_ref()
+            .map_or(Value::Null, |frame| frame.head.clone());
+        self.redactor.redact_value(&mut head);
+        self.redacted.store(self.redactor.values, Ordering::Relaxed);
+        // `head` is an object; its text without the closing brace is followed by the tests.
+        let mut text = head.to_string();
+        text.pop();
+        text.push_str(",\"tests\":[");
+        let head = Bytes::from(text);
+        // (export, cursor, head not yet sent, tests written so far, footer sent)
+        let state = (self, Cursor::default(), Some(head), 0u64, false);
+        let stream = futures::stream::try_unfold(
+            state,
+            |(mut export, mut cursor, head, mut written, ended)| async move {
+                if let Some(head) = head {
+                    return Ok(Some((head, (export, cursor, None, written, ended))));
+                }
+                if ended {
+                    return Ok(None);
+                }
+                loop {
+                    let Some(page) = read_page(
+                        &export.store,
+                        &export.source,
+                        export.include_annotations,
+                        &mut cursor,
+                    )
+                    .await?
+                    else {
+                        return Ok(Some((
+                            Bytes::from_static(b"]}\n"),
+                            (export, cursor, None, written, true),
+                        )));
+                    };
+                    let chunk = export.write_tests(&page, &mut written);
+                    if !chunk.is_empty() {
+                        return Ok(Some((
+                            Bytes::from(chunk),
+                            (export, cursor, None, written, false),
+                        )));
+                    }
+                }
+            },
+        );
+        stream.boxed()
+    }
+
+    /// One page of promptfoo tests, each after a comma but the first.
+    fn write_tests(&mut self, page: &[Row], written: &mut u64) -> String {
+        let mut out = String::new();
+        for row in page {
+            let mut metadata = Map::new();
+            let description = match row.run_id {
+                Some(id) => {
+                    metadata.insert("flywheelRunId".to_owned(), Value::String(id.to_string()));
+                    format!("run {id}")
+                }
+                None => format!("row {}", *written + 1),
+            };
+            let mut test =
+                promptfoo::test_case(description, &row.item, row.sample.as_ref(), metadata);
+            self.redactor.redact_value(&mut test);
+            if *written > 0 {
+                out.push(',');
             }
-        })
+            out.push_str(&test.to_string());
+            *written += 1;
+        }
+        self.redacted.store(self.redactor.values, Ordering::Relaxed);
+        out
     }
 
     /// One page in the export's format.

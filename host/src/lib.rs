@@ -16,6 +16,9 @@
 //! - [`grading`]: grading stored and file data with that runtime: stored definitions, seeds.
 //! - [`api`]: the HTTP surface (axum): routes, auth, errors, OpenAPI, metrics; thin handlers.
 //! - [`cli`]: the `flywheel` command line.
+//! - [`export`]: exports of runs and datasets (OpenAI eval JSONL and definition, CSV,
+//!   promptfoo).
+//! - [`migrate`]: migrations in from OpenAI evals: graders, a dataset, runs, all or nothing.
 //! - [`log_text`]: escaping values from outside before they are logged.
 //! - [`server`]: builds the application state and serves it with graceful shutdown.
 
@@ -31,6 +34,7 @@ pub mod graders;
 pub mod grading;
 pub mod llm;
 pub mod log_text;
+pub mod migrate;
 pub mod prompts;
 pub mod redact;
 pub mod runs;

@@ -12,6 +12,7 @@ mod datasets_api;
 mod evals;
 mod export_api;
 mod happy_path;
+mod migrate_openai;
 mod operations;
 mod prompts_import;
 mod request_timeout;

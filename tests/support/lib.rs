@@ -346,3 +346,33 @@ impl TestApp {
         json["version"].as_i64().expect("resolved version")
     }
 }
+
+/// promptfoo's config schema, pinned at 0.121.20 (`tests/e2e/fixtures/promptfoo/README.md`),
+/// compiled. Its generator leaves one `$defs` block nested where a sub-schema was converted on
+/// its own while its `$ref`s point at the document root (`#/$defs/__schema0`, in `redteam`); the
+/// block is lifted to the root so the references resolve, as promptfoo's editors resolve them.
+pub fn promptfoo_schema() -> jsonschema::Validator {
+    let text = include_str!("../e2e/fixtures/promptfoo/config-schema-0.121.20.json");
+    let mut schema: Value = serde_json::from_str(text).expect("schema JSON");
+    let mut defs = serde_json::Map::new();
+    take_nested_defs(&mut schema, &mut defs);
+    if let Some(root) = schema.as_object_mut() {
+        root.insert("$defs".to_owned(), Value::Object(defs));
+    }
+    jsonschema::validator_for(&schema).expect("the pinned schema compiles")
+}
+
+fn take_nested_defs(value: &mut Value, defs: &mut serde_json::Map<String, Value>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Object(found)) = map.remove("$defs") {
+                defs.extend(found);
+            }
+            for child in map.values_mut() {
+                take_nested_defs(child, defs);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| take_nested_defs(v, defs)),
+        _ => {}
+    }
+}

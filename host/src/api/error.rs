@@ -174,6 +174,17 @@ pub enum ApiError {
         /// Annotated rows required.
         required: u64,
     },
+    /// A migration found things it cannot map; nothing was written. `problems` (in `details`)
+    /// lists each with its place (`eval.testing_criteria[2].operation`, `items.jsonl:7`).
+    #[error("{message}")]
+    MigrationRefused {
+        /// The whole explanation.
+        message: String,
+        /// Each problem.
+        problems: Vec<crate::migrate::Problem>,
+        /// Problems found beyond those listed.
+        more: usize,
+    },
     /// A list cursor this server did not hand out.
     #[error("invalid cursor: {0}")]
     InvalidCursor(String),
@@ -300,6 +311,9 @@ impl ApiError {
                 ("variables_changed", StatusCode::UNPROCESSABLE_ENTITY)
             }
             ApiError::InvalidCursor(_) => ("invalid_cursor", StatusCode::BAD_REQUEST),
+            ApiError::MigrationRefused { .. } => {
+                ("migration_refused", StatusCode::UNPROCESSABLE_ENTITY)
+            }
             ApiError::InvalidState(_) => ("invalid_state", StatusCode::CONFLICT),
             ApiError::NotEnoughRows { .. } => ("not_enough_rows", StatusCode::CONFLICT),
             ApiError::Conflict(_) => ("conflict", StatusCode::CONFLICT),
@@ -405,6 +419,11 @@ impl ApiError {
                 missing: Vec::new(),
                 added: Vec::new(),
             },
+            ApiError::MigrationRefused {
+                message: String::new(),
+                problems: Vec::new(),
+                more: 0,
+            },
             ApiError::InvalidCursor(String::new()),
             ApiError::NotEnoughRows {
                 message: String::new(),
@@ -483,6 +502,9 @@ impl IntoResponse for ApiError {
             ApiError::NotEnoughRows {
                 found, required, ..
             } => Some(json!({ "found": found, "required": required })),
+            ApiError::MigrationRefused { problems, more, .. } => {
+                Some(json!({ "problems": problems, "more": more }))
+            }
             _ => None,
         };
         let body = ErrorBody {
@@ -558,6 +580,22 @@ fn conflict_message(constraint: &str) -> String {
              digits and `_`, starting with a letter"
             .to_owned(),
         other => format!("the change conflicts with existing data ({other})"),
+    }
+}
+
+impl From<crate::migrate::MigrateError> for ApiError {
+    fn from(err: crate::migrate::MigrateError) -> Self {
+        use crate::migrate::MigrateError;
+        let message = err.to_string();
+        match err {
+            MigrateError::Refused { problems, more } => ApiError::MigrationRefused {
+                message,
+                problems,
+                more,
+            },
+            MigrateError::Loading => ApiError::Unavailable(message),
+            MigrateError::Store(store) => store.into(),
+        }
     }
 }
 

@@ -18,6 +18,7 @@ pub mod graders;
 pub mod grading_runs;
 pub mod health;
 pub mod metrics;
+pub mod migrate;
 pub mod openapi;
 pub mod prompts;
 pub mod runs;
@@ -143,6 +144,8 @@ pub const ROUTES: &[RouteSpec] = &[
     optimization(route(Method::GET, "/api/datasets/{name}/rows", READ, |m| on(m, datasets::rows))),
     optimization(route(Method::POST, "/api/prompts/{id}/export", ANNOTATOR, |m| on(m, export::export))),
     route(Method::POST, "/api/operations/recompute-aggregates", ADMIN, |m| on(m, aggregates::recompute)),
+    optimization(route(Method::POST, "/api/prompts/{id}/export/openai-eval", ANNOTATOR, |m| on(m, export::openai_eval))),
+    optimization(route(Method::POST, "/api/migrate/openai-eval", ADMIN, |m| extract::with_body_limit(on(m, migrate::openai_eval), crate::datasets::MAX_DATASET_BODY_BYTES))),
     route(Method::GET, "/healthz", PUBLIC, |m| on(m, health::healthz)),
     route(Method::GET, "/metrics", PUBLIC, |m| on(m, metrics::metrics)),
     route(Method::GET, "/openapi.json", PUBLIC, |m| on(m, openapi::openapi)),
@@ -153,7 +156,10 @@ pub const ROUTES: &[RouteSpec] = &[
 /// before the first byte), so a limit sized for ordinary requests would cut large exports off;
 /// its own size is bounded by the data. Health and metrics keep the limit: a probe that hangs
 /// is worse than a 503.
-pub const NO_REQUEST_TIMEOUT: &[&str] = &["/api/prompts/{id}/export"];
+pub const NO_REQUEST_TIMEOUT: &[&str] = &[
+    "/api/prompts/{id}/export",
+    "/api/prompts/{id}/export/openai-eval",
+];
 
 /// Builds the application router from [`ROUTES`], with auth on every non-public route, the
 /// request time limit (`FLYWHEEL_REQUEST_TIMEOUT_SECS`, except [`NO_REQUEST_TIMEOUT`]), the body

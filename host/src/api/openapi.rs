@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     ab_tests, aggregates, annotations, datasets, error, evals, export, graders, grading_runs,
-    health, metrics, prompts, runs,
+    health, metrics, migrate, prompts, runs,
 };
 
 /// The API description; every route of [`super::ROUTES`] appears here (a test checks it).
@@ -60,6 +60,8 @@ use super::{
         datasets::delete,
         export::export,
         aggregates::recompute,
+        export::openai_eval,
+        migrate::openai_eval,
         health::healthz,
         metrics::metrics,
         openapi,
@@ -74,7 +76,8 @@ use super::{
         (name = "evaluations", description = "Offline evaluations of prompt versions on a dataset, graded and compared"),
         (name = "runs", description = "Recorded agent runs and the outcomes of their tasks"),
         (name = "datasets", description = "Versioned datasets of a prompt: snapshots of runs, OpenAI eval JSONL uploads"),
-        (name = "export", description = "Export of a prompt's runs or datasets as OpenAI eval JSONL or CSV"),
+        (name = "export", description = "Export of a prompt's runs or datasets as OpenAI eval JSONL (with its eval definition), CSV or a promptfoo config"),
+        (name = "migrate", description = "Migration in from OpenAI evals: graders, a dataset, runs with grader results, all or nothing"),
         (name = "ab-tests", description = "A/B tests of prompt versions"),
         (name = "operations", description = "Health, metrics, API description, repair of the running aggregates"),
     )

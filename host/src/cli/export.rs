@@ -1,5 +1,7 @@
 //! `flywheel export <prompt> --format F …`: a prompt's recorded runs, or one of its dataset
-//! versions, as OpenAI eval JSONL or CSV, written to stdout or `--output FILE` as it is read.
+//! versions, as OpenAI eval JSONL, CSV or a promptfoo config, written to stdout or `--output
+//! FILE` as it is read; with `--eval-definition FILE` (openai-jsonl), the matching OpenAI eval
+//! definition is written to FILE too, and graders it cannot carry are listed on stderr.
 //! Database mode goes through [`crate::export`] directly, `--server` mode through
 //! `POST /api/prompts/{id}/export`; both make the same checks (`minRows` included) and redact
 //! secrets the same way. At the end, database mode prints `redacted N values` to stderr; in
@@ -17,6 +19,7 @@ use reqwest::Method;
 use super::client::ApiClient;
 use super::target::TargetArgs;
 use crate::config::Settings;
+use crate::export::openai_eval::EvalDefinition;
 use crate::export::{ExportFormat, ExportRequest};
 use crate::store::Rating;
 
@@ -27,6 +30,8 @@ pub enum FormatArg {
     OpenaiJsonl,
     /// CSV with a header line.
     Csv,
+    /// A promptfoo config (JSON).
+    Promptfoo,
 }
 
 /// `flywheel export`.
@@ -66,6 +71,10 @@ pub struct ExportArgs {
     /// Write here instead of stdout (removed again if the export fails).
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// With openai-jsonl: also write the matching OpenAI eval definition (the body of
+    /// `POST /v1/evals`) to this file.
+    #[arg(long)]
+    pub eval_definition: Option<PathBuf>,
 }
 
 /// Runs `flywheel export`.
@@ -74,6 +83,7 @@ pub async fn run(args: ExportArgs, settings: Settings) -> anyhow::Result<()> {
         format: match args.format {
             FormatArg::OpenaiJsonl => ExportFormat::OpenaiJsonl,
             FormatArg::Csv => ExportFormat::Csv,
+            FormatArg::Promptfoo => ExportFormat::Promptfoo,
         },
         dataset: args.dataset,
         version: args.version,
@@ -83,6 +93,18 @@ pub async fn run(args: ExportArgs, settings: Settings) -> anyhow::Result<()> {
         include_annotations: args.no_annotations.then_some(false),
         min_rows: args.min_rows,
     };
+    if let Some(path) = &args.eval_definition {
+        // Before the rows, so a refusal (wrong format, minRows) stops before anything is written.
+        let definition = eval_definition(&args.target, &args.prompt, &request, &settings).await?;
+        let text = serde_json::to_string_pretty(&definition.eval).context("encoding the eval")?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+        for left in &definition.not_exportable {
+            eprintln!(
+                "not exportable: grader {} ({}): {}",
+                left.grader, left.kind, left.reason
+            );
+        }
+    }
     let mut out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
@@ -99,6 +121,37 @@ pub async fn run(args: ExportArgs, settings: Settings) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(path);
     }
     flushed
+}
+
+async fn eval_definition(
+    target: &TargetArgs,
+    prompt: &str,
+    request: &ExportRequest,
+    settings: &Settings,
+) -> anyhow::Result<EvalDefinition> {
+    match &target.server {
+        Some(server) => {
+            let client = ApiClient::new(server, target.token.clone())?;
+            let body = serde_json::to_value(request).context("encoding the request")?;
+            client
+                .call(
+                    Method::POST,
+                    &["api", "prompts", prompt, "export", "openai-eval"],
+                    Some(body),
+                )
+                .await
+        }
+        None => {
+            let store = crate::server::open_database(settings).await?;
+            Ok(crate::export::eval_definition(
+                store,
+                prompt,
+                request.clone(),
+                settings.min_samples_for_optimization,
+            )
+            .await?)
+        }
+    }
 }
 
 async fn write(
@@ -133,6 +186,12 @@ async fn write(
             )
             .await?;
             let redacted = export.redacted_values();
+            for left in export.not_exported() {
+                eprintln!(
+                    "not exported: grader {} ({}): {}",
+                    left.grader, left.kind, left.reason
+                );
+            }
             let mut stream = std::pin::pin!(export.stream());
             while let Some(chunk) = stream.next().await {
                 out.write_all(&chunk?).context("writing the export")?;

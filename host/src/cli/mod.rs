@@ -16,6 +16,7 @@ pub mod eval;
 pub mod export;
 pub mod graders;
 pub mod grading_runs;
+pub mod migrate;
 pub mod prompts;
 pub mod release;
 pub mod runs;
@@ -141,8 +142,11 @@ pub enum Command {
     Ab(ab::AbArgs),
     /// Create dataset versions from recorded runs or OpenAI eval JSONL; list, show, read rows.
     Datasets(datasets::DatasetsArgs),
-    /// Export a prompt's runs or a dataset version as OpenAI eval JSONL or CSV.
+    /// Export a prompt's runs or a dataset version as OpenAI eval JSONL (and its eval
+    /// definition), CSV or a promptfoo config.
     Export(export::ExportArgs),
+    /// Migrate in from elsewhere: an OpenAI eval's graders, items and output items.
+    Migrate(migrate::MigrateArgs),
     /// Annotate a recorded run as a person (rating, failure mode, critique), or clear it.
     Annotate(annotations::AnnotateArgs),
     /// List or extend a prompt's failure-mode taxonomy, or print its counts table.
@@ -172,6 +176,7 @@ impl Command {
             Command::Ab(args) => args.target.groups(),
             Command::Datasets(args) => args.target.groups(),
             Command::Export(args) => args.target.groups(),
+            Command::Migrate(args) => args.groups(),
             Command::Annotate(args) => args.target.groups(),
             Command::FailureModes(args) => args.target.groups(),
             Command::AnnotationQueue(args) => args.target.groups(),
@@ -197,6 +202,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Ab(args) => ab::run(args, settings).await,
         Command::Datasets(args) => datasets::run(args, settings).await,
         Command::Export(args) => export::run(args, settings).await,
+        Command::Migrate(args) => migrate::run(args, settings).await,
         Command::Annotate(args) => annotations::annotate(args, settings).await,
         Command::FailureModes(args) => annotations::failure_modes(args, settings).await,
         Command::AnnotationQueue(args) => annotations::queue(args, settings).await,
