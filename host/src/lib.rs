@@ -17,6 +17,7 @@
 //! - [`api`]: the HTTP surface (axum): routes, auth, errors, OpenAPI, metrics; thin handlers.
 //! - [`cli`]: the `flywheel` command line.
 //! - [`log_text`]: escaping values from outside before they are logged.
+//! - [`web`]: the web pages at `/`: server-rendered HTML, sessions, one small script.
 //! - [`server`]: builds the application state and serves it with graceful shutdown.
 
 pub mod annotations;
@@ -35,3 +36,4 @@ pub mod redact;
 pub mod runs;
 pub mod server;
 pub mod store;
+pub mod web;

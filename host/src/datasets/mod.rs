@@ -336,6 +336,7 @@ async fn snapshot(
         annotated: filter.annotated,
         from: filter.from,
         to: filter.to,
+        graders_passed: None,
         before: None,
     };
     // One more than the limit says whether the filter matches too many.
