@@ -80,6 +80,8 @@ fn head(title: &str) -> Markup {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " · Flywheel" }
+            // No favicon file: an empty one stops the browser asking for /favicon.ico.
+            link rel="icon" href="data:,";
             link rel="stylesheet" href=(STYLESHEET.path);
             script src=(SCRIPT.path) defer {}
         }
