@@ -93,9 +93,14 @@ pub fn when(at: &DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M").to_string()
 }
 
-/// A rate (0 to 1) as a percentage, or a dash when unknown.
-pub fn percent(rate: Option<f64>) -> String {
-    rate.map_or_else(|| "–".to_owned(), |r| format!("{:.0}%", r * 100.0))
+/// A share (0 to 1) as a percentage, or a dash when unknown.
+pub fn percent(share: Option<f64>) -> String {
+    share.map_or_else(|| "–".to_owned(), |r| format!("{:.0}%", r * 100.0))
+}
+
+/// A version's success rate, which the store keeps in percent (0 to 100), or a dash.
+pub fn success(rate: Option<f64>) -> String {
+    rate.map_or_else(|| "–".to_owned(), |r| format!("{r:.0}%"))
 }
 
 /// Yes, no or unknown.

@@ -45,7 +45,8 @@ pub fn output(output: &str) -> Markup {
         OutputKind::Diff => html! {
             pre.output.diff {
                 @for line in output.lines() {
-                    span class=(diff_line_class(line)) { (line) } "\n"
+                    // Block spans: one line each, coloured across the width.
+                    span class=(diff_line_class(line)) { (line) }
                 }
             }
         },

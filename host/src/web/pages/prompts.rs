@@ -8,7 +8,7 @@ use maud::{Markup, html};
 use crate::api::AppState;
 use crate::store::PromptVersion;
 use crate::web::error::WebError;
-use crate::web::layout::{self, Section, percent};
+use crate::web::layout::{self, Section, success};
 use crate::web::session::Viewer;
 
 /// Grading runs looked at for the "running" list: the newest ones; older jobs are finished or
@@ -42,7 +42,7 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Html<
                         dt { "Active version" }
                         dd { (p.active_version.map_or_else(|| "none".to_owned(), |v| format!("v{v}"))) }
                         dt { "Tasks run" } dd { (tasks) }
-                        dt { "Success (active)" } dd { (percent(active.and_then(|v| v.success_rate))) }
+                        dt { "Success (active)" } dd { (success(active.and_then(|v| v.success_rate))) }
                     }
                     (success_chart(&p.versions))
                     nav.actions aria-label={ "Pages of " (p.prompt.id) } {
@@ -88,11 +88,11 @@ pub fn success_chart(versions: &[PromptVersion]) -> Markup {
         svg.chart role="img" width=(width) height="56" viewBox={ "0 0 " (width) " 56" } {
             title { "Success rate per version" }
             @for (i, v) in versions.iter().enumerate() {
-                @let rate = v.success_rate.unwrap_or(0.0).clamp(0.0, 1.0);
+                @let rate = (v.success_rate.unwrap_or(0.0) / 100.0).clamp(0.0, 1.0);
                 @let h = (rate * HEIGHT).max(1.0);
                 rect class=(if v.is_active { "bar active" } else { "bar" })
                     x=(i * BAR + 2) y=(format!("{:.1}", HEIGHT - h)) width=(BAR - 4) height=(format!("{h:.1}")) {
-                    title { "v" (v.version) ": " (percent(v.success_rate)) " of " (v.tasks_executed) " tasks" }
+                    title { "v" (v.version) ": " (success(v.success_rate)) " of " (v.tasks_executed) " tasks" }
                 }
                 text x=(i * BAR + BAR / 2) y="54" text-anchor="middle" { (v.version) }
             }

@@ -15,7 +15,7 @@ use crate::config::Role;
 use crate::prompts::PromptError;
 use crate::store::StoreError;
 use crate::web::error::WebError;
-use crate::web::layout::{self, Section, percent, when};
+use crate::web::layout::{self, Section, success, when};
 use crate::web::render;
 use crate::web::session::Viewer;
 
@@ -76,7 +76,7 @@ pub async fn page(
                         td { (format!("{:?}", v.source).to_lowercase()) }
                         td { (when(&v.created_at)) }
                         td { (v.tasks_executed) }
-                        td { (percent(v.success_rate)) }
+                        td { (success(v.success_rate)) }
                         td { (v.avg_tokens.map(|t| t.to_string()).unwrap_or_else(|| "–".to_owned())) }
                         td {
                             @if admin && !v.is_active {
