@@ -153,15 +153,18 @@ fn bench(c: &mut Criterion) {
     group
         .sample_size(50)
         .measurement_time(Duration::from_secs(10));
-    group.bench_function("baseline: GET /api/prompts/coder/annotation-queue?limit=20", |b| {
-        b.to_async(&runtime).iter(|| {
-            get(
-                &fixture.router,
-                "/api/prompts/coder/annotation-queue?limit=20",
-                (header::AUTHORIZATION, format!("Bearer {ADMIN_SECRET}")),
-            )
-        })
-    });
+    group.bench_function(
+        "baseline: GET /api/prompts/coder/annotation-queue?limit=20",
+        |b| {
+            b.to_async(&runtime).iter(|| {
+                get(
+                    &fixture.router,
+                    "/api/prompts/coder/annotation-queue?limit=20",
+                    (header::AUTHORIZATION, format!("Bearer {ADMIN_SECRET}")),
+                )
+            })
+        },
+    );
     group.bench_function("page: GET /prompts/coder/annotate", |b| {
         b.to_async(&runtime).iter(|| {
             get(

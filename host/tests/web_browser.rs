@@ -188,14 +188,19 @@ impl Setup {
     }
 
     async fn store(&self) -> std::sync::Arc<dyn Store> {
-        open_store(&self.database_url).await.expect("open the database")
+        open_store(&self.database_url)
+            .await
+            .expect("open the database")
     }
 
-    async fn api(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> Value {
-        let mut request = self
-            .http
-            .request(method, self.url(path))
-            .bearer_auth(token);
+    async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -243,7 +248,11 @@ async fn wait_for(client: &Client, script: &str, what: &str) {
 async fn sign_in(setup: &Setup, token: &str) {
     setup.goto("/prompts").await;
     let url = setup.client.current_url().await.expect("url");
-    assert_eq!(url.path(), "/sign-in", "a page without a session asks to sign in");
+    assert_eq!(
+        url.path(),
+        "/sign-in",
+        "a page without a session asks to sign in"
+    );
     let field = setup
         .client
         .find(Locator::Css("input[name=token]"))
@@ -259,7 +268,11 @@ async fn sign_in(setup: &Setup, token: &str) {
         .await
         .expect("sign in");
     let url = setup.client.current_url().await.expect("url");
-    assert_eq!(url.path(), "/prompts", "signed in, back at the page asked for");
+    assert_eq!(
+        url.path(),
+        "/prompts",
+        "signed in, back at the page asked for"
+    );
 }
 
 async fn sign_out(setup: &Setup) {
@@ -311,7 +324,12 @@ async fn web_pages_work_in_headless_chromium() {
 
     // Data: coder's graders off (the queue test is not about them), six runs, a version 2.
     for grader in setup
-        .api(reqwest::Method::GET, "/api/graders/definitions?promptId=coder", READ, None)
+        .api(
+            reqwest::Method::GET,
+            "/api/graders/definitions?promptId=coder",
+            READ,
+            None,
+        )
         .await
         .as_array()
         .cloned()
@@ -339,10 +357,20 @@ async fn web_pages_work_in_headless_chromium() {
         })
         .collect();
     setup
-        .api(reqwest::Method::POST, "/api/runs", AGENT, Some(json!({ "runs": runs })))
+        .api(
+            reqwest::Method::POST,
+            "/api/runs",
+            AGENT,
+            Some(json!({ "runs": runs })),
+        )
         .await;
     let v1 = setup
-        .api(reqwest::Method::GET, "/api/prompts/coder/versions/1", READ, None)
+        .api(
+            reqwest::Method::GET,
+            "/api/prompts/coder/versions/1",
+            READ,
+            None,
+        )
         .await;
     let content = format!(
         "{}\nKeep the diff minimal.\n",
@@ -387,7 +415,12 @@ async fn web_pages_work_in_headless_chromium() {
     // Runs 1, 3, 5 good; 2 and 4 bad with the second code of coder's taxonomy; run 1 gets
     // feedback typed after `f`.
     let modes = setup
-        .api(reqwest::Method::GET, "/api/prompts/coder/failure-modes", READ, None)
+        .api(
+            reqwest::Method::GET,
+            "/api/prompts/coder/failure-modes",
+            READ,
+            None,
+        )
         .await;
     let second_mode = modes[1]["code"].as_str().expect("a second code").to_owned();
     for (k, id) in order.iter().take(5).enumerate() {
@@ -449,11 +482,22 @@ async fn web_pages_work_in_headless_chromium() {
             Some(flywheel::store::AnnotationSource::Person)
         );
         if k % 2 == 0 {
-            assert_eq!(annotation.rating, Some(flywheel::store::Rating::Good), "run {k}");
+            assert_eq!(
+                annotation.rating,
+                Some(flywheel::store::Rating::Good),
+                "run {k}"
+            );
             assert_eq!(annotation.failure_mode, None, "run {k}");
         } else {
-            assert_eq!(annotation.rating, Some(flywheel::store::Rating::Bad), "run {k}");
-            assert_eq!(annotation.failure_mode.as_deref(), Some(second_mode.as_str()));
+            assert_eq!(
+                annotation.rating,
+                Some(flywheel::store::Rating::Bad),
+                "run {k}"
+            );
+            assert_eq!(
+                annotation.failure_mode.as_deref(),
+                Some(second_mode.as_str())
+            );
         }
         let feedback = annotation.output_feedback.as_deref();
         if k == 0 {
@@ -504,23 +548,34 @@ async fn web_pages_work_in_headless_chromium() {
     assert_eq!(active_version(&store).await, 1, "rolled back to v1");
     let history = store.deploy_history("coder").await.expect("history");
     assert_eq!(
-        history.iter().rev().take(2).map(|r| r.actor.as_str()).collect::<Vec<_>>(),
+        history
+            .iter()
+            .rev()
+            .take(2)
+            .map(|r| r.actor.as_str())
+            .collect::<Vec<_>>(),
         ["ops", "ops"]
     );
 
     // --- The other pages (a grading job gives the grading pages something to show).
     let job = start_grading_job(&setup).await;
-    setup.visit("/prompts/coder/failure-modes", "failure-modes").await;
+    setup
+        .visit("/prompts/coder/failure-modes", "failure-modes")
+        .await;
     setup.visit("/runs?promptId=coder", "runs").await;
     setup.visit(&format!("/runs/{}", order[0]), "run").await;
     setup.visit("/grading-runs", "grading-runs").await;
-    setup.visit(&format!("/grading-runs/{job}"), "grading-run").await;
+    setup
+        .visit(&format!("/grading-runs/{job}"), "grading-run")
+        .await;
     setup.visit("/ab-tests", "ab-tests").await;
     // The failure-mode bar opens the runs of its mode.
     setup.goto("/prompts/coder/failure-modes").await;
     let link = setup
         .client
-        .find(Locator::Css(&format!("table a[href*='failureMode={second_mode}']")))
+        .find(Locator::Css(&format!(
+            "table a[href*='failureMode={second_mode}']"
+        )))
         .await
         .expect("a link to the mode's runs");
     link.click().await.expect("open the runs");
@@ -547,7 +602,12 @@ async fn web_pages_work_in_headless_chromium() {
     let own = setup.served.url.clone();
     for (origin, cookie, status, code) in [
         (None, Some(admin_cookie.as_str()), 403, "origin_refused"),
-        (Some("http://evil.example"), Some(admin_cookie.as_str()), 403, "origin_refused"),
+        (
+            Some("http://evil.example"),
+            Some(admin_cookie.as_str()),
+            403,
+            "origin_refused",
+        ),
         (Some(own.as_str()), None, 401, "unauthorized"),
     ] {
         let response = forge(origin, cookie).await.expect("forged request");
@@ -555,7 +615,11 @@ async fn web_pages_work_in_headless_chromium() {
         let text = response.text().await.unwrap_or_default();
         assert!(text.contains(code), "{code} expected: {text}");
     }
-    assert_eq!(active_version(&store).await, 1, "nothing deployed by a forged request");
+    assert_eq!(
+        active_version(&store).await,
+        1,
+        "nothing deployed by a forged request"
+    );
 
     // --- Signing out ends the session: the old cookie opens nothing.
     sign_out(&setup).await;
@@ -577,11 +641,19 @@ async fn web_pages_work_in_headless_chromium() {
     setup.goto("/prompts/coder").await;
     let writes = setup
         .client
-        .find_all(Locator::Css("main a.button, main button.primary, main form[method=post]"))
+        .find_all(Locator::Css(
+            "main a.button, main button.primary, main form[method=post]",
+        ))
         .await
         .expect("find");
-    assert!(writes.is_empty(), "a reader sees {} write controls", writes.len());
-    setup.visit("/prompts/coder/annotate", "annotate-read-only").await;
+    assert!(
+        writes.is_empty(),
+        "a reader sees {} write controls",
+        writes.len()
+    );
+    setup
+        .visit("/prompts/coder/annotate", "annotate-read-only")
+        .await;
     let forms = setup
         .client
         .find_all(Locator::Css("form.annotate"))
@@ -593,7 +665,13 @@ async fn web_pages_work_in_headless_chromium() {
         .await
         .expect("request");
     assert_eq!(refused.status().as_u16(), 403);
-    assert!(refused.text().await.unwrap_or_default().contains("forbidden"));
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap_or_default()
+            .contains("forbidden")
+    );
     let refused = setup
         .http
         .post(setup.url(&format!("/runs/{}/annotation", order[5])))
@@ -618,7 +696,12 @@ async fn web_pages_work_in_headless_chromium() {
         "console errors:\n{}",
         setup.console_errors.join("\n")
     );
-    setup.client.clone().close().await.expect("close the browser");
+    setup
+        .client
+        .clone()
+        .close()
+        .await
+        .expect("close the browser");
 }
 
 async fn active_version(store: &std::sync::Arc<dyn Store>) -> i64 {

@@ -80,7 +80,10 @@ async fn pages_sign_in_and_refuse_forgeries(backend: Backend) {
         .to_str()
         .expect("text")
         .to_owned();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     let html = form.text().await.expect("body");
     assert!(!html.contains("<script>"), "no inline script");
     assert!(!html.contains("style="), "no inline style");
@@ -123,7 +126,13 @@ async fn pages_sign_in_and_refuse_forgeries(backend: Backend) {
     let deploy = format!("/prompts/coder/deploy/{v2}");
     let refused = post(&app, &deploy, None, Some(&admin)).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-    assert!(refused.text().await.expect("body").contains("origin_refused"));
+    assert!(
+        refused
+            .text()
+            .await
+            .expect("body")
+            .contains("origin_refused")
+    );
     let refused = post(&app, &deploy, Some("http://evil.example"), Some(&admin)).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     let refused = post(&app, &deploy, Some(&app.base), None).await;
@@ -138,7 +147,10 @@ async fn pages_sign_in_and_refuse_forgeries(backend: Backend) {
         .text()
         .await
         .expect("body");
-    assert!(!reader_page.contains("/deploy/"), "a reader sees no deploy button");
+    assert!(
+        !reader_page.contains("/deploy/"),
+        "a reader sees no deploy button"
+    );
 
     let done = post(&app, &deploy, Some(&app.base), Some(&admin)).await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);

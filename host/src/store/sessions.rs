@@ -27,8 +27,7 @@ pub trait SessionStore: Send + Sync {
     /// Stores a new session under the hash of its id. A hash already stored (an id drawn twice)
     /// is a `Conflict` on `web_sessions_pkey`; a hash not of 64 hex digits a `Conflict` on
     /// `web_sessions_id_hash_format`.
-    async fn create_session(&self, id_hash: &str, token_name: &str, expires_at: i64)
-    -> Result<()>;
+    async fn create_session(&self, id_hash: &str, token_name: &str, expires_at: i64) -> Result<()>;
     /// The session stored under `id_hash` if it has not expired at `now` (epoch seconds).
     async fn find_session(&self, id_hash: &str, now: i64) -> Result<Option<WebSession>>;
     /// Ends a session; whether one was stored.

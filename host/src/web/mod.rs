@@ -74,7 +74,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/prompts/{id}/annotate", get(pages::annotate::page))
         .route("/runs/{id}/annotation", post(pages::annotate::save))
-        .route("/prompts/{id}/failure-modes", get(pages::failure_modes::page))
+        .route(
+            "/prompts/{id}/failure-modes",
+            get(pages::failure_modes::page),
+        )
         .route("/runs", get(pages::runs::list))
         .route("/runs/{id}", get(pages::runs::one))
         .route("/grading-runs", get(pages::grading::list))

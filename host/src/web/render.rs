@@ -201,8 +201,14 @@ mod tests {
     #[test]
     fn a_diff_is_coloured_by_line_and_escaped() {
         let shown = output("@@ -1 +1 @@\n-<b>\n+<i>\n ctx").into_string();
-        assert!(shown.contains(r#"<span class="del">-&lt;b&gt;</span>"#), "{shown}");
-        assert!(shown.contains(r#"<span class="add">+&lt;i&gt;</span>"#), "{shown}");
+        assert!(
+            shown.contains(r#"<span class="del">-&lt;b&gt;</span>"#),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(r#"<span class="add">+&lt;i&gt;</span>"#),
+            "{shown}"
+        );
         assert!(shown.contains(r#"<span class="hunk">"#), "{shown}");
     }
 
@@ -212,10 +218,26 @@ mod tests {
         assert_eq!(
             rows,
             vec![
-                DiffRow { old: Some("a"), new: Some("a"), kind: "same" },
-                DiffRow { old: Some("b"), new: Some("B"), kind: "changed" },
-                DiffRow { old: Some("c"), new: Some("c"), kind: "same" },
-                DiffRow { old: None, new: Some("d"), kind: "added" },
+                DiffRow {
+                    old: Some("a"),
+                    new: Some("a"),
+                    kind: "same"
+                },
+                DiffRow {
+                    old: Some("b"),
+                    new: Some("B"),
+                    kind: "changed"
+                },
+                DiffRow {
+                    old: Some("c"),
+                    new: Some("c"),
+                    kind: "same"
+                },
+                DiffRow {
+                    old: None,
+                    new: Some("d"),
+                    kind: "added"
+                },
             ]
         );
     }

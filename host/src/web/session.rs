@@ -166,7 +166,9 @@ pub async fn close(store: &Arc<dyn Store>, headers: &HeaderMap) -> Result<String
 
 fn cookie(value: &str, max_age: u64, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
-    format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
+    format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    )
 }
 
 /// The session id of the request's cookie: 64 hex digits, anything else is no session.
@@ -261,16 +263,31 @@ mod tests {
 
     #[test]
     fn only_an_origin_naming_this_host_passes() {
-        let ok = headers(&[("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:8080")]);
+        let ok = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080"),
+        ]);
         assert!(same_origin(&ok).is_ok());
-        let tls = headers(&[("host", "flywheel.example"), ("origin", "https://flywheel.example")]);
+        let tls = headers(&[
+            ("host", "flywheel.example"),
+            ("origin", "https://flywheel.example"),
+        ]);
         assert!(same_origin(&tls).is_ok());
         for bad in [
             headers(&[("host", "127.0.0.1:8080")]),
             headers(&[("host", "127.0.0.1:8080"), ("origin", "null")]),
-            headers(&[("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:9090")]),
-            headers(&[("host", "127.0.0.1:8080"), ("origin", "http://evil.example")]),
-            headers(&[("host", "127.0.0.1:8080"), ("origin", "ftp://127.0.0.1:8080")]),
+            headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://127.0.0.1:9090"),
+            ]),
+            headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://evil.example"),
+            ]),
+            headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "ftp://127.0.0.1:8080"),
+            ]),
             headers(&[("origin", "http://127.0.0.1:8080")]),
         ] {
             assert!(same_origin(&bad).is_err(), "{bad:?} passed");
@@ -280,7 +297,10 @@ mod tests {
     #[test]
     fn the_cookie_is_http_only_strict_and_secure_over_https() {
         let plain = cookie("ab", 60, false);
-        assert!(plain.contains("HttpOnly") && plain.contains("SameSite=Strict"), "{plain}");
+        assert!(
+            plain.contains("HttpOnly") && plain.contains("SameSite=Strict"),
+            "{plain}"
+        );
         assert!(!plain.contains("Secure"), "{plain}");
         assert!(cookie("ab", 60, true).ends_with("; Secure"));
         assert!(over_https(&headers(&[("origin", "https://x.example")])));
@@ -291,7 +311,10 @@ mod tests {
     #[test]
     fn only_a_well_formed_session_cookie_is_read() {
         let id = "a".repeat(64);
-        let found = session_id(&headers(&[("cookie", &format!("x=1; {SESSION_COOKIE}={id}"))]));
+        let found = session_id(&headers(&[(
+            "cookie",
+            &format!("x=1; {SESSION_COOKIE}={id}"),
+        )]));
         assert_eq!(found.as_deref(), Some(id.as_str()));
         assert!(session_id(&headers(&[("cookie", &format!("{SESSION_COOKIE}=short"))])).is_none());
         assert!(session_id(&headers(&[("cookie", "other=1")])).is_none());

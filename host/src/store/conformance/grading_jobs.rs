@@ -529,7 +529,10 @@ async fn auto_grading_queue_marks_runs_unless_an_outcome_arrived(b: &Backend) {
 async fn jobs_are_listed_newest_first_per_prompt_or_all(b: &Backend) {
     let store = b.store.as_ref();
     assert!(store.list_grading_jobs(None, 10).await.unwrap().is_empty());
-    let first = store.create_grading_job(job(RunSelection::default())).await.unwrap();
+    let first = store
+        .create_grading_job(job(RunSelection::default()))
+        .await
+        .unwrap();
     let second = store
         .create_grading_job(NewGradingJob {
             prompt_id: "coder".into(),
@@ -537,8 +540,12 @@ async fn jobs_are_listed_newest_first_per_prompt_or_all(b: &Backend) {
         })
         .await
         .unwrap();
-    let third = store.create_grading_job(job(RunSelection::default())).await.unwrap();
-    let ids = |jobs: Vec<crate::store::GradingJob>| jobs.into_iter().map(|j| j.id).collect::<Vec<_>>();
+    let third = store
+        .create_grading_job(job(RunSelection::default()))
+        .await
+        .unwrap();
+    let ids =
+        |jobs: Vec<crate::store::GradingJob>| jobs.into_iter().map(|j| j.id).collect::<Vec<_>>();
     assert_eq!(
         ids(store.list_grading_jobs(None, 10).await.unwrap()),
         [third.id, second.id, first.id]
@@ -547,6 +554,15 @@ async fn jobs_are_listed_newest_first_per_prompt_or_all(b: &Backend) {
         ids(store.list_grading_jobs(Some("planner"), 10).await.unwrap()),
         [third.id, first.id]
     );
-    assert_eq!(ids(store.list_grading_jobs(None, 1).await.unwrap()), [third.id]);
-    assert!(store.list_grading_jobs(Some("nobody"), 10).await.unwrap().is_empty());
+    assert_eq!(
+        ids(store.list_grading_jobs(None, 1).await.unwrap()),
+        [third.id]
+    );
+    assert!(
+        store
+            .list_grading_jobs(Some("nobody"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -63,7 +63,11 @@ async fn session_constraints_are_named(b: &Backend) {
         }
     }
     assert_eq!(
-        store.find_session(&hash(7), 0).await.unwrap().map(|s| s.token_name),
+        store
+            .find_session(&hash(7), 0)
+            .await
+            .unwrap()
+            .map(|s| s.token_name),
         Some("ops".to_owned()),
         "the refused writes changed nothing"
     );

@@ -19,25 +19,22 @@ where
     for<'r> (String, i64): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (String,): FromRow<'r, <B::Db as Database>::Row>,
 {
-    async fn create_session(
-        &self,
-        id_hash: &str,
-        token_name: &str,
-        expires_at: i64,
-    ) -> Result<()> {
+    async fn create_session(&self, id_hash: &str, token_name: &str, expires_at: i64) -> Result<()> {
         // Which constraint a failure names: the format check first (SQLite does not say).
         let constraint = if is_hash(id_hash) {
             "web_sessions_pkey"
         } else {
             "web_sessions_id_hash_format"
         };
-        sqlx::query("INSERT INTO web_sessions (id_hash, token_name, expires_at) VALUES ($1, $2, $3)")
-            .bind(id_hash)
-            .bind(token_name)
-            .bind(expires_at)
-            .execute(self.pool())
-            .await
-            .map_err(|e| B::conflict(constraint, e))?;
+        sqlx::query(
+            "INSERT INTO web_sessions (id_hash, token_name, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(id_hash)
+        .bind(token_name)
+        .bind(expires_at)
+        .execute(self.pool())
+        .await
+        .map_err(|e| B::conflict(constraint, e))?;
         Ok(())
     }
 

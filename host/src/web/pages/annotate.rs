@@ -214,9 +214,7 @@ pub struct AnnotationForm {
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {
-    value
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
 /// `POST /runs/{id}/annotation`: saves a person's annotation; answers JSON to the script, a
@@ -248,7 +246,11 @@ pub async fn save(
         // Growing the taxonomy is an admin's, as `POST /api/prompts/{id}/failure-modes` is.
         viewer.require(Role::Admin).map_err(as_error)?;
         let description = non_empty(form.new_code_description).unwrap_or_else(|| code.clone());
-        let run = state.store.get_run(run_id).await.map_err(|e| as_error(e.into()))?;
+        let run = state
+            .store
+            .get_run(run_id)
+            .await
+            .map_err(|e| as_error(e.into()))?;
         annotations::add_failure_mode(&state.store, &run.prompt_id, &code, &description)
             .await
             .map_err(|e| as_error(e.into()))?;

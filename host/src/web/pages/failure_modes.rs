@@ -91,7 +91,12 @@ pub async fn page(
         }
     };
     Ok(Html(
-        layout::page(&format!("Failure modes of {id}"), &viewer, Section::Prompts, body)
-            .into_string(),
+        layout::page(
+            &format!("Failure modes of {id}"),
+            &viewer,
+            Section::Prompts,
+            body,
+        )
+        .into_string(),
     ))
 }

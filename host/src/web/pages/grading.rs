@@ -118,5 +118,9 @@ pub async fn cancel(
     optimization_on(&state)?;
     viewer.require(Role::Admin)?;
     state.store.cancel_grading_job(id).await?;
-    Ok((StatusCode::SEE_OTHER, [(LOCATION, format!("/grading-runs/{id}"))]).into_response())
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(LOCATION, format!("/grading-runs/{id}"))],
+    )
+        .into_response())
 }

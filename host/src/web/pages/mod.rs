@@ -47,7 +47,12 @@ mod tests {
     #[test]
     fn only_local_paths_are_followed() {
         assert_eq!(local_path(Some("/runs?x=1"), "/"), "/runs?x=1");
-        for bad in ["//evil.example/", "https://evil.example/", "runs", "/\\evil.example"] {
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/",
+            "runs",
+            "/\\evil.example",
+        ] {
             assert_eq!(local_path(Some(bad), "/prompts"), "/prompts", "{bad}");
         }
         assert_eq!(local_path(None, "/prompts"), "/prompts");

@@ -103,7 +103,10 @@ impl RunsQuery {
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))
         .collect();
-        format!("/runs?{}", serde_urlencoded::to_string(pairs).unwrap_or_default())
+        format!(
+            "/runs?{}",
+            serde_urlencoded::to_string(pairs).unwrap_or_default()
+        )
     }
 }
 
@@ -120,7 +123,9 @@ pub async fn list(
     let mut runs = state.store.list_runs(&filter, PAGE_SIZE + 1).await?;
     let more = runs.len() > PAGE_SIZE as usize;
     runs.truncate(PAGE_SIZE as usize);
-    let next = more.then(|| runs.last().map(|r| cursor::encode(r.id))).flatten();
+    let next = more
+        .then(|| runs.last().map(|r| cursor::encode(r.id)))
+        .flatten();
     let selected = |field: &Option<String>, value: &str| given(field) == Some(value);
     let body = html! {
         h1 { "Runs" }
@@ -182,9 +187,11 @@ fn graders_passed(results: Option<&serde_json::Value>) -> Option<bool> {
     if results.is_empty() {
         return None;
     }
-    Some(results.values().all(|v| {
-        v.get("passed").and_then(serde_json::Value::as_bool) == Some(true)
-    }))
+    Some(
+        results
+            .values()
+            .all(|v| v.get("passed").and_then(serde_json::Value::as_bool) == Some(true)),
+    )
 }
 
 /// `GET /runs/{id}`: one run with everything known about it.

@@ -74,7 +74,14 @@ pub async fn submit(
     if state.auth.is_open() {
         return Ok((StatusCode::SEE_OTHER, [(LOCATION, next)]).into_response());
     }
-    match session::open(&state.store, &state.auth, &form.token, session::over_https(&headers)).await {
+    match session::open(
+        &state.store,
+        &state.auth,
+        &form.token,
+        session::over_https(&headers),
+    )
+    .await
+    {
         Ok(cookie) => Ok((
             StatusCode::SEE_OTHER,
             [(SET_COOKIE, cookie), (LOCATION, next)],

@@ -51,9 +51,15 @@ pub async fn page(
     }
     // The diff defaults to the version before the active one against the active one.
     let b = query.b.or(active).or(versions.last().map(|v| v.version));
-    let a = query
-        .a
-        .or_else(|| b.and_then(|b| versions.iter().rev().find(|v| v.version < b).map(|v| v.version)));
+    let a = query.a.or_else(|| {
+        b.and_then(|b| {
+            versions
+                .iter()
+                .rev()
+                .find(|v| v.version < b)
+                .map(|v| v.version)
+        })
+    });
     let find = |n: Option<i64>| versions.iter().find(|v| Some(v.version) == n);
     let admin = viewer.can(Role::Admin);
     let body = html! {
@@ -125,7 +131,13 @@ pub async fn page(
         }
     };
     Ok(Html(
-        layout::page(&format!("Versions of {id}"), &viewer, Section::Prompts, body).into_string(),
+        layout::page(
+            &format!("Versions of {id}"),
+            &viewer,
+            Section::Prompts,
+            body,
+        )
+        .into_string(),
     ))
 }
 
@@ -213,5 +225,9 @@ pub async fn rollback(
 }
 
 fn back_to(id: &str) -> Response {
-    (StatusCode::SEE_OTHER, [(LOCATION, format!("/prompts/{id}"))]).into_response()
+    (
+        StatusCode::SEE_OTHER,
+        [(LOCATION, format!("/prompts/{id}"))],
+    )
+        .into_response()
 }
