@@ -22,12 +22,11 @@ pub enum OutputKind {
 /// a hunk header (`@@ `) or a `diff --git` line, text otherwise.
 pub fn classify(output: &str) -> OutputKind {
     let trimmed = output.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        if let Ok(value) = serde_json::from_str::<Value>(output) {
-            if let Ok(pretty) = serde_json::to_string_pretty(&value) {
-                return OutputKind::Json(pretty);
-            }
-        }
+    if (trimmed.starts_with('{') || trimmed.starts_with('['))
+        && let Ok(value) = serde_json::from_str::<Value>(output)
+        && let Ok(pretty) = serde_json::to_string_pretty(&value)
+    {
+        return OutputKind::Json(pretty);
     }
     let is_diff = output
         .lines()

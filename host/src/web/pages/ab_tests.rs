@@ -21,7 +21,7 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Html<
     for p in &prompts {
         tests.extend(state.registry.ab_tests(&p.prompt.id).await?);
     }
-    tests.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    tests.sort_by_key(|t| std::cmp::Reverse(t.created_at));
     let body = html! {
         h1 { "A/B tests" }
         @if tests.is_empty() {
