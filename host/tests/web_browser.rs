@@ -559,6 +559,16 @@ async fn web_pages_work_in_headless_chromium() {
 
     // --- The other pages (a grading job gives the grading pages something to show).
     let job = start_grading_job(&setup).await;
+    // Opened at once, the job is usually still queued or running: the script refreshes the
+    // progress section in place (no navigation) until it reads "completed".
+    setup.goto(&format!("/grading-runs/{job}")).await;
+    wait_for(
+        &setup.client,
+        "const s = document.querySelector('#progress .status'); \
+         return !!s && s.textContent === 'completed' && !document.querySelector('#progress[data-poll]');",
+        "the grading run's progress to reach completed",
+    )
+    .await;
     setup
         .visit("/prompts/coder/failure-modes", "failure-modes")
         .await;
