@@ -528,7 +528,7 @@ async fn web_pages_work_in_headless_chromium() {
         .click()
         .await
         .expect("deploy");
-    assert_eq!(active_version(&store).await, 2, "v2 deployed");
+    wait_active(&store, 2).await;
     setup
         .client
         .find(Locator::Css("a[href='/prompts/coder/rollback']"))
@@ -545,7 +545,7 @@ async fn web_pages_work_in_headless_chromium() {
         .click()
         .await
         .expect("roll back");
-    assert_eq!(active_version(&store).await, 1, "rolled back to v1");
+    wait_active(&store, 1).await;
     let history = store.deploy_history("coder").await.expect("history");
     assert_eq!(
         history
@@ -559,6 +559,28 @@ async fn web_pages_work_in_headless_chromium() {
 
     // --- The other pages (a grading job gives the grading pages something to show).
     let job = start_grading_job(&setup).await;
+    // The same list from the command line: through the server, and on the database file.
+    let client_dir = tempfile::tempdir().expect("temp dir");
+    let listed = common::ok(
+        flywheel(client_dir.path())
+            .args([
+                "grading-runs",
+                "list",
+                "--prompt",
+                "coder",
+                "--server",
+                &setup.served.url,
+            ])
+            .env("FLYWHEEL_TOKEN", READ),
+    );
+    assert!(listed.contains(&job), "{listed}");
+    let listed = common::ok(
+        flywheel(client_dir.path())
+            .args(["grading-runs", "list", "--json"])
+            .env("DATABASE_URL", &setup.database_url),
+    );
+    let listed: Value = serde_json::from_str(&listed).expect("JSON list");
+    assert_eq!(listed[0]["id"], job.as_str(), "newest first");
     // Opened at once, the job is usually still queued or running: the script refreshes the
     // progress section in place (no navigation) until it reads "completed".
     setup.goto(&format!("/grading-runs/{job}")).await;
@@ -712,6 +734,15 @@ async fn web_pages_work_in_headless_chromium() {
         .close()
         .await
         .expect("close the browser");
+}
+
+/// Waits (bounded) until the click's request has been handled and `version` is active.
+async fn wait_active(store: &std::sync::Arc<dyn Store>, version: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while active_version(store).await != version {
+        assert!(Instant::now() < deadline, "v{version} never became active");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn active_version(store: &std::sync::Arc<dyn Store>) -> i64 {
