@@ -20,6 +20,7 @@
 //!   promptfoo).
 //! - [`migrate`]: migrations in from OpenAI evals: graders, a dataset, runs, all or nothing.
 //! - [`log_text`]: escaping values from outside before they are logged.
+//! - [`web`]: the web pages at `/`: server-rendered HTML, sessions, one small script.
 //! - [`server`]: builds the application state and serves it with graceful shutdown.
 
 pub mod annotations;
@@ -40,3 +41,4 @@ pub mod redact;
 pub mod runs;
 pub mod server;
 pub mod store;
+pub mod web;

@@ -18,6 +18,7 @@ mod prompts_import;
 mod request_timeout;
 mod route_auth;
 mod runs_api;
+mod web_pages;
 
 mod graders_api;
 mod graders_definitions;

@@ -81,6 +81,15 @@ impl Authenticator {
             })
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized)?;
+        self.authenticate_secret(presented)
+    }
+
+    /// The caller a token secret identifies (a bearer header's token, or the token typed into
+    /// the web pages' sign-in form). Never called in open mode, which has no secrets.
+    pub fn authenticate_secret(&self, presented: &str) -> Result<Caller, ApiError> {
+        if presented.is_empty() {
+            return Err(ApiError::Unauthorized);
+        }
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
 
         // Look at every token, whatever matches, and pick the match without branching on it.
@@ -103,6 +112,14 @@ impl Authenticator {
             name: token.name.clone(),
             role: token.role,
         })
+    }
+}
+
+impl Authenticator {
+    /// The role of the configured token named `name`, if there still is one: a web session
+    /// names its token, so a token removed from the configuration ends its sessions.
+    pub fn role_of(&self, name: &str) -> Option<Role> {
+        self.tokens.iter().find(|t| t.name == name).map(|t| t.role)
     }
 }
 

@@ -44,6 +44,10 @@ pub enum ApiError {
     /// (`ENABLE_PROMPT_OPTIMIZATION=false`); nothing was read or stored.
     #[error("{0} is switched off on this server (ENABLE_PROMPT_OPTIMIZATION=false)")]
     FeatureDisabled(&'static str),
+    /// A state-changing request of the web pages came without an `Origin` header, or from
+    /// another site (cross-site request forgery); nothing was changed.
+    #[error("{0}")]
+    OriginRefused(String),
     /// No route matches the path.
     #[error("no route for {0}")]
     RouteNotFound(String),
@@ -281,6 +285,7 @@ impl ApiError {
             ApiError::Unauthorized => ("unauthorized", StatusCode::UNAUTHORIZED),
             ApiError::Forbidden { .. } => ("forbidden", StatusCode::FORBIDDEN),
             ApiError::FeatureDisabled(_) => ("feature_disabled", StatusCode::FORBIDDEN),
+            ApiError::OriginRefused(_) => ("origin_refused", StatusCode::FORBIDDEN),
             ApiError::RouteNotFound(_) => ("route_not_found", StatusCode::NOT_FOUND),
             ApiError::MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
             ApiError::MalformedJson(_) => ("malformed_json", StatusCode::BAD_REQUEST),
@@ -343,6 +348,7 @@ impl ApiError {
                 has: Role::Read,
             },
             ApiError::FeatureDisabled("recording runs"),
+            ApiError::OriginRefused(String::new()),
             ApiError::RouteNotFound(String::new()),
             ApiError::MethodNotAllowed,
             ApiError::NotFound(Missing::prompt("planner")),

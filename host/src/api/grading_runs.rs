@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{JsonBody, PathParams};
+use super::extract::{JsonBody, PathParams, QueryParams};
 use super::state::AppState;
 use crate::grading::request::{JobRequest, queue_job};
 use crate::store::GradingJob;
@@ -35,6 +35,52 @@ pub async fn start(
 ) -> Result<(StatusCode, Json<GradingJob>), ApiError> {
     let job = queue_job(state.store.as_ref(), &state.graders, body, &caller.name).await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+/// Grading runs listed per page unless `limit` says otherwise.
+pub const DEFAULT_LIST_SIZE: u32 = 50;
+/// Most grading runs per list.
+pub const MAX_LIST_SIZE: u32 = 500;
+
+/// `?promptId&limit` of the list.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only this prompt's grading runs.
+    #[serde(default)]
+    pub prompt_id: Option<String>,
+    /// How many, 1 to 500 [default: 50].
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// The newest grading runs, of one prompt or of all.
+#[utoipa::path(
+    get, path = "/api/grading-runs", tag = "grading",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Grading runs, newest first", body = [GradingJob]),
+        (status = 400, description = "Limit out of range or unknown parameter", body = ErrorBody),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<Vec<GradingJob>>, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_LIST_SIZE);
+    if !(1..=MAX_LIST_SIZE).contains(&limit) {
+        return Err(ApiError::InvalidQuery(format!(
+            "limit must be 1 to {MAX_LIST_SIZE}"
+        )));
+    }
+    Ok(Json(
+        state
+            .store
+            .list_grading_jobs(query.prompt_id.as_deref(), limit)
+            .await?,
+    ))
 }
 
 /// A grading run: status, rows total and processed, passed, failed, errors by kind, tokens.

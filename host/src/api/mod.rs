@@ -128,6 +128,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route(Method::POST, "/api/graders/definitions/{promptId}/{name}/enable", ADMIN, |m| on(m, graders::enable_definition)),
     route(Method::POST, "/api/graders/definitions/{promptId}/{name}/disable", ADMIN, |m| on(m, graders::disable_definition)),
     optimization(route(Method::POST, "/api/grading-runs", ADMIN, |m| on(m, grading_runs::start))),
+    optimization(route(Method::GET, "/api/grading-runs", READ, |m| on(m, grading_runs::list))),
     optimization(route(Method::GET, "/api/grading-runs/{id}", READ, |m| on(m, grading_runs::get))),
     optimization(route(Method::POST, "/api/grading-runs/{id}/cancel", ADMIN, |m| on(m, grading_runs::cancel))),
     optimization(route(Method::POST, "/api/evals", ADMIN, |m| on(m, evals::start))),
@@ -194,6 +195,8 @@ pub fn router(state: AppState) -> Result<Router, String> {
         };
         router = router.route(spec.path, handler);
     }
+    // The web pages beside the API, under the same layers (tracing, metrics, limits).
+    let router = router.merge(crate::web::routes());
     Ok(router
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

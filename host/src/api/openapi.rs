@@ -44,6 +44,7 @@ use super::{
         graders::enable_definition,
         graders::disable_definition,
         grading_runs::start,
+        grading_runs::list,
         grading_runs::get,
         grading_runs::cancel,
         evals::start,

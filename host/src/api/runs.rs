@@ -72,6 +72,8 @@ pub struct ListQuery {
     pub failure_mode: Option<String>,
     /// Only runs with (`true`) or without (`false`) an annotation.
     pub annotated: Option<bool>,
+    /// Only runs whose enabled graders all passed (`true`) or not all passed (`false`).
+    pub graders_passed: Option<bool>,
     /// Only runs recorded at or after this time (RFC 3339).
     pub from: Option<DateTime<Utc>>,
     /// Only runs recorded before this time (RFC 3339).
@@ -204,6 +206,7 @@ pub async fn list(
         rating: query.rating,
         failure_mode: query.failure_mode,
         annotated: query.annotated,
+        graders_passed: query.graders_passed,
         from: query.from,
         to: query.to,
         before,

@@ -92,6 +92,16 @@ pub enum GradingRunsCommand {
         #[arg(long)]
         watch: bool,
     },
+    /// List the newest grading runs, of one prompt or of all.
+    #[command(after_help = super::AFTER_HELP)]
+    List {
+        /// Only this prompt's grading runs.
+        #[arg(long)]
+        prompt: Option<String>,
+        /// How many, 1 to 500.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
+        limit: u32,
+    },
     /// Cancel a grading run (a running one stops after its current chunk).
     #[command(after_help = super::AFTER_HELP)]
     Cancel {
@@ -185,6 +195,39 @@ pub async fn run(args: GradingRunsArgs, settings: Settings) -> anyhow::Result<()
                 jobs.get(id).await?
             };
             show(&job, json)
+        }
+        GradingRunsCommand::List { prompt, limit } => {
+            let list: Vec<GradingJob> = match &jobs {
+                Jobs::Database { store, .. } => {
+                    store.list_grading_jobs(prompt.as_deref(), limit).await?
+                }
+                Jobs::Server(client) => {
+                    let mut query = vec![("limit", limit.to_string())];
+                    if let Some(prompt) = prompt {
+                        query.push(("promptId", prompt));
+                    }
+                    client
+                        .call_with_query(Method::GET, &["api", "grading-runs"], &query, None)
+                        .await?
+                }
+            };
+            if json {
+                return print_json(&list);
+            }
+            for job in &list {
+                println!(
+                    "{}  {:<10} {:<16} {}/{} runs, {} passed, {} failed, {} errored",
+                    job.id,
+                    job.prompt_id,
+                    job.status.as_str(),
+                    job.processed,
+                    job.total,
+                    job.passed,
+                    job.failed,
+                    job.errored
+                );
+            }
+            Ok(())
         }
         GradingRunsCommand::Cancel { id } => {
             let job = match &jobs {

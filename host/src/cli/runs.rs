@@ -67,6 +67,9 @@ pub enum RunsCommand {
         /// Only annotated (true) or unannotated (false) runs.
         #[arg(long)]
         annotated: Option<bool>,
+        /// Only runs whose enabled graders all passed (true) or not (false).
+        #[arg(long)]
+        graders_passed: Option<bool>,
         /// How many runs, 1 to 500.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=500))]
         limit: u32,
@@ -169,6 +172,7 @@ pub async fn run(args: RunsArgs, settings: Settings) -> anyhow::Result<()> {
             rating,
             failure_mode,
             annotated,
+            graders_passed,
             limit,
             cursor: after,
         } => {
@@ -178,6 +182,7 @@ pub async fn run(args: RunsArgs, settings: Settings) -> anyhow::Result<()> {
                 rating: rating.as_deref().and_then(Rating::parse),
                 failure_mode,
                 annotated,
+                graders_passed,
                 before: after
                     .as_deref()
                     .map(|c| {
@@ -371,6 +376,9 @@ async fn list(target: &RunsTarget, filter: &RunFilter, limit: u32) -> anyhow::Re
             }
             if let Some(a) = filter.annotated {
                 query.push(("annotated", a.to_string()));
+            }
+            if let Some(g) = filter.graders_passed {
+                query.push(("gradersPassed", g.to_string()));
             }
             if let Some(before) = filter.before {
                 query.push(("cursor", cursor::encode(before)));

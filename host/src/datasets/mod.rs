@@ -336,6 +336,7 @@ async fn snapshot(
         annotated: filter.annotated,
         from: filter.from,
         to: filter.to,
+        graders_passed: None,
         before: None,
         // Evaluation outputs never count as production data.
         origin: Some(RunOrigin::Production),

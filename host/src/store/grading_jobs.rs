@@ -283,6 +283,12 @@ pub trait GradingJobStore: Send + Sync {
     async fn create_grading_job(&self, new: NewGradingJob) -> Result<GradingJob>;
     /// One job; `NotFound` if absent.
     async fn get_grading_job(&self, id: Uuid) -> Result<GradingJob>;
+    /// Up to `limit` jobs, newest first; only the prompt's when `prompt_id` is given.
+    async fn list_grading_jobs(
+        &self,
+        prompt_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<GradingJob>>;
     /// Cancels a job: a queued one at once, a running one when its worker next commits (its
     /// chunk in flight is kept). A final job is left as it is. `NotFound` if absent.
     async fn cancel_grading_job(&self, id: Uuid) -> Result<GradingJob>;

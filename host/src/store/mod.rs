@@ -9,7 +9,8 @@
 //!   (`experiments.rs`: A/B tests, exposures, per-arm totals) and [`AnnotationStore`]
 //!   (`annotations.rs`: annotations of runs, their history, the annotation queue, failure-mode
 //!   counts), [`DatasetStore`] (`datasets.rs`: datasets, their immutable versions and rows),
-//!   [`EvaluationStore`] (`evaluations.rs`: offline evaluations, their outputs, the answer cache).
+//!   [`EvaluationStore`] (`evaluations.rs`: offline evaluations, their outputs, the answer cache),
+//!   [`SessionStore`] (`sessions.rs`: sessions of the web pages, by the hash of their id).
 //!   [`Store`]
 //!   is the one handle callers hold (`Arc<dyn Store>`): every domain plus migrating and pinging.
 //!   A `dyn Store` answers every domain's methods without importing the domain traits; a
@@ -71,6 +72,7 @@ pub mod postgres;
 mod prompts;
 mod rollback;
 mod runs;
+mod sessions;
 mod sql;
 pub mod sqlite;
 #[doc(hidden)]
@@ -116,6 +118,7 @@ pub use runs::{
     AnnotationSource, NewOutcome, NewRun, Rating, RecordedRun, Run, RunAnnotation, RunFilter,
     RunOrigin, RunOutcome, RunStore, run_success,
 };
+pub use sessions::{SessionStore, WebSession};
 pub use sqlite::SqliteStore;
 
 /// Opens the backend named by the URL scheme (`sqlite:` or `postgres:`/`postgresql:`) and
@@ -153,6 +156,7 @@ pub trait Store:
     + AnnotationStore
     + DatasetStore
     + EvaluationStore
+    + SessionStore
     + Send
     + Sync
     + 'static

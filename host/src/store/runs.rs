@@ -286,6 +286,8 @@ pub struct RunFilter {
     pub failure_mode: Option<String>,
     /// Only runs with (true) or without (false) a current annotation.
     pub annotated: Option<bool>,
+    /// Only runs whose enabled graders all passed (true) or not all passed (false).
+    pub graders_passed: Option<bool>,
     /// Only runs recorded at or after this time.
     pub from: Option<DateTime<Utc>>,
     /// Only runs recorded before this time.

@@ -24,6 +24,7 @@ conformance!(
     cancel_stops_a_queued_job_at_once_and_flags_a_running_one,
     concurrent_claimers_take_each_job_once,
     auto_grading_queue_marks_runs_unless_an_outcome_arrived,
+    jobs_are_listed_newest_first_per_prompt_or_all,
 );
 
 /// Inserts a production run of `prompt` version 1 with plain SQL; returns its id.
@@ -525,5 +526,46 @@ async fn auto_grading_queue_marks_runs_unless_an_outcome_arrived(b: &Backend) {
         count(b, "grading_results").await,
         0,
         "automatic verdicts live on the runs"
+    );
+}
+
+async fn jobs_are_listed_newest_first_per_prompt_or_all(b: &Backend) {
+    let store = b.store.as_ref();
+    assert!(store.list_grading_jobs(None, 10).await.unwrap().is_empty());
+    let first = store
+        .create_grading_job(job(RunSelection::default()))
+        .await
+        .unwrap();
+    let second = store
+        .create_grading_job(NewGradingJob {
+            prompt_id: "coder".into(),
+            ..job(RunSelection::default())
+        })
+        .await
+        .unwrap();
+    let third = store
+        .create_grading_job(job(RunSelection::default()))
+        .await
+        .unwrap();
+    let ids =
+        |jobs: Vec<crate::store::GradingJob>| jobs.into_iter().map(|j| j.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_grading_jobs(None, 10).await.unwrap()),
+        [third.id, second.id, first.id]
+    );
+    assert_eq!(
+        ids(store.list_grading_jobs(Some("planner"), 10).await.unwrap()),
+        [third.id, first.id]
+    );
+    assert_eq!(
+        ids(store.list_grading_jobs(None, 1).await.unwrap()),
+        [third.id]
+    );
+    assert!(
+        store
+            .list_grading_jobs(Some("nobody"), 10)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

@@ -49,6 +49,7 @@ mod grading_jobs;
 mod prompts;
 mod runs;
 mod schema_parity;
+mod sessions;
 
 /// A migrated, seeded store and the URL of its database (for raw SQL).
 pub(super) struct Backend {

@@ -458,6 +458,30 @@ async fn list_filters_select_runs(b: &Backend) {
         .await,
         ["c", "b"]
     );
+    // Grader pass: b passed, c failed, a not graded (matches neither).
+    execute_raw(
+        &b.url,
+        "UPDATE prompt_optimization_data SET graders_passed = (task_id = 'b') \
+         WHERE task_id IN ('b', 'c')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        list(RunFilter {
+            graders_passed: Some(true),
+            ..RunFilter::default()
+        })
+        .await,
+        ["b"]
+    );
+    assert_eq!(
+        list(RunFilter {
+            graders_passed: Some(false),
+            ..RunFilter::default()
+        })
+        .await,
+        ["c"]
+    );
     let created = store.get_run(recorded[1].id).await.unwrap().created_at;
     assert_eq!(
         list(RunFilter {

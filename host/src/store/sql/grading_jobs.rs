@@ -342,6 +342,35 @@ where
         row.ok_or(Missing::GradingJob(id))?.try_into()
     }
 
+    async fn list_grading_jobs(
+        &self,
+        prompt_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<GradingJob>> {
+        // Ids are UUIDv7: id order is creation order, the same on both backends.
+        let rows: Vec<JobRow> = match prompt_id {
+            Some(prompt_id) => {
+                sqlx::query_as(&format!(
+                    "SELECT {JOB_COLUMNS} FROM grading_runs WHERE prompt_id = $1 \
+                     ORDER BY id DESC LIMIT $2"
+                ))
+                .bind(prompt_id)
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?
+            }
+            None => {
+                sqlx::query_as(&format!(
+                    "SELECT {JOB_COLUMNS} FROM grading_runs ORDER BY id DESC LIMIT $1"
+                ))
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?
+            }
+        };
+        rows.into_iter().map(GradingJob::try_from).collect()
+    }
+
     async fn cancel_grading_job(&self, id: Uuid) -> Result<GradingJob> {
         let mut tx = self.begin_write().await?;
         let status: Option<String> = sqlx::query_scalar(&format!(

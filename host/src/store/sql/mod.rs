@@ -21,6 +21,7 @@ pub(crate) mod graders;
 pub(crate) mod grading_jobs;
 pub(crate) mod prompts;
 pub(crate) mod runs;
+pub(crate) mod sessions;
 
 use async_trait::async_trait;
 use sqlx::migrate::{Migrate, Migrator};
@@ -29,7 +30,7 @@ use uuid::Uuid;
 
 use super::{
     AnnotationStore, DatasetStore, EvaluationStore, ExperimentStore, GraderStore, GradingJobStore,
-    Missing, PromptStore, Result, RunStore, Store, StoreError,
+    Missing, PromptStore, Result, RunStore, SessionStore, Store, StoreError,
 };
 
 /// What a backend says for itself; everything else about SQL is shared. Implemented by
@@ -140,7 +141,8 @@ where
         + ExperimentStore
         + AnnotationStore
         + DatasetStore
-        + EvaluationStore,
+        + EvaluationStore
+        + SessionStore,
     <B::Db as Database>::Connection: Migrate,
     for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
     for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,

@@ -38,6 +38,7 @@ where
     for<'q> i64: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> Option<i64>: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> Option<bool>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> bool: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> DateTime<Utc>: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> Option<DateTime<Utc>>: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> DbId: Encode<'q, B::Db> + Type<B::Db>,
@@ -100,6 +101,9 @@ where
             Some(false) => conditions.push(format!("NOT {ANNOTATED}")),
             None => {}
         }
+        if filter.graders_passed.is_some() {
+            conditions.push(format!("graders_passed = {}", placeholder()));
+        }
         if filter.from.is_some() {
             conditions.push(format!("created_at >= {}", placeholder()));
         }
@@ -134,6 +138,9 @@ where
         }
         if let Some(failure_mode) = &filter.failure_mode {
             query = query.bind(failure_mode.as_str());
+        }
+        if let Some(passed) = filter.graders_passed {
+            query = query.bind(passed);
         }
         if let Some(from) = filter.from {
             query = query.bind(from);
