@@ -81,6 +81,68 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/evals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start an evaluation: every version asked for is rendered for every row of the dataset
+         *     (version, split), the task model answers (from the cache when the same request was answered
+         *     before), and the prompt's enabled graders grade the answers. Outputs are stored as runs of
+         *     origin `evaluation`, which never count in production figures, A/B results or exports.
+         */
+        post: operations["startEvaluation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/evals/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An evaluation: status, progress, model calls and cached answers, tokens, and its results
+         *     (per version and grader; per pair of versions) over what is committed so far.
+         */
+        get: operations["getEvaluation"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/evals/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel an evaluation: a queued one at once; a running one stops after the chunk it is
+         *     evaluating (which is kept). A finished one is answered as it is.
+         */
+        post: operations["cancelEvaluation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/graders": {
         parameters: {
             query?: never;
@@ -181,7 +243,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** The newest grading runs, of one prompt or of all. */
+        get: operations["list"];
         put?: never;
         /**
          * Start a grading run over recorded runs. It is queued and graded in the background by an
@@ -225,6 +288,51 @@ export interface paths {
          *     grading (whose verdicts are kept). A finished run is answered as it is.
          */
         post: operations["cancelGradingRun"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/migrate/openai-eval": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Migrate an OpenAI eval: `testing_criteria` become the prompt's grader definitions (each
+         *     checked like any definition, its component's own check included), `items` (the items JSONL
+         *     text, each item checked against the eval's `item_schema`) a new dataset version, and
+         *     `outputItems` (one eval run's output items JSONL) recorded runs of the prompt's active
+         *     version with their grader results. Everything is checked before anything is written; what
+         *     cannot be mapped is answered as `422 migration_refused` with every problem in
+         *     `details.problems` (`at`: `eval.testing_criteria[2].operation`, `items.jsonl:7`, …).
+         */
+        post: operations["migrateOpenaiEval"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/operations/recompute-aggregates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rebuilds every version's figures and every A/B test's totals from the stored rows, holding
+         *     every prompt's write lock meanwhile (seconds at millions of runs).
+         */
+        post: operations["recomputeAggregates"];
         delete?: never;
         options?: never;
         head?: never;
@@ -375,12 +483,39 @@ export interface paths {
         /**
          * Export the prompt's recorded production runs matching the filter (newest first), or the rows
          *     of one of its dataset versions, as OpenAI eval JSONL (`application/x-ndjson`, a line
-         *     `{"item", "sample"}` per row) or CSV (`text/csv`, a header line, then a row per line). The
+         *     `{"item", "sample"}` per row), CSV (`text/csv`, a header line, then a row per line) or a
+         *     promptfoo config (`application/json`: the prompt version's template, a test per row with the
+         *     row's item as vars and its output as providerOutput, asserts for the graders that map; the
+         *     others are listed in `metadata.flywheel.notExported` and the `X-Flywheel-Not-Exported`
+         *     header). The
          *     body is written while the rows are read. Secrets in the values are replaced by
          *     `[REDACTED:<kind>]` (always; the response carries `X-Flywheel-Redaction: on; patterns=<N>`,
          *     and the count of redacted values is logged when the body ends).
          */
         post: operations["exportRows"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/prompts/{id}/export/openai-eval": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The OpenAI eval definition (the body of OpenAI's `POST /v1/evals`) of the rows an
+         *     `openai-jsonl` export with the same body writes: `data_source_config` of type `custom` with
+         *     an `item_schema` derived from the rows, and `testing_criteria` from the prompt's grader
+         *     definitions; graders with no OpenAI equivalent are listed in `notExportable` with the reason.
+         *     The same checks as the export apply (`minRows` included).
+         */
+        post: operations["exportOpenaiEvalDefinition"];
         delete?: never;
         options?: never;
         head?: never;
@@ -875,6 +1010,19 @@ export interface components {
              */
             successes: number;
         };
+        /** @description The two ends of an interval. */
+        Bounds: {
+            /**
+             * Format: double
+             * @description Lower end.
+             */
+            lower: number;
+            /**
+             * Format: double
+             * @description Upper end.
+             */
+            upper: number;
+        };
         /** @description One component as `GET /api/graders` shows it. */
         ComponentListing: {
             /** @description The contract version it was built for (absent when it never loaded). */
@@ -1138,16 +1286,162 @@ export interface components {
              */
             type: string;
         };
+        /** @description The answer of `POST /api/prompts/{id}/export/openai-eval`. */
+        EvalDefinition: {
+            /** @description The body of OpenAI's `POST /v1/evals`. */
+            eval: Record<string, unknown>;
+            /** @description Graders without an OpenAI equivalent, with the reason. */
+            notExportable: components["schemas"]["NotExported"][];
+            /**
+             * Format: int64
+             * @description Rows the item schema was derived from.
+             */
+            rows: number;
+        };
+        /** @description An evaluation as asked for (the body of `POST /api/evals`). */
+        EvalRequest: {
+            /**
+             * Format: int64
+             * @description Task-model calls the evaluation may make [default: no limit].
+             */
+            callBudget?: number | null;
+            /** @description The dataset's name (a dataset of the prompt). */
+            dataset: string;
+            /**
+             * Format: int64
+             * @description The dataset version [default: the latest].
+             */
+            datasetVersion?: number | null;
+            /** @description The task model [default: the endpoint's default model]. */
+            model?: string | null;
+            /** @description The prompt whose versions are evaluated. */
+            promptId: string;
+            /**
+             * Format: int64
+             * @description Answers sampled per row and version (1 to 20) [default: 1].
+             */
+            repeat?: number | null;
+            split?: null | components["schemas"]["Split"];
+            /**
+             * Format: int64
+             * @description Model tokens the evaluation (task model and model graders) may spend [default:
+             *     `FLYWHEEL_LLM_RUN_TOKEN_BUDGET`].
+             */
+            tokenBudget?: number | null;
+            /** @description The versions compared (1 to 10, distinct), in the order results list them. */
+            versions: number[];
+        };
+        /** @description Everything results say. */
+        EvalResults: {
+            /** @description Per pair of versions (each earlier one with each later one) and grader. */
+            pairs: components["schemas"]["PairFigures"][];
+            /** @description Per version, in the order asked. */
+            versions: components["schemas"]["VersionFigures"][];
+        };
+        /** @description An evaluation as the API shows it. */
+        EvaluationView: {
+            /**
+             * Format: int64
+             * @description Answers taken from the cache (no model call).
+             */
+            cachedAnswers: number;
+            /**
+             * Format: int64
+             * @description Task-model calls allowed, when limited.
+             */
+            callBudget?: number | null;
+            /** @description Whether a cancel was asked for. */
+            cancelRequested: boolean;
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            createdAt: string;
+            /** @description Who created it. */
+            createdBy?: string | null;
+            /** @description The dataset. */
+            dataset: string;
+            /**
+             * Format: int64
+             * @description The dataset version.
+             */
+            datasetVersion: number;
+            /** @description Why it failed, when it did. */
+            error?: string | null;
+            /**
+             * Format: date-time
+             * @description When it reached a final status.
+             */
+            finishedAt?: string | null;
+            /** @description The graders applied. */
+            graders: string[];
+            /**
+             * Format: uuid
+             * @description Its id.
+             */
+            id: string;
+            /** @description The task model asked for (the endpoint's default when absent). */
+            model?: string | null;
+            /**
+             * Format: int64
+             * @description Task-model calls made.
+             */
+            modelCalls: number;
+            /**
+             * Format: int64
+             * @description Positions committed.
+             */
+            processed: number;
+            /** @description The prompt. */
+            promptId: string;
+            /**
+             * Format: int64
+             * @description Answers per row and version.
+             */
+            repeat: number;
+            /** @description The results so far. */
+            results: components["schemas"]["EvalResults"];
+            /**
+             * Format: int64
+             * @description Dataset rows per version.
+             */
+            rows: number;
+            split?: null | components["schemas"]["Split"];
+            /**
+             * Format: date-time
+             * @description When an instance first claimed it.
+             */
+            startedAt?: string | null;
+            /** @description Where it is. */
+            status: components["schemas"]["JobStatus"];
+            /**
+             * Format: int64
+             * @description Model tokens allowed, when limited.
+             */
+            tokenBudget?: number | null;
+            /**
+             * Format: int64
+             * @description Model tokens spent (task model and model graders).
+             */
+            tokensUsed: number;
+            /**
+             * Format: int64
+             * @description Positions in all (versions × rows × repeat).
+             */
+            total: number;
+            /** @description The versions compared. */
+            versions: number[];
+        };
         /**
          * @description The formats an export writes.
          * @enum {string}
          */
-        ExportFormat: "openai-jsonl" | "csv";
+        ExportFormat: "openai-jsonl" | "csv" | "promptfoo";
         /** @description The body of `POST /api/prompts/{id}/export`. */
         ExportRequest: {
             /** @description Export this dataset's rows (it must belong to the prompt) instead of recorded runs. */
             dataset?: string | null;
-            /** @description `openai-jsonl` or `csv`. */
+            /** @description `openai-jsonl`, `csv` or `promptfoo`. */
             format: components["schemas"]["ExportFormat"];
             /**
              * Format: date-time
@@ -1235,6 +1529,21 @@ export interface components {
              */
             version?: number | null;
         };
+        /** @description A row whose verdict flipped between two versions. */
+        Flip: {
+            /** @description Whether version `b` passed it (`a` did the opposite). */
+            passedInB: boolean;
+            /**
+             * Format: int64
+             * @description The repeat.
+             */
+            repeat: number;
+            /**
+             * Format: uuid
+             * @description The dataset row.
+             */
+            row: string;
+        };
         /**
          * @description A stored grader definition: one named grader of one prompt (`planner` / `files_match`). The
          *     definition is OpenAI grader JSON or `{"type":"wasm",…}`; the store keeps it as given and
@@ -1267,6 +1576,42 @@ export interface components {
              * @description When it was last replaced or enabled/disabled.
              */
             updatedAt: string;
+        };
+        /** @description One grader's figures on one version. */
+        GraderFigures: {
+            /**
+             * Format: int64
+             * @description Verdicts that decided pass or fail.
+             */
+            decided: number;
+            /** @description Verdicts the grader could not give, by error kind. */
+            errors: {
+                [key: string]: number;
+            };
+            /** @description The definition's name. */
+            grader: string;
+            /**
+             * Format: double
+             * @description Mean score.
+             */
+            mean?: number | null;
+            meanInterval?: null | components["schemas"]["Bounds"];
+            /**
+             * Format: double
+             * @description `passed / decided`.
+             */
+            passRate?: number | null;
+            passRateInterval?: null | components["schemas"]["Bounds"];
+            /**
+             * Format: int64
+             * @description Of those, passed.
+             */
+            passed: number;
+            /**
+             * Format: int64
+             * @description Verdicts with a score.
+             */
+            scored: number;
         };
         /** @description The listing of `GET /api/graders` and `flywheel graders list`. */
         GraderListing: {
@@ -1498,6 +1843,57 @@ export interface components {
          * @enum {string}
          */
         JobStatus: "queued" | "running" | "completed" | "failed" | "cancelled" | "budget_exhausted";
+        /** @description Latency of a version's answers, in milliseconds (a cached answer counts as about 0). */
+        Latency: {
+            /**
+             * Format: int64
+             * @description Largest.
+             */
+            max: number;
+            /**
+             * Format: double
+             * @description Mean.
+             */
+            mean: number;
+            /**
+             * Format: int64
+             * @description Median.
+             */
+            p50: number;
+            /**
+             * Format: int64
+             * @description 95th percentile.
+             */
+            p95: number;
+        };
+        /** @description The body of `POST /api/migrate/openai-eval`. */
+        MigrateOpenaiEval: {
+            /** @description The dataset's name [default: from the eval's name]. */
+            dataset?: string | null;
+            /** @description The eval definition (`eval.json`): the body of OpenAI's `POST /v1/evals` or an `Eval`. */
+            eval: Record<string, unknown>;
+            /** @description The text of the items JSONL file. */
+            items: string;
+            /** @description The text of the output items JSONL file of one eval run. */
+            outputItems?: string | null;
+            /** @description The prompt the graders, dataset and runs belong to (it must exist). */
+            promptId: string;
+        };
+        /** @description What a migration wrote. */
+        Migrated: {
+            /** @description The dataset version created. */
+            dataset: components["schemas"]["DatasetVersion"];
+            /** @description Grader results stored on the runs. */
+            graderResults: number;
+            /** @description The grader definitions created, by name. */
+            graders: string[];
+            /** @description The prompt. */
+            promptId: string;
+            /** @description Output items recorded as runs (0 without output items). */
+            runs: number;
+            /** @description Of those, runs recorded by this migration (the others were recorded by an earlier one). */
+            runsCreated: number;
+        };
         /** @description A failure-mode code of a new prompt's taxonomy. */
         NewFailureMode: {
             /** @description Code such as `wrong_format`: 1 to 50 of `a-z 0-9 _`, starting with a letter. */
@@ -1511,6 +1907,15 @@ export interface components {
             code: string;
             /** @description What it means, 1 to 500 characters. */
             description: string;
+        };
+        /** @description A grader left out of an export, and why. */
+        NotExported: {
+            /** @description The grader's name. */
+            grader: string;
+            /** @description Why it has no equivalent. */
+            reason: string;
+            /** @description Its definition's `type`. */
+            type: string;
         };
         /** @description Per outcome, in the order sent, how many runs it updated. */
         OutcomeApplied: {
@@ -1547,6 +1952,44 @@ export interface components {
         OutcomesBody: {
             /** @description The outcomes, applied in order. */
             outcomes: components["schemas"]["OutcomeInput"][];
+        };
+        /** @description Two versions compared on one grader, on the (row, repeat) pairs both have. */
+        PairFigures: {
+            /**
+             * Format: int64
+             * @description The first version.
+             */
+            a: number;
+            /**
+             * Format: int64
+             * @description The second version.
+             */
+            b: number;
+            /**
+             * Format: int64
+             * @description Pairs failed in `a` and passed in `b`.
+             */
+            failToPass: number;
+            /** @description The flipped pairs, at most 100. */
+            flipped: components["schemas"]["Flip"][];
+            /** @description The grader. */
+            grader: string;
+            interval?: null | components["schemas"]["Bounds"];
+            /**
+             * Format: double
+             * @description Mean of `score(b) − score(a)` over the pairs.
+             */
+            meanDifference?: number | null;
+            /**
+             * Format: int64
+             * @description Pairs scored in both.
+             */
+            pairs: number;
+            /**
+             * Format: int64
+             * @description Pairs passed in `a` and failed in `b`.
+             */
+            passToFail: number;
         };
         /** @description The posterior readout. */
         Posterior: {
@@ -1749,6 +2192,16 @@ export interface components {
              *     the decision.
              */
             suspiciousLift: boolean;
+        };
+        /** @description What the repair did. */
+        Recomputed: {
+            /**
+             * Format: int64
+             * @description How long the recomputation held the prompts' write locks, in milliseconds.
+             */
+            elapsedMs: number;
+            /** @description Always `recomputed`. */
+            status: string;
         };
         /** @description What recording answers: per run, in the order sent, its id and whether this call stored it. */
         RecordAnswer: {
@@ -2078,6 +2531,36 @@ export interface components {
              */
             versionB: number;
         };
+        /** @description One version's figures. */
+        VersionFigures: {
+            /**
+             * Format: int64
+             * @description Outputs with no answer (the row's error: `missing_variable`, `timeout`…).
+             */
+            errored: number;
+            /** @description Those row errors by kind. */
+            errors: {
+                [key: string]: number;
+            };
+            /** @description Per grader. */
+            graders: components["schemas"]["GraderFigures"][];
+            latencyMs?: null | components["schemas"]["Latency"];
+            /**
+             * Format: int64
+             * @description Outputs committed (rows × repeats evaluated so far).
+             */
+            outputs: number;
+            /**
+             * Format: int64
+             * @description Task-model tokens of its answers (cached ones included, as the call that made them).
+             */
+            tokens: number;
+            /**
+             * Format: int64
+             * @description The version.
+             */
+            version: number;
+        };
         /**
          * @description Where a prompt version came from.
          * @enum {string}
@@ -2341,6 +2824,148 @@ export interface operations {
                 };
             };
             /** @description Unknown dataset or version */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    startEvaluation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EvalRequest"];
+            };
+        };
+        responses: {
+            /** @description Queued */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvaluationView"];
+                };
+            };
+            /** @description Unknown prompt, version, dataset or dataset version */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No model endpoint configured */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request, a dataset of another prompt, an empty split, no enabled grader */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Grader components still loading */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getEvaluation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Evaluation id (uuid) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The evaluation */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvaluationView"];
+                };
+            };
+            /** @description Malformed id */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such evaluation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    cancelEvaluation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Evaluation id (uuid) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The evaluation after the cancel */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvaluationView"];
+                };
+            };
+            /** @description Malformed id */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such evaluation */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2615,6 +3240,40 @@ export interface operations {
             };
         };
     };
+    list: {
+        parameters: {
+            query?: {
+                /** @description Only this prompt's grading runs. */
+                promptId?: string;
+                /** @description How many, 1 to 500 [default: 50]. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Grading runs, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GradingJob"][];
+                };
+            };
+            /** @description Limit out of range or unknown parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     startGradingRun: {
         parameters: {
             query?: never;
@@ -2739,6 +3398,113 @@ export interface operations {
             };
             /** @description No such grading run */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    migrateOpenaiEval: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MigrateOpenaiEval"];
+            };
+        };
+        responses: {
+            /** @description What was written */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Migrated"];
+                };
+            };
+            /** @description Role too low, or prompt optimization switched off */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unknown prompt */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body over the dataset body limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Problems, each with its place (migration_refused; details.problems), or a bad body (invalid_body) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The grader components are still loading (unavailable) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    recomputeAggregates: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The aggregates were rebuilt */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Recomputed"];
+                };
+            };
+            /** @description No or unknown token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an admin token */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3077,6 +3843,8 @@ export interface operations {
             /** @description The rows, as an attachment (`text/csv` for csv), secrets redacted */
             200: {
                 headers: {
+                    /** @description promptfoo: the graders left out of the config, comma-separated (absent when none) */
+                    "x-flywheel-not-exported"?: string;
                     /** @description `on; patterns=<N>`: redaction was applied with version N of the pattern list */
                     "x-flywheel-redaction"?: string;
                     [name: string]: unknown;
@@ -3113,6 +3881,69 @@ export interface operations {
                 };
             };
             /** @description Unknown format or field, bad date (invalid_body), or a run filter with a dataset, from not before to (invalid_input) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    exportOpenaiEvalDefinition: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Prompt id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExportRequest"];
+            };
+        };
+        responses: {
+            /** @description The eval definition */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalDefinition"];
+                };
+            };
+            /** @description Role too low, or prompt optimization switched off */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unknown prompt, prompt version, dataset or dataset version */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Fewer annotated rows than minRows (not_enough_rows), or a dataset of another prompt (invalid_state) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A format other than openai-jsonl, a run filter with a dataset (invalid_input), or a bad body (invalid_body) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3571,6 +4402,8 @@ export interface operations {
                 failureMode?: string;
                 /** @description Only runs with (`true`) or without (`false`) an annotation. */
                 annotated?: boolean;
+                /** @description Only runs whose enabled graders all passed (`true`) or not all passed (`false`). */
+                gradersPassed?: boolean;
                 /** @description Only runs recorded at or after this time (RFC 3339). */
                 from?: string;
                 /** @description Only runs recorded before this time (RFC 3339). */
