@@ -222,6 +222,11 @@ pub struct QueuePage {
     pub items: Vec<QueuedRun>,
     /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
+    /// Runs waiting in the whole queue now (read in the same snapshot as `items`).
+    pub waiting: u64,
+    /// Of those, how many come before this page (before its cursor): the first item is number
+    /// `ahead + 1` of `waiting`.
+    pub ahead: u64,
 }
 
 /// One row of the axial-coding table.

@@ -2123,10 +2123,21 @@ export interface components {
         };
         /** @description One page of the annotation queue. */
         QueuePage: {
+            /**
+             * Format: int64
+             * @description Of those, how many come before this page (before its cursor): the first item is number
+             *     `ahead + 1` of `waiting`.
+             */
+            ahead: number;
             /** @description The runs, failed first, then newest. */
             items: components["schemas"]["QueuedRun"][];
             /** @description Pass as `cursor` for the next page; absent on the last page. */
             nextCursor?: string | null;
+            /**
+             * Format: int64
+             * @description Runs waiting in the whole queue now (read in the same snapshot as `items`).
+             */
+            waiting: number;
         };
         /** @description A run waiting for a person's annotation. */
         QueuedRun: {

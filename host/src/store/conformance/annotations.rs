@@ -494,6 +494,11 @@ async fn the_queue_lists_unannotated_runs_failed_first_then_newest_in_pages(b: &
     let ids: Vec<Uuid> = all.items.iter().map(|r| r.id).collect();
     assert_eq!(ids, expected);
     assert_eq!(all.next_cursor, None);
+    assert_eq!(
+        (all.waiting, all.ahead),
+        (5, 0),
+        "the queue's size and place"
+    );
     let failed: Vec<bool> = all.items.iter().map(|r| r.failed).collect();
     assert_eq!(failed, [true, true, true, false, false]);
     assert_eq!(
@@ -509,6 +514,11 @@ async fn the_queue_lists_unannotated_runs_failed_first_then_newest_in_pages(b: &
     let mut pages = 0;
     loop {
         let page = store.annotation_queue("planner", 2, cursor).await.unwrap();
+        assert_eq!(
+            (page.waiting, page.ahead),
+            (5, 2 * pages),
+            "page {pages}: every run waiting, two per page before it"
+        );
         pages += 1;
         assert!(page.items.len() <= 2);
         walked.extend(page.items.iter().map(|r| r.id));
@@ -530,6 +540,8 @@ async fn the_queue_lists_unannotated_runs_failed_first_then_newest_in_pages(b: &
         .unwrap();
     let ids: Vec<Uuid> = second.items.iter().map(|r| r.id).collect();
     assert_eq!(ids, [tests_failed, unknown]);
+    // The new failed run is the newest failed one: it waits before the cursor.
+    assert_eq!((second.waiting, second.ahead), (6, 3));
 
     assert_not_found(
         store.annotation_queue("ghost", 10, None).await,

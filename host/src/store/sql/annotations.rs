@@ -359,6 +359,34 @@ where
             query = query.bind(cursor.failed).bind(DbId(cursor.id));
         }
         let mut rows = query.fetch_all(&mut *tx).await?;
+        // The queue's size and the page's place in it, in the same snapshot as the page
+        // (the partial index of migration 0011 holds exactly the waiting runs).
+        let waiting_where = "WHERE prompt_id = $1 AND origin = 'production' \
+             AND (annotation_source IS NULL OR annotation_source <> 'person')";
+        let (waiting, ahead): (i64, i64) = match cursor {
+            None => {
+                let sql = format!(
+                    "SELECT COUNT(*), CAST(0 AS BIGINT) FROM prompt_optimization_data {waiting_where}"
+                );
+                sqlx::query_as(&sql)
+                    .bind(prompt_id)
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+            Some(cursor) => {
+                let sql = format!(
+                    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN {QUEUE_FAILED} > $2 \
+                     OR ({QUEUE_FAILED} = $2 AND id >= $3) THEN 1 ELSE 0 END), 0) \
+                     FROM prompt_optimization_data {waiting_where}"
+                );
+                sqlx::query_as(&sql)
+                    .bind(prompt_id)
+                    .bind(cursor.failed)
+                    .bind(DbId(cursor.id))
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+        };
         tx.commit().await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
@@ -376,7 +404,12 @@ where
             ),
             _ => None,
         };
-        Ok(QueuePage { items, next_cursor })
+        Ok(QueuePage {
+            items,
+            next_cursor,
+            waiting: u64::try_from(waiting).unwrap_or(0),
+            ahead: u64::try_from(ahead).unwrap_or(0),
+        })
     }
 
     async fn failure_mode_counts(

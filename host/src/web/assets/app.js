@@ -24,7 +24,8 @@
       current = index;
       runs[current].classList.add("current");
       if (k) {
-        k.textContent = String(current + 1);
+        // The page's first run is number data-offset + 1 of the whole queue.
+        k.textContent = String(Number(k.dataset.offset || 0) + current + 1);
       }
       runs[current].scrollIntoView({ block: "start" });
     }

@@ -5,8 +5,9 @@
 //! feedback. The script shows one run at a time and binds the keys; without it the runs are a
 //! list of forms.
 //!
-//! A page holds a batch of [`BATCH`] runs ("k of n" counts within it); the next batch starts
-//! at the queue cursor after the last run of this one. Saving goes through
+//! A page holds a batch of [`BATCH`] runs; "k of n" places the run in the whole queue (`n`
+//! runs waiting, read with the page). The next batch starts at the queue cursor after the last
+//! run of this one. Saving goes through
 //! [`crate::annotations::annotate`], the API's path, with the viewer's token name as annotator.
 
 use std::sync::Arc;
@@ -84,8 +85,8 @@ async fn queue_body(
             p { "Nothing waiting: every run of " (id) " has a person's annotation." }
         } @else {
             p.progress #queue-progress aria-live="polite" {
-                "Run " span #k { "1" } " of " span #n { (n) } " in this batch"
-                @if queue.next_cursor.is_some() { " (more waiting after it)" }
+                "Run " span #k data-offset=(queue.ahead) { (queue.ahead + 1) } " of " span #n { (queue.waiting) } " waiting"
+                " (" (n) " on this page)"
             }
             details.keys open {
                 summary { "Keyboard" }
