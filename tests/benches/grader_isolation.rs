@@ -135,9 +135,16 @@ async fn loading() {
 
 async fn load_component(runtime: &Arc<GraderRuntime>, name: &str, bytes: Vec<u8>) -> LoadedGrader {
     let cache = CompileCache::new(runtime.engine(), None);
-    component::load(runtime, &cache, name, Arc::new(bytes), GraderSource::Builtin, 1)
-        .await
-        .unwrap_or_else(|e| panic!("{name} loads: {e}"))
+    component::load(
+        runtime,
+        &cache,
+        name,
+        Arc::new(bytes),
+        GraderSource::Builtin,
+        1,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{name} loads: {e}"))
 }
 
 /// Median wall time of `rounds` runs of `f`, and the last run's outcomes.
@@ -173,7 +180,10 @@ async fn big_results(rounds: usize) {
             .map(|i| (format!("s{i}"), "item".to_string()))
             .collect();
         let big = format!("calls-reason:{bytes}");
-        let (small_time, _) = timed(rounds, || echo.grade_batch(&runtime, "calls-reason:10", &batch)).await;
+        let (small_time, _) = timed(rounds, || {
+            echo.grade_batch(&runtime, "calls-reason:10", &batch)
+        })
+        .await;
         let (big_time, outcomes) = timed(rounds, || echo.grade_batch(&runtime, &big, &batch)).await;
         println!(
             "item 4   echo, {rows} rows × {bytes} B reasoning: {:.1} ms vs {:.1} ms with 10 B (ratio {:.2}); graded in one instance: {}",
@@ -203,7 +213,10 @@ async fn big_results(rounds: usize) {
         })
         .collect();
     let (short_source, long_source) = (source(10), source(5000));
-    let (short, _) = timed(rounds, || python.grade_batch(&runtime, &short_source, &rows)).await;
+    let (short, _) = timed(rounds, || {
+        python.grade_batch(&runtime, &short_source, &rows)
+    })
+    .await;
     let (long, _) = timed(rounds, || python.grade_batch(&runtime, &long_source, &rows)).await;
     println!(
         "item 4   python, 1000 rows raising 5,000-character errors: {:.0} ms vs {:.0} ms with 10-character errors (ratio {:.2})",

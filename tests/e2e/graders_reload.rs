@@ -304,7 +304,9 @@ async fn at_first_start_files_do_not_wait_for_the_builtins() {
     let options = RegistryOptions {
         graders_dir: Some(dir.path().into()),
         cache_dir: Some(crate::graders_support::cache_dir()),
-        builtins: (0..10).map(|i| (format!("slow{i}"), slow.clone())).collect(),
+        builtins: (0..10)
+            .map(|i| (format!("slow{i}"), slow.clone()))
+            .collect(),
         watch: false,
     };
     let registry = Registry::spawn(runtime(), options);

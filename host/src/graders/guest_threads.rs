@@ -63,4 +63,3 @@ where
     let mut task = AbortOnDrop(runtime.spawn(call));
     (&mut task.0).await.ok()
 }
-

@@ -387,8 +387,10 @@ impl Registry {
                 tracing::info!(grader = %Untrusted(name), "grader file removed; unloaded");
             }
         }
-        next.graders.retain(|name, _| present.contains(name.as_str()));
-        next.failures.retain(|name, _| present.contains(name.as_str()));
+        next.graders
+            .retain(|name, _| present.contains(name.as_str()));
+        next.failures
+            .retain(|name, _| present.contains(name.as_str()));
         loading.retain(|name, _| present.contains(name.as_str()));
         for (name, path, bytes) in read {
             let bytes = match bytes {
@@ -437,15 +439,8 @@ impl Registry {
         let registry = Arc::downgrade(self);
         tokio::spawn(async move {
             let source = GraderSource::File(path.clone());
-            let loaded = component::load(
-                &runtime,
-                &cache,
-                &name,
-                Arc::new(bytes),
-                source,
-                generation,
-            )
-            .await;
+            let loaded =
+                component::load(&runtime, &cache, &name, Arc::new(bytes), source, generation).await;
             if let Some(registry) = registry.upgrade() {
                 registry.publish(&name, &path, &sha256, loaded);
             }
