@@ -252,3 +252,74 @@ async fn outside_file_names_are_escaped_in_text_logs() {
         "a forged line: {text:?}"
     );
 }
+
+/// How long the loading tests below wait for a good file: far above the 1 s target (a loaded
+/// 2-core machine), far below what serial loading took (ten slow files × the 2 s limit).
+const LIVE_DEADLINE: Duration = Duration::from_secs(6);
+
+/// Issue 9, item 7: ten files whose `info()` loops until the 2 s limit stops it do not delay a
+/// good file dropped after them (serial loading made it wait for all ten: 21 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_files_do_not_delay_a_good_file_dropped_after_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let slow = bytes(components::SLOW_INFO);
+    for i in 0..10 {
+        deploy(dir.path(), &format!("slow{i}.wasm"), &slow);
+    }
+    let options = RegistryOptions {
+        graders_dir: Some(dir.path().into()),
+        cache_dir: Some(crate::graders_support::cache_dir()),
+        builtins: Vec::new(),
+        watch: true,
+    };
+    let registry = Registry::spawn(runtime(), options);
+    deploy(dir.path(), "zz-good.wasm", &bytes(components::ECHO_V2));
+    let took = wait_for(LIVE_DEADLINE, || registry.get("zz-good").is_some()).await;
+    let Some(took) = took else {
+        panic!(
+            "the good file was not live {LIVE_DEADLINE:?} after it was dropped; listing: {:?}",
+            registry.list().components
+        )
+    };
+    eprintln!("the good file was live after {took:?}");
+    let good = registry.get("zz-good").expect("live");
+    assert_eq!(score(&good.grade(&runtime(), "", TEXT, TEXT).await), 0.5);
+    // The slow files fail on their own, each naming the limit.
+    let failed = wait_for(Duration::from_secs(30), || {
+        (0..10).all(|i| registry.load_error(&format!("slow{i}")).is_some())
+    })
+    .await;
+    assert!(failed.is_some(), "{:?}", registry.list().components);
+    let error = registry.load_error("slow0").expect("failed");
+    assert!(error.contains("info() failed: timeout"), "{error}");
+}
+
+/// Issue 9, item 7: at first start a file in the directory does not wait for the built-ins
+/// (here ten whose `info()` loops, 2 s each, loaded one after the other as built-ins are).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_first_start_files_do_not_wait_for_the_builtins() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    deploy(dir.path(), "echo.wasm", &bytes(components::ECHO_V1));
+    let slow = bytes(components::SLOW_INFO);
+    let options = RegistryOptions {
+        graders_dir: Some(dir.path().into()),
+        cache_dir: Some(crate::graders_support::cache_dir()),
+        builtins: (0..10)
+            .map(|i| (format!("slow{i}"), slow.clone()))
+            .collect(),
+        watch: false,
+    };
+    let registry = Registry::spawn(runtime(), options);
+    let took = wait_for(LIVE_DEADLINE, || registry.get("echo").is_some()).await;
+    assert!(
+        took.is_some(),
+        "the file was not live {LIVE_DEADLINE:?} after start (built-ins loaded: {})",
+        registry.builtins_loaded()
+    );
+    assert!(
+        !registry.builtins_loaded(),
+        "the built-ins take 10 × 2 s; the file did not wait for them"
+    );
+    let echo = registry.get("echo").expect("live");
+    assert_eq!(score(&echo.grade(&runtime(), "", TEXT, TEXT).await), 1.0);
+}

@@ -1102,3 +1102,38 @@ async fn hostile_results_and_errors_give_a_grade_not_a_trap() {
     );
     assert_still_grading(&py).await;
 }
+
+/// Issue 9, item 4: 1000 rows whose errors are 5,000 characters each make a batch result over
+/// one call's 4 MiB copy limit; it is taken whole (each row's error cut, the cut marked), not
+/// graded again row by row. `sys` is shared by the rows of one instance, so the row number in
+/// each error shows the rows ran in the batch's one instance.
+#[tokio::test]
+async fn a_batch_of_long_errors_is_graded_once() {
+    let Some(py) = python().await else { return };
+    let source = r#"
+import sys
+
+def grade(sample, item):
+    sys.flywheel_rows = getattr(sys, "flywheel_rows", 0) + 1
+    raise ValueError("row %d: " % sys.flywheel_rows + "e" * 5000)
+"#;
+    let rows: Vec<(String, String)> = (0..1000)
+        .map(|i| {
+            (
+                json!({"output_text": format!("r{i}")}).to_string(),
+                json!({"reference": "r"}).to_string(),
+            )
+        })
+        .collect();
+    let outcomes = py.grade_batch(&runtime(), &config(source), &rows).await;
+    assert_eq!(outcomes.len(), 1000);
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let error = errored(outcome);
+        assert!(
+            error.starts_with(&format!("grade() raised ValueError: row {}: eee", i + 1)),
+            "row {i} was graded again on its own: {}",
+            &error[..error.len().min(80)]
+        );
+        assert!(error.contains("\n[…]\n"), "row {i}: the cut is not marked");
+    }
+}

@@ -440,6 +440,11 @@ async fn a_configured_lower_timeout_applies_to_the_services_graders() {
     })
     .await
     .expect("the hostile component loads");
+    // Files no longer wait for the built-ins: let them finish compiling (the Python interpreter
+    // takes both cores for seconds) before timing calls against a 150 ms limit.
+    crate::graders_support::wait_for(Duration::from_secs(120), || registry.builtins_loaded())
+        .await
+        .expect("the built-ins load");
     let runtime = registry.runtime().clone();
     assert_eq!(runtime.limits().timeout, Duration::from_millis(150));
     assert_eq!(runtime.limits().memory_bytes, 32 << 20);
@@ -463,4 +468,74 @@ async fn a_configured_lower_timeout_applies_to_the_services_graders() {
     })
     .await
     .expect("built-ins load");
+}
+
+/// Issue 9, item 4: a `grade-batch` result over one call's copy limit (here 250 rows × 50 kB of
+/// reasoning, 12.5 MB against 4 MiB) is taken whole, every row's reasoning cut to the cap with
+/// the cut marked, and not graded a second time row by row: `calls-reason` scores the rows an
+/// instance has graded, so rows graded in the batch's one instance score 1, 2, 3… × 0.5, and
+/// rows graded again one by one would all score 0.5.
+#[tokio::test]
+async fn a_batch_with_big_results_is_graded_once_and_every_cut_is_marked() {
+    let echo = load("echo", components::ECHO_V2).await.expect("loads");
+    for (rows, reason_bytes) in [(250_usize, 50_000_usize), (1000, 5_000)] {
+        let batch: Vec<(String, String)> = (0..rows)
+            .map(|i| (format!("sample {i}"), "item".to_string()))
+            .collect();
+        let config = format!("calls-reason:{reason_bytes}");
+        let outcomes = echo.grade_batch(&runtime(), &config, &batch).await;
+        assert_eq!(outcomes.len(), rows);
+        let cap = runtime().limits().max_reasoning_bytes;
+        for (i, outcome) in outcomes.iter().enumerate() {
+            let Outcome::Graded { grade } = outcome else {
+                panic!("{rows} rows × {reason_bytes} B, row {i}: not graded: {outcome:?}")
+            };
+            assert_eq!(
+                grade.score,
+                (i + 1) as f64 * 0.5,
+                "{rows} rows × {reason_bytes} B, row {i}: graded again on its own, not in the batch"
+            );
+            let reasoning = grade.reasoning.as_deref().expect("the reasoning is kept");
+            if reason_bytes > cap {
+                assert!(
+                    reasoning.ends_with(&format!("[cut from {reason_bytes} bytes]")),
+                    "row {i}: the cut is not marked: …{}",
+                    &reasoning[reasoning.len().saturating_sub(40)..]
+                );
+                assert!(reasoning.len() < cap + 64, "{} bytes", reasoning.len());
+            } else {
+                assert_eq!(reasoning.len(), reason_bytes, "row {i}: nothing is dropped");
+            }
+        }
+    }
+    assert_still_grading(&good().await).await;
+}
+
+/// Issue 9, item 6: guest code does not run on the caller's threads. The caller's runtime has
+/// one worker; while an 800 ms busy grader runs, that worker only awaits (it used to run the
+/// guest, 10 ms slices at a time, and every request on it waited).
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn guest_code_runs_on_threads_of_its_own_not_the_callers() {
+    let echo = load("echo", components::ECHO_V2).await.expect("loads");
+    let metrics = tokio::runtime::Handle::current().metrics();
+    // Let the worker park once, so its busy time so far is counted.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let before = metrics.worker_total_busy_duration(0);
+    let started = Instant::now();
+    // Awaited from a task, so the call starts on the runtime's one worker (the test's own body
+    // runs on the test thread).
+    let call = tokio::spawn(async move {
+        echo.grade(&runtime(), "spin-ms:800", "a b c", "a b c")
+            .await
+    });
+    let outcome = call.await.expect("the call's task");
+    let took = started.elapsed();
+    assert_eq!(score(&outcome), 0.5);
+    assert!(took >= Duration::from_millis(800), "{took:?}");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let busy = metrics.worker_total_busy_duration(0) - before;
+    assert!(
+        busy < Duration::from_millis(300),
+        "the caller's worker was busy {busy:?} of the {took:?} the guest ran"
+    );
 }

@@ -1,6 +1,10 @@
 //! [`GraderRuntime`]: the one wasmtime `Engine` of the process, its epoch ticker, the one
 //! `Linker`, and the call paths (a fresh `Store` per row or per batch).
 //!
+//! Guest code never runs on the caller's threads: every call is moved (an owned `'static` store,
+//! pre-instance and inputs) onto the guest threads of [`crate::graders::guest_threads`], and the
+//! caller only awaits its answer, so graders at full load cannot starve HTTP handling.
+//!
 //! Engine choices (reference/wasmtime-hosting.md §0): Cranelift (Winch had sandbox escapes and
 //! no epochs); epoch interruption with a 10 ms ticker, cheaper than fuel; the pooling allocator
 //! with batched decommits, sized to `max_concurrency` and guarded by a semaphore so the pool is
@@ -19,6 +23,7 @@ use wasmtime::{
 use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::graders::bindings::{ModelGrader, ModelGraderPre, types};
+use crate::graders::guest_threads;
 use crate::graders::host::HostState;
 use crate::graders::limits::Limits;
 use crate::graders::llm::{LlmRun, RowLlm};
@@ -53,6 +58,18 @@ fn same_trap(outcomes: &[Option<Outcome>], earlier: &[usize], last: &Outcome) ->
         ),
         log_tail: log_tail.clone(),
     })
+}
+
+/// Bytes a `grade-batch` result of `rows` rows may copy to the host: what one row's call may
+/// copy, for each row, so a batch whose rows would each fit a call of their own is never
+/// refused as a whole (and graded a second time row by row); but never more than the guest's
+/// memory limit, where the result lives before it is copied, so the host holds no more per
+/// call than the guest could. Each row's text is then cut to its cap, marked, as for one call.
+fn batch_hostcall_fuel(limits: &Limits, rows: usize) -> usize {
+    limits
+        .hostcall_fuel
+        .saturating_mul(rows.max(1))
+        .min(limits.memory_bytes.max(limits.hostcall_fuel))
 }
 
 /// How often the epoch advances; the wall-time deadline is checked at this granularity.
@@ -283,21 +300,30 @@ impl GraderRuntime {
         if let Err(refused) = self.check_input(config, sample, item) {
             return refused;
         }
-        let Some(_permit) = self.permit().await else {
+        let Some(permit) = self.permit().await else {
             return Outcome::refused("the grader runtime is shutting down");
         };
         let (mut store, log) = self.new_store(RowLlm::new(self.llm.as_ref(), run, endpoint));
-        let call = async {
-            let grader = pre.instantiate_async(&mut store).await?;
-            grader
-                .flywheel_grader_grading()
-                .call_grade(&mut store, config, sample, item)
-                .await
+        let (pre, timeout) = (pre.clone(), self.limits.timeout);
+        let (config, sample, item) = (config.to_owned(), sample.to_owned(), item.to_owned());
+        let ran = guest_threads::run(async move {
+            let _permit = permit;
+            let call = async {
+                let grader = pre.instantiate_async(&mut store).await?;
+                grader
+                    .flywheel_grader_grading()
+                    .call_grade(&mut store, &config, &sample, &item)
+                    .await
+            };
+            let result = tokio::time::timeout(timeout, call).await;
+            let usage = store.data().llm.usage().map(Into::into);
+            let budget_hit = store.data().llm.budget_hit();
+            (result, usage, budget_hit)
+        })
+        .await;
+        let Some((result, usage, budget_hit)) = ran else {
+            return lost(&log);
         };
-        let result = tokio::time::timeout(self.limits.timeout, call).await;
-        let usage = store.data().llm.usage().map(Into::into);
-        let budget_hit = store.data().llm.budget_hit();
-        drop(store);
         let outcome = match result {
             Err(_) => Outcome::trap(
                 TrapKind::Timeout,
@@ -343,7 +369,7 @@ impl GraderRuntime {
             return outcomes.into_iter().flatten().collect();
         }
         let batch = {
-            let Some(_permit) = self.permit().await else {
+            let Some(permit) = self.permit().await else {
                 return rows
                     .iter()
                     .map(|_| Outcome::refused("the grader runtime is shutting down"))
@@ -353,28 +379,32 @@ impl GraderRuntime {
             // that does call the model runs in a run of its own.
             let llm = RowLlm::new(self.llm.as_ref(), &self.new_run(), None);
             let (mut store, _log) = self.new_store(llm);
-            let call = async {
-                let grader = pre.instantiate_async(&mut store).await?;
-                grader
-                    .flywheel_grader_grading()
-                    .call_grade_batch(&mut store, config, &sent)
-                    .await
-            };
-            let result = tokio::time::timeout(self.limits.timeout, call).await;
-            drop(store);
-            result
+            store.set_hostcall_fuel(batch_hostcall_fuel(&self.limits, sent.len()));
+            let (pre, timeout, config) = (pre.clone(), self.limits.timeout, config.to_owned());
+            guest_threads::run(async move {
+                let _permit = permit;
+                let call = async {
+                    let grader = pre.instantiate_async(&mut store).await?;
+                    grader
+                        .flywheel_grader_grading()
+                        .call_grade_batch(&mut store, &config, &sent)
+                        .await
+                };
+                tokio::time::timeout(timeout, call).await
+            })
+            .await
         };
         match batch {
-            Ok(Ok(results)) if results.len() == sent.len() => {
+            Some(Ok(Ok(results))) if results.len() == sent_index.len() => {
                 for (index, returned) in sent_index.iter().zip(results) {
                     outcomes[*index] = Some(Outcome::from_guest(returned, &self.limits));
                 }
             }
-            Ok(Ok(results)) => {
+            Some(Ok(Ok(results))) => {
                 let message = format!(
                     "grade-batch returned {} results for {} rows",
                     results.len(),
-                    sent.len()
+                    sent_index.len()
                 );
                 for index in &sent_index {
                     outcomes[*index] = Some(Outcome::GraderError {
@@ -417,19 +447,26 @@ impl GraderRuntime {
         config: &str,
     ) -> Result<Result<(), String>, Outcome> {
         self.check_input(config, "", "")?;
-        let Some(_permit) = self.permit().await else {
+        let Some(permit) = self.permit().await else {
             return Err(Outcome::refused("the grader runtime is shutting down"));
         };
         let (mut store, log) = self.new_store(RowLlm::new(None, &LlmRun::unlimited(), None));
-        let call = async {
-            let grader = pre.instantiate_async(&mut store).await?;
-            grader
-                .flywheel_grader_grading()
-                .call_validate_config(&mut store, config)
-                .await
+        let (pre, timeout, config) = (pre.clone(), self.limits.timeout, config.to_owned());
+        let ran = guest_threads::run(async move {
+            let _permit = permit;
+            let call = async {
+                let grader = pre.instantiate_async(&mut store).await?;
+                grader
+                    .flywheel_grader_grading()
+                    .call_validate_config(&mut store, &config)
+                    .await
+            };
+            tokio::time::timeout(timeout, call).await
+        })
+        .await;
+        let Some(result) = ran else {
+            return Err(lost(&log));
         };
-        let result = tokio::time::timeout(self.limits.timeout, call).await;
-        drop(store);
         match result {
             Err(_) => Err(Outcome::trap(
                 TrapKind::Timeout,
@@ -447,16 +484,23 @@ impl GraderRuntime {
         &self,
         pre: &ModelGraderPre<HostState>,
     ) -> Result<types::GraderInfo, Outcome> {
-        let Some(_permit) = self.permit().await else {
+        let Some(permit) = self.permit().await else {
             return Err(Outcome::refused("the grader runtime is shutting down"));
         };
         let (mut store, log) = self.new_store(RowLlm::new(None, &LlmRun::unlimited(), None));
-        let call = async {
-            let grader: ModelGrader = pre.instantiate_async(&mut store).await?;
-            grader.flywheel_grader_grading().call_info(&mut store).await
+        let (pre, timeout) = (pre.clone(), self.limits.timeout);
+        let ran = guest_threads::run(async move {
+            let _permit = permit;
+            let call = async {
+                let grader: ModelGrader = pre.instantiate_async(&mut store).await?;
+                grader.flywheel_grader_grading().call_info(&mut store).await
+            };
+            tokio::time::timeout(timeout, call).await
+        })
+        .await;
+        let Some(result) = ran else {
+            return Err(lost(&log));
         };
-        let result = tokio::time::timeout(self.limits.timeout, call).await;
-        drop(store);
         match result {
             Err(_) => Err(Outcome::trap(
                 TrapKind::Timeout,
@@ -476,6 +520,16 @@ impl GraderRuntime {
             }),
         }
     }
+}
+
+/// The outcome of a call whose guest task ended without an answer (it panicked, or the guest
+/// threads are shutting down).
+fn lost(log: &LogPipe) -> Outcome {
+    Outcome::trap(
+        TrapKind::Other,
+        "the grader call was lost: its guest task ended without an answer",
+        log.tail(),
+    )
 }
 
 fn trap_outcome(error: &wasmtime::Error, log: &LogPipe) -> Outcome {

@@ -6,6 +6,7 @@
 //! - [`limits`]: the per-call limits (wall time, memory, input, output, log) and their defaults.
 //! - [`engine`]: [`GraderRuntime`]: the process-wide `Engine`, its epoch ticker, the `Linker`
 //!   that grants nothing beyond what a Rust `std` guest needs, and the call paths.
+//! - [`guest_threads`]: the threads guest code runs on, apart from those serving HTTP.
 //! - [`host`]: the per-`Store` state: WASI context, resource table, store limits, log pipe.
 //! - [`log_pipe`]: a bounded stdout/stderr sink that keeps the tail and never traps the guest.
 //! - [`llm`]: the `llm` import over [`crate::llm`]: a run's token budget ([`llm::LlmRun`]) and
@@ -31,6 +32,7 @@ pub mod component;
 pub mod definition;
 pub mod engine;
 pub mod formula;
+pub mod guest_threads;
 pub mod host;
 pub mod kinds;
 pub mod limits;

@@ -1,12 +1,15 @@
 //! The registry of loaded graders: the built-ins plus every `*.wasm` of the graders directory
 //! (`FLYWHEEL_GRADERS_DIR`), watched and swapped atomically.
 //!
-//! Watch → debounce (~200 ms, `notify-debouncer-full`) → one loader task that rescans the
-//! directory: files are hashed, so an unchanged file costs a read and a hash; a new or changed
-//! file is compiled off the async runtime and replaces the old version only once it loaded
-//! (a broken file is reported and the previous version keeps serving); a deleted file is
-//! unloaded. The map is published through `ArcSwap`: callers take an `Arc<LoadedGrader>` and
-//! finish on it whatever happens to the directory meanwhile.
+//! Watch → debounce (~200 ms, `notify-debouncer-full`) → one task that rescans the directory:
+//! files are hashed, so an unchanged file costs a read and a hash; each new or changed file is
+//! loaded by a task of its own (compiled off the async runtime, `info()` on the guest threads),
+//! so a slow or broken file never delays another, and is published the moment it is ready: it
+//! replaces the old version only once it loaded (a broken file is reported and the previous
+//! version keeps serving), and only if no newer version of the file was seen meanwhile; a
+//! deleted file is unloaded. The directory is scanned at start without waiting for the
+//! built-ins to compile. The map is published through `ArcSwap`: callers take an
+//! `Arc<LoadedGrader>` and finish on it whatever happens to the directory meanwhile.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -52,7 +55,7 @@ pub struct LoadFailure {
     pub error: String,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Snapshot {
     graders: HashMap<String, Arc<LoadedGrader>>,
     failures: BTreeMap<String, LoadFailure>,
@@ -77,6 +80,10 @@ pub struct Registry {
     /// missing from the listing may only be still compiling.
     builtins_done: std::sync::atomic::AtomicBool,
     rescan_lock: tokio::sync::Mutex<()>,
+    /// The sha256 each file name is being loaded for (the newest version a scan saw): a load
+    /// that ends after its file changed again, or was deleted, is dropped. Held while the
+    /// snapshot is read, changed and stored, so two publishers never lose each other's change.
+    loading: Mutex<HashMap<String, String>>,
     watcher: Mutex<
         Option<
             notify_debouncer_full::Debouncer<
@@ -178,23 +185,40 @@ impl Registry {
             generation: AtomicU64::new(0),
             builtins_done: std::sync::atomic::AtomicBool::new(false),
             rescan_lock: tokio::sync::Mutex::new(()),
+            loading: Mutex::new(HashMap::new()),
             watcher: Mutex::new(None),
         });
         (registry, options.builtins, options.watch)
     }
 
-    async fn load(self: &Arc<Self>, mut builtins: Vec<BuiltinBytes>, watch: bool) {
-        // Smallest first, each published as soon as it is ready: the string checks are live in
-        // milliseconds while the ~20 MB Python interpreter still compiles (seconds, once per
-        // compile cache).
-        builtins.sort_by_key(|(_, bytes)| bytes.len());
+    async fn load(self: &Arc<Self>, builtins: Vec<BuiltinBytes>, watch: bool) {
         // The directory exists from the start, so operators can deploy into it while the
-        // built-ins still compile; it is scanned once they are loaded.
+        // built-ins still compile.
         if let Some(dir) = &self.graders_dir
             && let Err(error) = std::fs::create_dir_all(dir)
         {
             tracing::warn!(dir = %dir.display(), %error, "cannot create the graders directory");
         }
+        // Watch before the first scan, so a file written in between is seen by one or the other.
+        if watch {
+            self.watch();
+        }
+        // The directory's files load in tasks of their own while the built-ins compile here: a
+        // file dropped at first start does not wait for the ~20 MB Python interpreter.
+        let files = self.scan().await;
+        self.load_builtins(builtins).await;
+        for load in files {
+            // A load task ends by publishing; a panic in one is logged by tokio and lost only
+            // for its own file.
+            let _ = load.await;
+        }
+    }
+
+    async fn load_builtins(&self, mut builtins: Vec<BuiltinBytes>) {
+        // Smallest first, each published as soon as it is ready: the string checks are live in
+        // milliseconds while the ~20 MB Python interpreter still compiles (seconds, once per
+        // compile cache).
+        builtins.sort_by_key(|(_, bytes)| bytes.len());
         let mut loaded = Builtins::default();
         for (name, bytes) in builtins {
             let sha256 = component::sha256_hex(&bytes);
@@ -227,11 +251,6 @@ impl Registry {
             self.builtins.store(Arc::new(loaded.clone()));
         }
         self.builtins_done.store(true, Ordering::SeqCst);
-        // Watch before the first scan, so a file written in between is seen by one or the other.
-        if watch {
-            self.watch();
-        }
-        self.rescan().await;
     }
 
     /// Whether every built-in has been loaded (or has failed to): until then a built-in
@@ -325,96 +344,134 @@ impl Registry {
         }
     }
 
-    /// Rereads the directory and publishes what changed. Safe to call at any time; rescans
-    /// run one at a time.
-    pub async fn rescan(&self) {
+    /// Rereads the directory and publishes what changed, once every file it found new or
+    /// changed has loaded (or failed to). Safe to call at any time.
+    pub async fn rescan(self: &Arc<Self>) {
+        for load in self.scan().await {
+            let _ = load.await;
+        }
+    }
+
+    /// Rereads the directory: unloads deleted files at once, and starts a load task for each
+    /// new or changed file (one not already loading at the same bytes), returned so a caller
+    /// may wait for them. Scans run one at a time; loads do not hold the scan.
+    async fn scan(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
         let _one_at_a_time = self.rescan_lock.lock().await;
         let Some(dir) = self.graders_dir.clone() else {
-            return;
+            return Vec::new();
         };
-        let current = self.snapshot.load_full();
         let files = match wasm_files(&dir) {
             Ok(files) => files,
             Err(error) => {
                 tracing::warn!(dir = %dir.display(), %error, "cannot read the graders directory");
-                return;
+                return Vec::new();
             }
         };
-        let mut next = Snapshot::default();
         let limit = self.runtime.limits().max_component_bytes;
-        for (name, path) in files {
-            let bytes = match read_capped(&path, limit) {
+        let read: Vec<(String, PathBuf, Result<Vec<u8>, LoadError>)> = files
+            .into_iter()
+            .map(|(name, path)| {
+                let bytes = read_capped(&path, limit);
+                (name, path, bytes)
+            })
+            .collect();
+        let mut loads = Vec::new();
+        let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.snapshot.load_full();
+        let mut next = Snapshot::clone(&current);
+        let present: std::collections::HashSet<&str> =
+            read.iter().map(|(name, _, _)| name.as_str()).collect();
+        // Deleted files: unloaded now, and a load still running for one is dropped when it ends.
+        for name in current.graders.keys() {
+            if !present.contains(name.as_str()) {
+                tracing::info!(grader = %Untrusted(name), "grader file removed; unloaded");
+            }
+        }
+        next.graders
+            .retain(|name, _| present.contains(name.as_str()));
+        next.failures
+            .retain(|name, _| present.contains(name.as_str()));
+        loading.retain(|name, _| present.contains(name.as_str()));
+        for (name, path, bytes) in read {
+            let bytes = match bytes {
                 Ok(bytes) => bytes,
                 Err(error) => {
-                    self.record_failure(&mut next, &current, &name, &path, String::new(), error);
+                    loading.remove(&name);
+                    record_failure(&mut next, &name, &path, String::new(), error);
                     continue;
                 }
             };
             let sha256 = component::sha256_hex(&bytes);
-            if let Some(serving) = current.graders.get(&name).filter(|g| g.sha256 == sha256) {
-                next.graders.insert(name, serving.clone());
+            if next.graders.get(&name).is_some_and(|g| g.sha256 == sha256) {
+                // Back to the serving bytes: a failure or a load of other bytes is moot.
+                next.failures.remove(&name);
+                loading.remove(&name);
                 continue;
             }
-            if let Some(failed) = current.failures.get(&name).filter(|f| f.sha256 == sha256) {
-                next.failures.insert(name.clone(), failed.clone());
-                if let Some(previous) = current.graders.get(&name) {
-                    next.graders.insert(name, previous.clone());
-                }
+            if next.failures.get(&name).is_some_and(|f| f.sha256 == sha256) {
+                loading.remove(&name);
                 continue;
             }
+            if loading.get(&name) == Some(&sha256) {
+                continue;
+            }
+            loading.insert(name.clone(), sha256.clone());
             let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-            let source = GraderSource::File(path.clone());
-            match component::load(
-                &self.runtime,
-                &self.cache,
-                &name,
-                Arc::new(bytes),
-                source,
-                generation,
-            )
-            .await
-            {
-                Ok(loaded) => {
-                    tracing::info!(grader = %Untrusted(&name), sha256 = %loaded.sha256, generation, "grader loaded");
-                    next.graders.insert(name, Arc::new(loaded));
-                }
-                Err(error) => self.record_failure(&mut next, &current, &name, &path, sha256, error),
-            }
-        }
-        for name in current.graders.keys() {
-            if !next.graders.contains_key(name) && !next.failures.contains_key(name) {
-                tracing::info!(grader = %Untrusted(name), "grader file removed; unloaded");
-            }
+            loads.push(self.spawn_load(name, path, bytes, sha256, generation));
         }
         self.snapshot.store(Arc::new(next));
+        loads
     }
 
-    fn record_failure(
+    /// Loads one file in a task of its own and publishes the result if the file still holds
+    /// these bytes when it ends.
+    fn spawn_load(
+        self: &Arc<Self>,
+        name: String,
+        path: PathBuf,
+        bytes: Vec<u8>,
+        sha256: String,
+        generation: u64,
+    ) -> tokio::task::JoinHandle<()> {
+        let runtime = self.runtime.clone();
+        let cache = self.cache.clone();
+        // Weak: a registry dropped meanwhile (its watcher stopped) publishes nothing.
+        let registry = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let source = GraderSource::File(path.clone());
+            let loaded =
+                component::load(&runtime, &cache, &name, Arc::new(bytes), source, generation).await;
+            if let Some(registry) = registry.upgrade() {
+                registry.publish(&name, &path, &sha256, loaded);
+            }
+        })
+    }
+
+    /// Publishes what loading `name` at `sha256` gave, unless a newer version of the file was
+    /// seen (or it was deleted) while it loaded.
+    fn publish(
         &self,
-        next: &mut Snapshot,
-        current: &Snapshot,
         name: &str,
         path: &Path,
-        sha256: String,
-        error: LoadError,
+        sha256: &str,
+        loaded: Result<LoadedGrader, LoadError>,
     ) {
-        tracing::error!(
-            grader = %Untrusted(name),
-            path = %Untrusted(path.display()),
-            error = %Untrusted(&error),
-            "grader failed to load; the previous version, if any, keeps serving"
-        );
-        next.failures.insert(
-            name.to_string(),
-            LoadFailure {
-                path: path.to_path_buf(),
-                sha256,
-                error: error.to_string(),
-            },
-        );
-        if let Some(previous) = current.graders.get(name) {
-            next.graders.insert(name.to_string(), previous.clone());
+        let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        if loading.get(name).map(String::as_str) != Some(sha256) {
+            tracing::debug!(grader = %Untrusted(name), "a newer version of the file was seen while this one loaded; dropped");
+            return;
         }
+        loading.remove(name);
+        let mut next = Snapshot::clone(&self.snapshot.load());
+        match loaded {
+            Ok(loaded) => {
+                tracing::info!(grader = %Untrusted(name), sha256 = %loaded.sha256, generation = loaded.generation, "grader loaded");
+                next.failures.remove(name);
+                next.graders.insert(name.to_string(), Arc::new(loaded));
+            }
+            Err(error) => record_failure(&mut next, name, path, sha256.to_string(), error),
+        }
+        self.snapshot.store(Arc::new(next));
     }
 
     /// Starts the watcher: debounced events wake one loader task, which rescans.
@@ -451,7 +508,9 @@ impl Registry {
                 let Some(registry) = weak.upgrade() else {
                     break;
                 };
-                registry.rescan().await;
+                // Starts the loads and lets them publish on their own: the next change is
+                // seen while they run.
+                drop(registry.scan().await);
             }
         });
     }
@@ -464,6 +523,25 @@ impl Drop for Registry {
             watcher.take();
         }
     }
+}
+
+/// Records that the newest file of `name` did not load; the previous version, if any, keeps
+/// serving (its entry in `next.graders` is left as it is).
+fn record_failure(next: &mut Snapshot, name: &str, path: &Path, sha256: String, error: LoadError) {
+    tracing::error!(
+        grader = %Untrusted(name),
+        path = %Untrusted(path.display()),
+        error = %Untrusted(&error),
+        "grader failed to load; the previous version, if any, keeps serving"
+    );
+    next.failures.insert(
+        name.to_string(),
+        LoadFailure {
+            path: path.to_path_buf(),
+            sha256,
+            error: error.to_string(),
+        },
+    );
 }
 
 /// `(name, path)` of every `*.wasm` regular file directly in `dir`; dotfiles are skipped

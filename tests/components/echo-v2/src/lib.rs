@@ -2,7 +2,9 @@
 //! Config `exact` grades by exact match instead; config `spin-ms:N` busy-waits N milliseconds first (for in-flight hot-reload tests);
 //! config `bad` is refused by `validate-config`; item `missing` is an invalid-input error;
 //! config `calls` scores how many rows this instance has graded, this one included (times the
-//! scale), so a test can tell rows graded in one instance from rows graded in fresh ones.
+//! scale), so a test can tell rows graded in one instance from rows graded in fresh ones;
+//! config `calls-reason:N` scores like `calls` and returns a reasoning of N bytes (big batch
+//! results).
 
 wit_bindgen::generate!({ world: "grader", path: "../../../wit" });
 
@@ -45,7 +47,10 @@ fn grade_one(config: &str, sample: &str, item: &str) -> Result<Grade, GradeError
         return Err(GradeError::InvalidInput("item has no text".into()));
     }
     spin(config);
-    let raw = if config == "calls" {
+    let reason_bytes = config
+        .strip_prefix("calls-reason:")
+        .and_then(|v| v.parse::<usize>().ok());
+    let raw = if config == "calls" || reason_bytes.is_some() {
         f64::from(CALLS.fetch_add(1, Ordering::Relaxed) + 1)
     } else if config == "exact" {
         logic::exact(sample, item)
@@ -57,7 +62,10 @@ fn grade_one(config: &str, sample: &str, item: &str) -> Result<Grade, GradeError
         score,
         passed: Some(score >= 0.5 * SCALE),
         label: None,
-        reasoning: Some(format!("echo v{VERSION}")),
+        reasoning: Some(match reason_bytes {
+            Some(n) => "r".repeat(n),
+            None => format!("echo v{VERSION}"),
+        }),
         metrics: vec![Metric {
             name: "version".into(),
             value: VERSION,
