@@ -90,10 +90,7 @@ pub fn routes() -> Router<AppState> {
             get(pages::evaluations::list).post(pages::evaluations::start),
         )
         .route("/evaluations/{id}", get(pages::evaluations::one))
-        .route(
-            "/evaluations/{id}/cancel",
-            post(pages::evaluations::cancel),
-        )
+        .route("/evaluations/{id}/cancel", post(pages::evaluations::cancel))
         .layer(middleware::from_fn(session::check_origin))
         .layer(middleware::from_fn(security_headers))
 }

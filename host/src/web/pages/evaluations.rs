@@ -165,10 +165,9 @@ fn parse_start(fields: &[(String, String)]) -> Result<EvalRequest, ApiError> {
             ),
             "split" if value.is_empty() => request.split = None,
             "split" => {
-                request.split = Some(
-                    Split::parse(value)
-                        .ok_or_else(|| invalid(format!("split {value:?} is not train or validation")))?,
-                )
+                request.split = Some(Split::parse(value).ok_or_else(|| {
+                    invalid(format!("split {value:?} is not train or validation"))
+                })?)
             }
             "repeat" if value.is_empty() => request.repeat = None,
             "repeat" => {
