@@ -619,7 +619,15 @@ async fn web_pages_work_in_headless_chromium() {
     // --- Evaluations: the admin's form starts one on a dataset of coder (its diff_valid grader
     // was enabled for the grading run), and its page refreshes in place until completed.
     let rows: Vec<Value> = (1..=3)
-        .map(|i| json!({ "item": { "plan": format!("step {i}"), "files": ["src/lib.rs"] } }))
+        .map(|i| {
+            json!({ "item": {
+                "task_title": format!("Task {i}"),
+                "task_description": "Rename the function.",
+                "plan": format!("step {i}"),
+                "repository_files": "src/lib.rs",
+                "previous_attempt": "none",
+            } })
+        })
         .collect();
     setup
         .api(
@@ -661,6 +669,18 @@ async fn web_pages_work_in_headless_chromium() {
         .await
         .expect("find");
     assert_eq!(shown.len(), 2, "v1 and v2 graded by diff_valid");
+    let versions = setup
+        .client
+        .find(Locator::Css("table.eval-versions"))
+        .await
+        .expect("the versions table")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        !versions.contains("missing_variable"),
+        "every row was answered: {versions}"
+    );
     setup.visit("/evaluations", "evaluations").await;
     setup.visit(&evaluation, "evaluation").await;
     // The failure-mode bar opens the runs of its mode.

@@ -115,7 +115,7 @@ fn versions_text(versions: &[i64]) -> String {
 }
 
 /// The form that starts an evaluation of `prompt`: its versions (the two newest ticked), its
-/// datasets, the split and the repeat.
+/// datasets (the latest version of each), the split and the repeat.
 async fn start_form(state: &AppState, prompt: &str) -> Result<Markup, ApiError> {
     let versions = state.registry.versions(prompt).await?;
     let datasets = state.store.list_datasets(Some(prompt)).await?;
@@ -129,7 +129,8 @@ async fn start_form(state: &AppState, prompt: &str) -> Result<Markup, ApiError> 
                 input type="hidden" name="prompt" value=(prompt);
                 fieldset {
                     legend { "Versions" }
-                    @for v in versions.iter().rev() {
+                    // Oldest first: the comparison reads "older → newer".
+                    @for v in &versions {
                         label { input type="checkbox" name="version" value=(v.version) checked[ticked.contains(&v.version)]; " v" (v.version) }
                     }
                 }
