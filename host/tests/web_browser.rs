@@ -18,6 +18,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
 use common::{ADMIN, AGENT, READ, Served, flywheel, serve_on};
+use fake_model::{Behaviour, FakeModel};
 use flywheel::store::{Store, open_store};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -303,7 +304,20 @@ async fn session_cookie(client: &Client) -> String {
 async fn web_pages_work_in_headless_chromium() {
     let data = tempfile::tempdir().expect("temp dir");
     let database_url = format!("sqlite://{}", data.path().join("flywheel.db").display());
-    let served = serve_on(flywheel(data.path()));
+    // The task model of evaluations: v2 of coder (which asks for a minimal diff) gets a diff,
+    // v1 prose, so the evaluation page has a difference to show.
+    let model = FakeModel::start().expect("fake model server");
+    model.set_default(Behaviour::answer_with(|body| {
+        if body.to_string().contains("Keep the diff minimal") {
+            "--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -1 +1 @@\n-fn old() {}\n+fn new() {}\n"
+                .to_owned()
+        } else {
+            "I would change the function.".to_owned()
+        }
+    }));
+    let mut command = flywheel(data.path());
+    command.env("OPENAI_BASE_URL", model.base_url());
+    let served = serve_on(command);
     let driver = start_driver().await;
     let client = browser(&driver).await;
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -601,6 +615,74 @@ async fn web_pages_work_in_headless_chromium() {
         .visit(&format!("/grading-runs/{job}"), "grading-run")
         .await;
     setup.visit("/ab-tests", "ab-tests").await;
+
+    // --- Evaluations: the admin's form starts one on a dataset of coder (its diff_valid grader
+    // was enabled for the grading run), and its page refreshes in place until completed.
+    let rows: Vec<Value> = (1..=3)
+        .map(|i| {
+            json!({ "item": {
+                "task_title": format!("Task {i}"),
+                "task_description": "Rename the function.",
+                "plan": format!("step {i}"),
+                "repository_files": "src/lib.rs",
+                "previous_attempt": "none",
+            } })
+        })
+        .collect();
+    setup
+        .api(
+            reqwest::Method::POST,
+            "/api/datasets",
+            ADMIN,
+            Some(json!({ "promptId": "coder", "name": "coder-set", "rows": rows })),
+        )
+        .await;
+    setup
+        .visit("/evaluations?prompt=coder", "evaluations-start")
+        .await;
+    setup
+        .client
+        .find(Locator::Css("form.start button.primary"))
+        .await
+        .expect("the start form")
+        .click()
+        .await
+        .expect("start an evaluation");
+    wait_for(
+        &setup.client,
+        "const s = document.querySelector('#progress .status'); \
+         return location.pathname.startsWith('/evaluations/') && !!s && \
+         s.textContent === 'completed' && !document.querySelector('#progress[data-poll]');",
+        "the evaluation's progress to reach completed",
+    )
+    .await;
+    let evaluation = setup
+        .client
+        .current_url()
+        .await
+        .expect("url")
+        .path()
+        .to_owned();
+    let shown = setup
+        .client
+        .find_all(Locator::Css("table.eval-graders tbody tr"))
+        .await
+        .expect("find");
+    assert_eq!(shown.len(), 2, "v1 and v2 graded by diff_valid");
+    let versions = setup
+        .client
+        .find(Locator::Css("table.eval-versions"))
+        .await
+        .expect("the versions table")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        !versions.contains("missing_variable"),
+        "every row was answered: {versions}"
+    );
+    setup.visit("/evaluations", "evaluations").await;
+    setup.visit(&evaluation, "evaluation").await;
     // The failure-mode bar opens the runs of its mode.
     setup.goto("/prompts/coder/failure-modes").await;
     let link = setup
@@ -692,6 +774,15 @@ async fn web_pages_work_in_headless_chromium() {
         .await
         .expect("find");
     assert!(forms.is_empty(), "a reader gets no annotation form");
+    setup
+        .visit("/evaluations?prompt=coder", "evaluations-read-only")
+        .await;
+    let forms = setup
+        .client
+        .find_all(Locator::Css("main form[method=post]"))
+        .await
+        .expect("find");
+    assert!(forms.is_empty(), "a reader gets no start form");
     let read_cookie = session_cookie(&setup.client).await;
     let refused = forge(Some(own.as_str()), Some(read_cookie.as_str()))
         .await
@@ -703,6 +794,29 @@ async fn web_pages_work_in_headless_chromium() {
             .await
             .unwrap_or_default()
             .contains("forbidden")
+    );
+    let refused = setup
+        .http
+        .post(setup.url("/evaluations"))
+        .header("Origin", own.as_str())
+        .header("Cookie", format!("flywheel_session={read_cookie}"))
+        .form(&[
+            ("prompt", "coder"),
+            ("version", "1"),
+            ("dataset", "coder-set"),
+        ])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(refused.status().as_u16(), 403);
+    assert_eq!(
+        store
+            .list_evaluations(Some("coder"), 10)
+            .await
+            .expect("evaluations")
+            .len(),
+        1,
+        "a reader started nothing"
     );
     let refused = setup
         .http

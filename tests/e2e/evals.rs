@@ -15,11 +15,11 @@ use serde_json::{Value, json};
 
 /// A key no answer or stored row may ever contain.
 const KEY: &str = "sk-flywheel-e2e-eval-key-3b8e1f0a7c";
-const V1: &str = "Quick: {{question}}";
+pub(crate) const V1: &str = "Quick: {{question}}";
 const V2: &str = "Careful: {{question}}";
 
 /// The fake's rule: a careful prompt gets the expected answer, a quick one does not.
-fn careful_answers(fake: &FakeModel) {
+pub(crate) fn careful_answers(fake: &FakeModel) {
     fake.set_default(Behaviour::answer_with(|body| {
         match last_user_message(body).and_then(|m| m.strip_prefix("Careful: ")) {
             Some(question) => format!("ANSWER-{question}"),
@@ -30,7 +30,7 @@ fn careful_answers(fake: &FakeModel) {
 
 /// An app on `db` whose model endpoint is `fake`, `concurrency` calls at once, jobs under
 /// `lease`.
-async fn app_with_model(
+pub(crate) async fn app_with_model(
     db: &TestDb,
     fake: &FakeModel,
     concurrency: usize,
@@ -52,7 +52,7 @@ async fn app_with_model(
 
 /// Posts as admin, again while the server answers 503 because its grader components are
 /// still loading (bounded: 600 tries, 100 ms apart).
-async fn post_loaded(app: &TestApp, path: &str, body: Value) -> flywheel_e2e::Answer {
+pub(crate) async fn post_loaded(app: &TestApp, path: &str, body: Value) -> flywheel_e2e::Answer {
     for _ in 0..600 {
         let answer = app.post_admin(path, Some(body.clone())).await;
         if answer.status != StatusCode::SERVICE_UNAVAILABLE {
@@ -64,7 +64,7 @@ async fn post_loaded(app: &TestApp, path: &str, body: Value) -> flywheel_e2e::An
 }
 
 /// Prompt `qa` (v1 quick, v2 careful), an exact-match grader, and dataset `name` of `rows`.
-async fn setup(app: &TestApp, name: &str, rows: &[Value]) {
+pub(crate) async fn setup(app: &TestApp, name: &str, rows: &[Value]) {
     let created = app
         .post_admin("/api/prompts", Some(json!({"id": "qa", "content": V1})))
         .await;
@@ -92,7 +92,7 @@ async fn dataset(app: &TestApp, name: &str, rows: &[Value]) {
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
 }
 
-fn rows(n: usize) -> Vec<Value> {
+pub(crate) fn rows(n: usize) -> Vec<Value> {
     (0..n)
         .map(|i| json!({"item": {"question": format!("q{i}"), "expected": format!("ANSWER-q{i}")}}))
         .collect()
@@ -106,7 +106,7 @@ async fn start(app: &TestApp, body: Value) -> String {
 }
 
 /// Reads an evaluation until `done` holds (bounded: 1200 polls, 50 ms apart).
-async fn eval_when(app: &TestApp, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn eval_when(app: &TestApp, id: &str, done: impl Fn(&Value) -> bool) -> Value {
     let mut last = Value::Null;
     for _ in 0..1200 {
         last = app.get_ok(&format!("/api/evals/{id}"), READ_TOKEN).await;
@@ -118,7 +118,7 @@ async fn eval_when(app: &TestApp, id: &str, done: impl Fn(&Value) -> bool) -> Va
     panic!("evaluation {id} never reached the expected state: {last}");
 }
 
-fn is_final(e: &Value) -> bool {
+pub(crate) fn is_final(e: &Value) -> bool {
     !matches!(e["status"].as_str(), Some("queued" | "running"))
 }
 

@@ -2,8 +2,13 @@
 //! in the database (shared by two instances on one PostgreSQL database), a wrong token opens
 //! none, every page carries the Content-Security-Policy, a state change needs this server's
 //! Origin and the right role, signing out ends the session, assets are served by content hash.
+//! The evaluation pages show a real evaluation's results (run against the fake model), start
+//! one from the admin's form and refuse a reader's or a forged start.
 //! The browser test (`host/tests/web_browser.rs`) drives the same pages in Chromium.
 
+use std::time::Duration;
+
+use fake_model::FakeModel;
 use flywheel_e2e::{ADMIN_TOKEN, Backend, READ_TOKEN, TestApp, TestDb};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_SECURITY_POLICY, COOKIE, LOCATION, ORIGIN, SET_COOKIE};
@@ -54,7 +59,17 @@ async fn post(
     origin: Option<&str>,
     cookie: Option<&str>,
 ) -> reqwest::Response {
-    let mut request = client().post(format!("{}{path}", app.base));
+    post_form(app, path, origin, cookie, &[]).await
+}
+
+async fn post_form(
+    app: &TestApp,
+    path: &str,
+    origin: Option<&str>,
+    cookie: Option<&str>,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = client().post(format!("{}{path}", app.base)).form(form);
     if let Some(origin) = origin {
         request = request.header(ORIGIN, origin);
     }
@@ -194,4 +209,211 @@ async fn web_pages_on_sqlite() {
 #[tokio::test]
 async fn web_pages_on_postgres() {
     pages_sign_in_and_refuse_forgeries(Backend::Postgres).await;
+}
+
+async fn text(response: reqwest::Response) -> String {
+    response.text().await.expect("body")
+}
+
+/// The evaluations a list page shows: one link to each in the table's first column.
+fn listed(html: &str) -> usize {
+    html.matches("<td><a href=\"/evaluations/").count()
+}
+
+async fn evaluation_pages_show_results_and_refuse_forgeries(backend: Backend) {
+    use crate::evals::{app_with_model, careful_answers, eval_when, is_final, rows, setup};
+    let db = TestDb::new(backend).await;
+    let fake = FakeModel::start().expect("fake server");
+    careful_answers(&fake);
+    let app = app_with_model(&db, &fake, 2, Duration::from_secs(30)).await;
+    setup(&app, "qa-set", &rows(4)).await;
+    let admin = sign_in(&app, ADMIN_TOKEN).await.expect("admin signs in");
+    let reader = sign_in(&app, READ_TOKEN).await.expect("reader signs in");
+
+    // The admin sees the start form of the prompt's evaluations, with its versions and dataset.
+    let list = text(page(&app, "/evaluations?prompt=qa", Some(&admin)).await).await;
+    assert!(list.contains("No evaluation yet."), "{list}");
+    assert!(
+        list.contains(r#"action="/evaluations""#)
+            && list.contains(r#"name="version" value="2""#)
+            && list.contains(r#"<option value="qa-set">"#),
+        "{list}"
+    );
+    // A reader sees no form.
+    let read_list = text(page(&app, "/evaluations?prompt=qa", Some(&reader)).await).await;
+    assert!(
+        !read_list.contains("method=\"post\" action=\"/evaluations"),
+        "{read_list}"
+    );
+    assert!(!read_list.contains("name=\"version\""), "{read_list}");
+
+    // Forged or not allowed starts are refused and queue nothing.
+    let form = [
+        ("prompt", "qa"),
+        ("version", "1"),
+        ("version", "2"),
+        ("dataset", "qa-set"),
+        ("split", ""),
+        ("repeat", "1"),
+    ];
+    for (origin, cookie, status, code) in [
+        (
+            None,
+            Some(admin.as_str()),
+            StatusCode::FORBIDDEN,
+            "origin_refused",
+        ),
+        (
+            Some("http://evil.example"),
+            Some(admin.as_str()),
+            StatusCode::FORBIDDEN,
+            "origin_refused",
+        ),
+        (
+            Some(app.base.as_str()),
+            None,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            Some(app.base.as_str()),
+            Some(reader.as_str()),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+    ] {
+        let refused = post_form(&app, "/evaluations", origin, cookie, &form).await;
+        assert_eq!(refused.status(), status, "{origin:?} {cookie:?}");
+        assert!(text(refused).await.contains(code), "{code} expected");
+    }
+    // A bad field is refused with its code and names the field.
+    let bad = post_form(
+        &app,
+        "/evaluations",
+        Some(&app.base),
+        Some(&admin),
+        &[
+            ("prompt", "qa"),
+            ("version", "1"),
+            ("dataset", "qa-set"),
+            ("split", "test"),
+        ],
+    )
+    .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let bad = text(bad).await;
+    assert!(
+        bad.contains("invalid_body") && bad.contains("split"),
+        "{bad}"
+    );
+    // The API's checks are the page's: a dataset that does not exist is not found.
+    let missing = post_form(
+        &app,
+        "/evaluations",
+        Some(&app.base),
+        Some(&admin),
+        &[("prompt", "qa"), ("version", "1"), ("dataset", "nope")],
+    )
+    .await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        listed(&text(page(&app, "/evaluations", Some(&admin)).await).await),
+        0,
+        "nothing was queued"
+    );
+
+    // The admin's form starts a real evaluation against the fake model and opens its page.
+    let started = post_form(&app, "/evaluations", Some(&app.base), Some(&admin), &form).await;
+    assert_eq!(started.status(), StatusCode::SEE_OTHER);
+    let location = started.headers()[LOCATION]
+        .to_str()
+        .expect("text")
+        .to_owned();
+    let id = location
+        .strip_prefix("/evaluations/")
+        .expect("the evaluation's page")
+        .to_owned();
+    let done = eval_when(&app, &id, is_final).await;
+    assert_eq!(done["status"], "completed", "{done}");
+
+    // Its page shows what the API computed: v1 passes no row, v2 every row, all 4 flipped.
+    let shown = page(&app, &location, Some(&reader)).await;
+    assert_eq!(shown.status(), StatusCode::OK);
+    assert!(shown.headers().contains_key(CONTENT_SECURITY_POLICY));
+    let shown = text(shown).await;
+    assert!(shown.contains("completed"), "{shown}");
+    assert!(
+        !shown.contains("data-poll"),
+        "a final evaluation is not polled"
+    );
+    assert!(shown.contains("8 of 8 answers"), "{shown}");
+    // Wilson 95% of 0 of 4 is [0%, 49%]; of 4 of 4, [51%, 100%].
+    assert!(
+        shown.contains("0 of 4") && shown.contains("0% [0%, 49%]"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("4 of 4") && shown.contains("100% [51%, 100%]"),
+        "{shown}"
+    );
+    assert!(shown.contains("v1 → v2"), "{shown}");
+    assert!(shown.contains("+1.00"), "the mean difference: {shown}");
+    assert!(shown.contains("Flipped rows, v1 → v2, exact: 4"), "{shown}");
+    assert_eq!(shown.matches("now passes").count(), 4, "{shown}");
+    assert!(
+        !shown.contains("/cancel"),
+        "no cancel button for a reader or a final evaluation"
+    );
+
+    // Listed for the prompt and in the list of every prompt.
+    let list = text(page(&app, "/evaluations?prompt=qa", Some(&reader)).await).await;
+    assert_eq!(listed(&list), 1, "{list}");
+    assert!(
+        list.contains("v1, v2") && list.contains("qa-set v1"),
+        "{list}"
+    );
+    assert_eq!(
+        listed(&text(page(&app, "/evaluations", Some(&reader)).await).await),
+        1
+    );
+
+    // Cancel is an admin's, from this server's pages; a grading run's id is not an evaluation.
+    let cancel = format!("/evaluations/{id}/cancel");
+    assert_eq!(
+        post(&app, &cancel, Some(&app.base), Some(&reader))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post(&app, &cancel, Some("http://evil.example"), Some(&admin))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    let cancelled = post(&app, &cancel, Some(&app.base), Some(&admin)).await;
+    assert_eq!(
+        cancelled.status(),
+        StatusCode::SEE_OTHER,
+        "a final one is left as it is"
+    );
+    let after = app.get_ok(&format!("/api/evals/{id}"), READ_TOKEN).await;
+    assert_eq!(after["status"], "completed");
+    let unknown = page(
+        &app,
+        "/evaluations/00000000-0000-7000-8000-000000000000",
+        Some(&reader),
+    )
+    .await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn evaluation_pages_on_sqlite() {
+    evaluation_pages_show_results_and_refuse_forgeries(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn evaluation_pages_on_postgres() {
+    evaluation_pages_show_results_and_refuse_forgeries(Backend::Postgres).await;
 }

@@ -36,15 +36,10 @@ pub async fn start(
     Extension(caller): Extension<Caller>,
     JsonBody(body): JsonBody<EvalRequest>,
 ) -> Result<(StatusCode, Json<EvaluationView>), ApiError> {
-    let configured = state
-        .graders
-        .runtime()
-        .llm_client()
-        .is_some_and(|client| client.is_configured(None));
     let evaluation = queue_evaluation(
         state.store.as_ref(),
         &state.graders,
-        configured,
+        model_configured(&state),
         body,
         &caller.name,
     )
@@ -54,6 +49,16 @@ pub async fn start(
         StatusCode::ACCEPTED,
         Json(load(state.store.as_ref(), evaluation.job.id).await?),
     ))
+}
+
+/// Whether the server has a model endpoint for the task model (the web page's start form asks
+/// the same).
+pub fn model_configured(state: &AppState) -> bool {
+    state
+        .graders
+        .runtime()
+        .llm_client()
+        .is_some_and(|client| client.is_configured(None))
 }
 
 /// An evaluation: status, progress, model calls and cached answers, tokens, and its results

@@ -214,6 +214,13 @@ pub trait EvaluationStore: Send + Sync {
     async fn create_evaluation(&self, new: NewEvaluation) -> Result<EvaluationJob>;
     /// One evaluation; `NotFound` (`Missing::Evaluation`) if absent or a grading run.
     async fn get_evaluation(&self, id: Uuid) -> Result<EvaluationJob>;
+    /// Up to `limit` evaluations, newest first; only the prompt's when `prompt_id` is given.
+    /// Grading runs are not listed.
+    async fn list_evaluations(
+        &self,
+        prompt_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<EvaluationJob>>;
     /// The cached answers among `keys` (those absent are simply not answered).
     async fn cached_answers(&self, keys: &[String]) -> Result<Vec<CachedAnswer>>;
     /// Commits one chunk (see the module documentation); `false`, writing nothing, when

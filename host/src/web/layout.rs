@@ -17,16 +17,18 @@ pub enum Section {
     Runs,
     /// Grading runs.
     Grading,
+    /// Offline evaluations.
+    Evaluations,
     /// A/B tests.
     AbTests,
 }
 
-/// The navigation, in order. Evaluations (being built beside this) add their entry here,
-/// between grading runs and A/B tests, with a `Section` of their own.
+/// The navigation, in order.
 const NAV: &[(Section, &str, &str)] = &[
     (Section::Prompts, "/prompts", "Prompts"),
     (Section::Runs, "/runs", "Runs"),
     (Section::Grading, "/grading-runs", "Grading runs"),
+    (Section::Evaluations, "/evaluations", "Evaluations"),
     (Section::AbTests, "/ab-tests", "A/B tests"),
 ];
 

@@ -1,6 +1,6 @@
 //! The web pages for people, served at `/` beside the API (`/api`): prompts and versions (diff,
 //! deploy, rollback), the annotation queue (keyboard first), failure-mode counts, runs, grading
-//! runs and A/B tests.
+//! runs, evaluations and A/B tests.
 //!
 //! Server-rendered HTML: templates are [`maud`] macros, so the compiler checks every page and
 //! escapes every value (askama would have put the templates in files beside the code, checked by
@@ -85,7 +85,12 @@ pub fn routes() -> Router<AppState> {
         .route("/grading-runs/{id}/cancel", post(pages::grading::cancel))
         .route("/ab-tests", get(pages::ab_tests::list))
         .route("/ab-tests/{id}", get(pages::ab_tests::one))
-        // Evaluations add `/evaluations` and `/evaluations/{id}` here (pages/evaluations.rs).
+        .route(
+            "/evaluations",
+            get(pages::evaluations::list).post(pages::evaluations::start),
+        )
+        .route("/evaluations/{id}", get(pages::evaluations::one))
+        .route("/evaluations/{id}/cancel", post(pages::evaluations::cancel))
         .layer(middleware::from_fn(session::check_origin))
         .layer(middleware::from_fn(security_headers))
 }

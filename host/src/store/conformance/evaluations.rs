@@ -17,6 +17,7 @@ conformance!(
     evaluations_share_the_queue_and_are_told_apart,
     evaluation_of_unknown_prompt_or_version_is_not_found_and_writes_nothing,
     an_evaluation_chunk_is_committed_once_and_only_by_the_claim_holder,
+    evaluations_are_listed_newest_first_without_grading_runs,
 );
 
 fn spec(versions: Vec<i64>) -> EvaluationSpec {
@@ -87,6 +88,54 @@ async fn evaluations_share_the_queue_and_are_told_apart(b: &Backend) {
             .unwrap()
             .job
             .cancel_requested
+    );
+}
+
+async fn evaluations_are_listed_newest_first_without_grading_runs(b: &Backend) {
+    let store = &b.store;
+    assert!(store.list_evaluations(None, 10).await.unwrap().is_empty());
+    let first = store.create_evaluation(new(vec![1])).await.unwrap();
+    store
+        .create_grading_job(NewGradingJob {
+            prompt_id: "planner".into(),
+            version: None,
+            graders: vec!["exact".into()],
+            selection: RunSelection::default(),
+            token_budget: None,
+            created_by: "ops".into(),
+        })
+        .await
+        .unwrap();
+    let second = store
+        .create_evaluation(NewEvaluation {
+            created_by: "other".into(),
+            ..new(vec![1])
+        })
+        .await
+        .unwrap();
+    let ids = |jobs: Vec<crate::store::EvaluationJob>| -> Vec<Uuid> {
+        jobs.into_iter().map(|e| e.job.id).collect()
+    };
+    assert_eq!(
+        ids(store.list_evaluations(None, 10).await.unwrap()),
+        [second.job.id, first.job.id],
+        "newest first, the grading run left out"
+    );
+    assert_eq!(
+        store.list_evaluations(Some("planner"), 10).await.unwrap()[0],
+        second,
+        "listed as read one by one"
+    );
+    assert_eq!(
+        ids(store.list_evaluations(Some("planner"), 1).await.unwrap()),
+        [second.job.id]
+    );
+    assert!(
+        store
+            .list_evaluations(Some("ghost"), 10)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
 

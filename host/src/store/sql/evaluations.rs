@@ -172,6 +172,38 @@ where
         row.ok_or(Missing::Evaluation(id))?.try_into()
     }
 
+    async fn list_evaluations(
+        &self,
+        prompt_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<EvaluationJob>> {
+        // Ids are UUIDv7: id order is creation order, the same on both backends.
+        let rows: Vec<EvaluationRow> = match prompt_id {
+            Some(prompt_id) => {
+                sqlx::query_as(&format!(
+                    "SELECT {} FROM grading_runs WHERE kind = 'evaluation' AND prompt_id = $1 \
+                     ORDER BY id DESC LIMIT $2",
+                    evaluation_columns()
+                ))
+                .bind(prompt_id)
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?
+            }
+            None => {
+                sqlx::query_as(&format!(
+                    "SELECT {} FROM grading_runs WHERE kind = 'evaluation' \
+                     ORDER BY id DESC LIMIT $1",
+                    evaluation_columns()
+                ))
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?
+            }
+        };
+        rows.into_iter().map(EvaluationJob::try_from).collect()
+    }
+
     async fn cached_answers(&self, keys: &[String]) -> Result<Vec<CachedAnswer>> {
         let mut found = Vec::new();
         for chunk in keys.chunks(CACHE_LOOKUP_KEYS) {

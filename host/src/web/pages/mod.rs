@@ -3,6 +3,7 @@
 
 pub mod ab_tests;
 pub mod annotate;
+pub mod evaluations;
 pub mod failure_modes;
 pub mod grading;
 pub mod prompts;
@@ -14,7 +15,7 @@ use crate::api::ApiError;
 use crate::api::AppState;
 
 /// Refuses, as the API's routes do, pages of prompt optimization (runs, annotation, grading,
-/// A/B tests) when `ENABLE_PROMPT_OPTIMIZATION` is off.
+/// evaluations, A/B tests) when `ENABLE_PROMPT_OPTIMIZATION` is off.
 pub fn optimization_on(state: &AppState) -> Result<(), ApiError> {
     if state.settings.enable_prompt_optimization {
         Ok(())
