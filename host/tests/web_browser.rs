@@ -234,6 +234,24 @@ async fn ctrl_enter(client: &Client) {
     client.perform_actions(actions).await.expect("ctrl+enter");
 }
 
+/// Waits (bounded) until the browser is at `path`: a click that submits a form returns before
+/// the POST's redirect has been followed.
+async fn wait_for_path(client: &Client, path: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let url = client.current_url().await.expect("url");
+        if url.path() == path {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: at {}, not {path}",
+            url.path()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits (bounded) until `script` returns true in the page.
 async fn wait_for(client: &Client, script: &str, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -268,12 +286,12 @@ async fn sign_in(setup: &Setup, token: &str) {
         .click()
         .await
         .expect("sign in");
-    let url = setup.client.current_url().await.expect("url");
-    assert_eq!(
-        url.path(),
+    wait_for_path(
+        &setup.client,
         "/prompts",
-        "signed in, back at the page asked for"
-    );
+        "signed in, back at the page asked for",
+    )
+    .await;
 }
 
 async fn sign_out(setup: &Setup) {
@@ -285,8 +303,7 @@ async fn sign_out(setup: &Setup) {
         .click()
         .await
         .expect("sign out");
-    let url = setup.client.current_url().await.expect("url");
-    assert_eq!(url.path(), "/sign-in");
+    wait_for_path(&setup.client, "/sign-in", "signed out, at the sign-in page").await;
 }
 
 async fn session_cookie(client: &Client) -> String {
@@ -693,6 +710,7 @@ async fn web_pages_work_in_headless_chromium() {
         .await
         .expect("a link to the mode's runs");
     link.click().await.expect("open the runs");
+    wait_for_path(&setup.client, "/runs", "the runs of the mode").await;
     let rows = setup
         .client
         .find_all(Locator::Css("table.runs tbody tr"))
