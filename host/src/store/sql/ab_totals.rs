@@ -447,12 +447,16 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
 {
+    // `|| ''` gives the outer task id no column affinity, so SQLite compares it with the
+    // expression index `prompt_optimization_data_unit` as it is; compared as the TEXT column, the
+    // index served only `prompt_id` and every exposure scanned its prompt's runs (1M exposures
+    // over 1M runs did not finish in 10 minutes).
     let unit_runs = |what: &str| {
         format!(
             "(SELECT {what} FROM ab_tests t \
              JOIN prompt_optimization_data d ON d.prompt_id = t.prompt_id \
              WHERE t.id = ab_exposures.ab_test_id AND d.origin = '{PRODUCTION}' \
-               AND COALESCE(d.root_task_id, d.task_id) = ab_exposures.task_id)"
+               AND COALESCE(d.root_task_id, d.task_id) = ab_exposures.task_id || '')"
         )
     };
     let succeeded = SUCCEEDED
