@@ -38,8 +38,7 @@ CREATE TABLE optimizations (
     CONSTRAINT optimizations_spec_json CHECK (jsonb_typeof(spec) = 'object'),
     CONSTRAINT optimizations_graders_json CHECK (jsonb_typeof(graders) = 'array'),
     CONSTRAINT optimizations_state_json CHECK (state IS NULL OR jsonb_typeof(state) = 'object'),
-    CONSTRAINT optimizations_report_json CHECK (report IS NULL OR jsonb_typeof(report) = 'object'),
-    CONSTRAINT optimizations_cancel_requested_bool CHECK (cancel_requested IN (FALSE, TRUE))
+    CONSTRAINT optimizations_report_json CHECK (report IS NULL OR jsonb_typeof(report) = 'object')
 );
 -- The worker claims the oldest queued (or abandoned) run; lists read a prompt's newest first.
 CREATE INDEX optimizations_queue ON optimizations (status, created_at);
