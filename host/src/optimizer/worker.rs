@@ -739,7 +739,7 @@ impl OptimizerWorker {
             state.validation.as_ref().map(|v| &v.candidate),
         );
         let winner_text = state.candidates[state.best].text.clone();
-        let mut report = Report {
+        let report = Report {
             stop_reason: stop,
             stop_detail: stop.describe(run.spec.patience),
             rounds: state.round,
@@ -767,8 +767,9 @@ impl OptimizerWorker {
             "Created by optimization {} from version {}: {}",
             optimization.id, optimization.start_version, report.outcome.reason
         );
-        // The created version's number is only known in the transaction; the report names it
-        // through the optimization's `createdVersion` (and is patched below for readers).
+        // The created version's number is only known in the transaction: the stored report
+        // leaves `outcome.version` empty and readers take it from `createdVersion`
+        // (`view::view`).
         let value = |report: &Report| {
             serde_json::to_value(report)
                 .map_err(|e| StoreError::InvalidState(format!("cannot encode the report: {e}")))
@@ -793,7 +794,6 @@ impl OptimizerWorker {
             return Ok(OptimizationStatus::Running);
         };
         if let Some(version) = version {
-            report.outcome.version = Some(version.version);
             tracing::info!(optimization = %optimization.id, prompt = %optimization.prompt_id, version = version.version, "optimization created a version");
             if run.spec.ab_test
                 && let Some((prompts, split)) = &self.prompts
