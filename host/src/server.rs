@@ -176,10 +176,7 @@ impl Workers {
             state.graders.clone(),
             crate::optimizer::worker::OptimizerOptions::for_server(state.settings.job_lease),
         )
-        .with_ab_tests(
-            state.registry.clone(),
-            state.settings.ab_test_traffic_split,
-        );
+        .with_ab_tests(state.registry.clone(), state.settings.ab_test_traffic_split);
         Workers(vec![
             tokio::spawn(jobs.run()),
             tokio::spawn(optimizer.run()),

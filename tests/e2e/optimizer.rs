@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use fake_model::{Behaviour, FakeModel, last_user_message};
 use flywheel_e2e::optimizer::{
-    DATASET, FIX, REFLECTOR, app_with_model, body, coin_flip, flat, is_final,
-    is_reflection, needs_fix, planted, post_loaded, rows, setup, start, task_answer, when,
+    DATASET, FIX, REFLECTOR, app_with_model, body, coin_flip, flat, is_final, is_reflection,
+    needs_fix, planted, post_loaded, rows, setup, start, task_answer, when,
 };
 use flywheel_e2e::{Backend, READ_TOKEN, TestApp, TestDb};
 use reqwest::StatusCode;
@@ -57,7 +57,12 @@ async fn the_planted_flaw_is_found_validated_and_becomes_a_version(backend: Back
     let report = &done["report"];
     assert_eq!(report["stopReason"], "target_reached", "{report}");
     assert_eq!(report["outcome"]["improved"], true, "{report}");
-    assert!(report["winnerText"].as_str().unwrap_or_default().contains(FIX));
+    assert!(
+        report["winnerText"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(FIX)
+    );
     let validation = &report["validation"];
     assert_eq!(validation["rows"], 40);
     assert_eq!(validation["scoreAfter"], 1.0);
@@ -83,9 +88,7 @@ async fn the_planted_flaw_is_found_validated_and_becomes_a_version(backend: Back
     let version = count(&done["createdVersion"]);
     assert_eq!(version, 2);
     assert_eq!(report["outcome"]["version"], 2);
-    let stored = app
-        .get_ok("/api/prompts/qa/versions/2", READ_TOKEN)
-        .await;
+    let stored = app.get_ok("/api/prompts/qa/versions/2", READ_TOKEN).await;
     assert_eq!(stored["source"], "optimizer");
     assert_eq!(stored["parentVersion"], 1);
     assert_eq!(stored["isActive"], false);
@@ -227,11 +230,17 @@ async fn proposals_with_other_variables_are_discarded_and_counted(backend: Backe
     let id = start(&app, body()).await;
     let done = when(&app, &id, is_final).await;
     let report = &done["report"];
-    assert_eq!(report["candidates"]["discarded"]["wrongVariables"], 2, "{report}");
+    assert_eq!(
+        report["candidates"]["discarded"]["wrongVariables"], 2,
+        "{report}"
+    );
     assert_eq!(report["outcome"]["improved"], true, "{report}");
     let stored = app
         .get_ok(
-            &format!("/api/prompts/qa/versions/{}", count(&done["createdVersion"])),
+            &format!(
+                "/api/prompts/qa/versions/{}",
+                count(&done["createdVersion"])
+            ),
             READ_TOKEN,
         )
         .await;
@@ -373,7 +382,12 @@ async fn refusals_answer_with_stable_codes_and_store_nothing(backend: Backend) {
         }
     }
     setup(&app, &few).await;
-    let refused = post_loaded(&app, "/api/prompts/qa/optimize", json!({"dataset": DATASET})).await;
+    let refused = post_loaded(
+        &app,
+        "/api/prompts/qa/optimize",
+        json!({"dataset": DATASET}),
+    )
+    .await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
     assert_eq!(refused.error_code(), Some("not_enough_rows"));
     assert_eq!(refused.json["error"]["details"]["found"], 20);
@@ -384,14 +398,46 @@ async fn refusals_answer_with_stable_codes_and_store_nothing(backend: Backend) {
     assert_eq!(none.error_code(), Some("not_enough_rows"));
 
     let cases = [
-        (json!({"dataset": DATASET, "budget": 0}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
-        (json!({"dataset": DATASET, "minibatch": 99}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
-        (json!({"dataset": DATASET, "reflectionModel": ""}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
-        (json!({"dataset": DATASET, "target": 1.5}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
-        (json!({"dataset": "ghost"}), StatusCode::NOT_FOUND, "dataset_not_found"),
-        (json!({"dataset": DATASET, "datasetVersion": 9}), StatusCode::NOT_FOUND, "dataset_version_not_found"),
-        (json!({"dataset": DATASET, "version": 9}), StatusCode::NOT_FOUND, "version_not_found"),
-        (json!({"dataset": DATASET, "bogus": 1}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        (
+            json!({"dataset": DATASET, "budget": 0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            json!({"dataset": DATASET, "minibatch": 99}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            json!({"dataset": DATASET, "reflectionModel": ""}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            json!({"dataset": DATASET, "target": 1.5}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            json!({"dataset": "ghost"}),
+            StatusCode::NOT_FOUND,
+            "dataset_not_found",
+        ),
+        (
+            json!({"dataset": DATASET, "datasetVersion": 9}),
+            StatusCode::NOT_FOUND,
+            "dataset_version_not_found",
+        ),
+        (
+            json!({"dataset": DATASET, "version": 9}),
+            StatusCode::NOT_FOUND,
+            "version_not_found",
+        ),
+        (
+            json!({"dataset": DATASET, "bogus": 1}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
     ];
     for (body, status, code) in cases {
         let answer = post_loaded(&app, "/api/prompts/qa/optimize", body.clone()).await;
@@ -434,7 +480,10 @@ async fn optimizing_is_refused_when_prompt_optimization_is_off() {
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text);
     assert_eq!(answer.error_code(), Some("feature_disabled"));
     let read = app
-        .send(&flywheel_e2e::Req::get("/api/optimizations", Some(READ_TOKEN)))
+        .send(&flywheel_e2e::Req::get(
+            "/api/optimizations",
+            Some(READ_TOKEN),
+        ))
         .await;
     assert_eq!(read.error_code(), Some("feature_disabled"));
 }

@@ -458,7 +458,10 @@ async fn optimization_pages_show_progress_and_the_report(backend: Backend) {
     ] {
         assert!(one.contains(expected), "{expected:?} missing from {one}");
     }
-    assert!(!one.contains("Cancel</button>"), "a final run has no cancel");
+    assert!(
+        !one.contains("Cancel</button>"),
+        "a final run has no cancel"
+    );
 
     // Cancel is an admin's, from this server's pages.
     let cancel = format!("/optimizations/{id}/cancel");

@@ -222,7 +222,9 @@ pub async fn setup(app: &TestApp, rows: &[Value]) {
     let answer = app
         .post_admin(
             "/api/datasets",
-            Some(json!({"promptId": "qa", "name": DATASET, "rows": rows, "validationFraction": 0.5})),
+            Some(
+                json!({"promptId": "qa", "name": DATASET, "rows": rows, "validationFraction": 0.5}),
+            ),
         )
         .await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
@@ -258,4 +260,3 @@ pub async fn when(app: &TestApp, id: &str, done: impl Fn(&Value) -> bool) -> Val
 pub fn is_final(o: &Value) -> bool {
     !matches!(o["status"].as_str(), Some("queued" | "running"))
 }
-

@@ -244,7 +244,11 @@ async fn start(
                 "abTest": request.ab_test,
             });
             client
-                .call(Method::POST, &["api", "prompts", prompt, "optimize"], Some(body))
+                .call(
+                    Method::POST,
+                    &["api", "prompts", prompt, "optimize"],
+                    Some(body),
+                )
                 .await
         }
     }
@@ -355,7 +359,10 @@ pub fn render(o: &OptimizationView) -> String {
             "  improved: version {version} created (inactive) — {}\n",
             report.outcome.reason
         )),
-        None => out.push_str(&format!("  no version created — {}\n", report.outcome.reason)),
+        None => out.push_str(&format!(
+            "  no version created — {}\n",
+            report.outcome.reason
+        )),
     }
     if let Some(v) = &report.validation {
         out.push_str(&format!(

@@ -101,7 +101,10 @@ mod tests {
         spent.task_calls = 280;
         assert!(budget().allows_round(&spent, 40, 80));
         spent.task_calls = 281;
-        assert!(!budget().allows_round(&spent, 40, 80), "validation reserved");
+        assert!(
+            !budget().allows_round(&spent, 40, 80),
+            "validation reserved"
+        );
         spent.task_calls = 0;
         spent.reflection_calls = 10;
         assert!(!budget().allows_round(&spent, 40, 80), "no reflection left");

@@ -72,7 +72,11 @@ pub fn request(
     let names: Vec<String> = variables.iter().map(|v| format!("{{{{{v}}}}}")).collect();
     text.push_str(&format!(
         "Template variables it must keep, exactly these and no others: {}\n\n",
-        if names.is_empty() { "(none)".to_owned() } else { names.join(", ") }
+        if names.is_empty() {
+            "(none)".to_owned()
+        } else {
+            names.join(", ")
+        }
     ));
     if !counts.is_empty() {
         text.push_str("Failure modes among the failing training rows (count):\n");
@@ -287,6 +291,9 @@ mod tests {
         ] {
             assert!(text.contains(expected), "{expected:?} missing from {text}");
         }
-        assert!(!text.contains("expected"), "only the template's variables are shown");
+        assert!(
+            !text.contains("expected"),
+            "only the template's variables are shown"
+        );
     }
 }

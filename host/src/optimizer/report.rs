@@ -318,7 +318,11 @@ pub fn failure_modes(
 
 /// The candidate summaries and counts of a state.
 pub fn candidates(state: &LoopState, front_rows: &[Uuid]) -> Candidates {
-    let tried = state.candidates.iter().filter(|c| c.trial.is_some()).count() as i64;
+    let tried = state
+        .candidates
+        .iter()
+        .filter(|c| c.trial.is_some())
+        .count() as i64;
     let accepted = state
         .candidates
         .iter()

@@ -186,7 +186,9 @@ fn check_shape(request: &OptimizeRequest) -> Result<(), RequestError> {
     if let Some(target) = request.target
         && !(target > 0.0 && target <= 1.0)
     {
-        return invalid(format!("target must be above 0 and at most 1, not {target}"));
+        return invalid(format!(
+            "target must be above 0 and at most 1, not {target}"
+        ));
     }
     for (name, model) in [
         ("model", &request.model),
@@ -259,7 +261,10 @@ pub async fn queue_optimization(
         None => store.active_version(prompt_id).await?,
     };
     crate::prompts::template::Template::parse(&start.content).map_err(|e| {
-        RequestError::Invalid(format!("version {} is not a valid template: {e}", start.version))
+        RequestError::Invalid(format!(
+            "version {} is not a valid template: {e}",
+            start.version
+        ))
     })?;
     if !model_configured {
         return Err(RequestError::NotConfigured(
@@ -362,7 +367,9 @@ pub async fn queue_optimization(
         model: request.model,
         reflection_model: request.reflection_model,
         budget,
-        reflection_budget: request.reflection_budget.unwrap_or(DEFAULT_REFLECTION_BUDGET),
+        reflection_budget: request
+            .reflection_budget
+            .unwrap_or(DEFAULT_REFLECTION_BUDGET),
         token_budget: request.token_budget,
         reflection_token_budget: request.reflection_token_budget,
         minibatch,

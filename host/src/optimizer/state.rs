@@ -77,7 +77,13 @@ impl RowScore {
         } else {
             graders
                 .values()
-                .map(|g| if g.error.is_some() { 0.0 } else { g.score.unwrap_or(0.0) })
+                .map(|g| {
+                    if g.error.is_some() {
+                        0.0
+                    } else {
+                        g.score.unwrap_or(0.0)
+                    }
+                })
                 .sum::<f64>()
                 / graders.len() as f64
         };

@@ -68,7 +68,11 @@ impl OptimizerOptions {
     /// The options of a server: a fresh instance name and the configured lease.
     pub fn for_server(lease: Duration) -> Self {
         OptimizerOptions {
-            instance: format!("flywheel-optimizer-{}-{}", std::process::id(), Uuid::now_v7()),
+            instance: format!(
+                "flywheel-optimizer-{}-{}",
+                std::process::id(),
+                Uuid::now_v7()
+            ),
             lease,
             idle_poll: Duration::from_millis(250),
         }
@@ -126,7 +130,11 @@ impl OptimizerWorker {
 
     /// Lets the worker start A/B tests (of runs that ask for one) through `prompts`, with
     /// `split` of the traffic to the new version.
-    pub fn with_ab_tests(mut self, prompts: Arc<crate::prompts::PromptRegistry>, split: f64) -> Self {
+    pub fn with_ab_tests(
+        mut self,
+        prompts: Arc<crate::prompts::PromptRegistry>,
+        split: f64,
+    ) -> Self {
         self.prompts = Some((prompts, split));
         self
     }
@@ -249,7 +257,14 @@ impl OptimizerWorker {
             Ok(template) => template.variables().to_vec(),
             Err(error) => return Ok(Err(format!("the starting version: {error}"))),
         };
-        let read = |split| rows_of(self.store.as_ref(), &spec.dataset, spec.dataset_version, Some(split));
+        let read = |split| {
+            rows_of(
+                self.store.as_ref(),
+                &spec.dataset,
+                spec.dataset_version,
+                Some(split),
+            )
+        };
         let (train, validation) = match (read(Split::Train).await, read(Split::Validation).await) {
             (Ok(train), Ok(validation)) => (train, validation),
             (Err(StoreError::NotFound(missing)), _) | (_, Err(StoreError::NotFound(missing))) => {
@@ -323,7 +338,8 @@ impl OptimizerWorker {
         if rows.is_empty() {
             return Ok((BTreeMap::new(), false));
         }
-        let template = Template::parse(text).map_err(|e| StoreError::InvalidState(e.to_string()))?;
+        let template =
+            Template::parse(text).map_err(|e| StoreError::InvalidState(e.to_string()))?;
         let engine = CandidateEngine {
             prompt_id: &run.optimization.prompt_id,
             client: &run.client,
@@ -418,7 +434,9 @@ impl OptimizerWorker {
                 .cloned()
                 .collect();
             let text = state.candidates[0].text.clone();
-            let (scores, hit) = self.score(run, &mut state, &text, 0, missing, "start").await?;
+            let (scores, hit) = self
+                .score(run, &mut state, &text, 0, missing, "start")
+                .await?;
             state.candidates[0].train.extend(scores);
             if hit {
                 state.stop = Some(StopReason::Budget);
@@ -550,8 +568,13 @@ impl OptimizerWorker {
                 })
             })
             .collect();
-        let messages =
-            reflection::request(&parent_text, &run.variables, &examples, &counts, &run.taxonomy);
+        let messages = reflection::request(
+            &parent_text,
+            &run.variables,
+            &examples,
+            &counts,
+            &run.taxonomy,
+        );
         let request = ChatRequest {
             model: run
                 .spec

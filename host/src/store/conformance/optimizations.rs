@@ -80,7 +80,13 @@ async fn an_optimization_is_claimed_once_and_again_only_after_its_lease(b: &Back
 
     let listed = store.list_optimizations(Some("planner"), 10).await.unwrap();
     assert_eq!(listed.len(), 1);
-    assert!(store.list_optimizations(Some("coder"), 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_optimizations(Some("coder"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let second = store.create_optimization(new(1)).await.unwrap();
     let all = store.list_optimizations(None, 10).await.unwrap();
     assert_eq!(
@@ -114,7 +120,13 @@ async fn only_the_claim_holder_checkpoints_and_ends_and_the_version_comes_with_t
             .unwrap(),
         "not b's to write"
     );
-    assert!(store.cached_answers(&[answer.key.clone()]).await.unwrap().is_empty());
+    assert!(
+        store
+            .cached_answers(&[answer.key.clone()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(
         store
             .checkpoint_optimization(created.id, "a", &json!({"round": 2}), &[answer.clone()])
@@ -199,7 +211,10 @@ async fn only_the_claim_holder_checkpoints_and_ends_and_the_version_comes_with_t
     assert!(version.is_none());
     assert_eq!(done.status, OptimizationStatus::Failed);
     assert_eq!(done.created_version, None);
-    assert_eq!(done.error.as_deref(), Some("dataset golden no longer exists"));
+    assert_eq!(
+        done.error.as_deref(),
+        Some("dataset golden no longer exists")
+    );
     assert_eq!(store.list_versions("planner").await.unwrap().len(), 2);
 }
 

@@ -130,11 +130,12 @@ where
     }
 
     async fn get_optimization(&self, id: Uuid) -> Result<Optimization> {
-        let row: Option<OptimizationRow> =
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM optimizations WHERE id = $1"))
-                .bind(DbId(id))
-                .fetch_optional(self.pool())
-                .await?;
+        let row: Option<OptimizationRow> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM optimizations WHERE id = $1"
+        ))
+        .bind(DbId(id))
+        .fetch_optional(self.pool())
+        .await?;
         row.ok_or(StoreError::NotFound(Missing::Optimization(id)))?
             .try_into()
     }
