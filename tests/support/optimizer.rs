@@ -77,7 +77,7 @@ fn row_number(text: &str) -> Option<usize> {
 
 /// Whether row `i` needs the instruction (four rows of five do).
 pub fn needs_fix(i: usize) -> bool {
-    i % 5 != 0
+    !i.is_multiple_of(5)
 }
 
 /// The whole text of a request (every message), for the reflection fakes to read.
@@ -137,7 +137,7 @@ pub fn flat(fake: &FakeModel) {
         if is_reflection(body) {
             reflect(body, &proposals)
         } else {
-            task_answer(body, |i, _| i % 3 == 0)
+            task_answer(body, |i, _| i.is_multiple_of(3))
         }
     }));
 }

@@ -809,7 +809,7 @@ impl OptimizerWorker {
                     state: Some(state_value),
                     report: Some(value(&report)?),
                     error: None,
-                    winner: improved.then(|| (winner_text, notes)),
+                    winner: improved.then_some((winner_text, notes)),
                 },
             )
             .await?;

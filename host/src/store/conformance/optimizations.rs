@@ -115,21 +115,31 @@ async fn only_the_claim_holder_checkpoints_and_ends_and_the_version_comes_with_t
     };
     assert!(
         !store
-            .checkpoint_optimization(created.id, "b", &json!({"round": 1}), &[answer.clone()])
+            .checkpoint_optimization(
+                created.id,
+                "b",
+                &json!({"round": 1}),
+                std::slice::from_ref(&answer)
+            )
             .await
             .unwrap(),
         "not b's to write"
     );
     assert!(
         store
-            .cached_answers(&[answer.key.clone()])
+            .cached_answers(std::slice::from_ref(&answer.key))
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
         store
-            .checkpoint_optimization(created.id, "a", &json!({"round": 2}), &[answer.clone()])
+            .checkpoint_optimization(
+                created.id,
+                "a",
+                &json!({"round": 2}),
+                std::slice::from_ref(&answer)
+            )
             .await
             .unwrap()
     );
@@ -138,7 +148,10 @@ async fn only_the_claim_holder_checkpoints_and_ends_and_the_version_comes_with_t
         Some(json!({"round": 2}))
     );
     assert_eq!(
-        store.cached_answers(&[answer.key.clone()]).await.unwrap(),
+        store
+            .cached_answers(std::slice::from_ref(&answer.key))
+            .await
+            .unwrap(),
         vec![answer]
     );
 
