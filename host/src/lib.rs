@@ -36,6 +36,7 @@ pub mod grading;
 pub mod llm;
 pub mod log_text;
 pub mod migrate;
+pub mod optimizer;
 pub mod prompts;
 pub mod redact;
 pub mod runs;

@@ -146,8 +146,8 @@ pub struct RunningServer {
     _workers: Workers,
 }
 
-/// Background tasks that end with the server: the grading-job worker, the automatic grader and
-/// the A/B evaluator. An interrupted chunk is simply not committed, so stopping them at any
+/// Background tasks that end with the server: the grading-job worker, the optimizer, the
+/// automatic grader and the A/B evaluator. An interrupted chunk is simply not committed, so stopping them at any
 /// point loses nothing.
 struct Workers(Vec<JoinHandle<()>>);
 
@@ -171,8 +171,15 @@ impl Workers {
             state.registry.clone(),
             state.settings.ab_evaluate_interval,
         );
+        let optimizer = crate::optimizer::worker::OptimizerWorker::new(
+            state.store.clone(),
+            state.graders.clone(),
+            crate::optimizer::worker::OptimizerOptions::for_server(state.settings.job_lease),
+        )
+        .with_ab_tests(state.registry.clone(), state.settings.ab_test_traffic_split);
         Workers(vec![
             tokio::spawn(jobs.run()),
+            tokio::spawn(optimizer.run()),
             tokio::spawn(auto.run()),
             tokio::spawn(evaluator),
         ])

@@ -14,6 +14,7 @@ mod export_api;
 mod happy_path;
 mod migrate_openai;
 mod operations;
+mod optimizer;
 mod prompts_import;
 mod request_timeout;
 mod route_auth;

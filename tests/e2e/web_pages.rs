@@ -417,3 +417,87 @@ async fn evaluation_pages_on_sqlite() {
 async fn evaluation_pages_on_postgres() {
     evaluation_pages_show_results_and_refuse_forgeries(Backend::Postgres).await;
 }
+
+/// The optimizations a list page shows: one link to each in the table's first column.
+fn listed_optimizations(html: &str) -> usize {
+    html.matches("<td><a href=\"/optimizations/").count()
+}
+
+async fn optimization_pages_show_progress_and_the_report(backend: Backend) {
+    use flywheel_e2e::optimizer::{
+        app_with_model, body, is_final, planted, rows, setup, start, when,
+    };
+    let db = TestDb::new(backend).await;
+    let fake = FakeModel::start().expect("fake server");
+    planted(&fake);
+    let app = app_with_model(&db, &fake, 4, Duration::from_secs(30)).await;
+    setup(&app, &rows(40, 40)).await;
+    let admin = sign_in(&app, ADMIN_TOKEN).await.expect("admin signs in");
+    let reader = sign_in(&app, READ_TOKEN).await.expect("reader signs in");
+    let empty = text(page(&app, "/optimizations", Some(&reader)).await).await;
+    assert!(empty.contains("No optimization yet"), "{empty}");
+    assert!(empty.contains(r#"href="/optimizations" aria-current="page""#));
+
+    let id = start(&app, body()).await;
+    let done = when(&app, &id, is_final).await;
+    assert_eq!(done["createdVersion"], 2, "{done}");
+    let list = text(page(&app, "/optimizations", Some(&reader)).await).await;
+    assert_eq!(listed_optimizations(&list), 1, "{list}");
+    assert!(list.contains("version 2"), "{list}");
+    let one = text(page(&app, &format!("/optimizations/{id}"), Some(&reader)).await).await;
+    for expected in [
+        "Report",
+        "the best candidate reached the target score",
+        "Version <a href=\"/prompts/qa\">2</a> created (inactive)",
+        "Validation (40 rows)",
+        "no_citation",
+        "Always cite the source.",
+        "Lineage of the winner",
+        "reflection",
+        "160 of 400 task-model calls",
+    ] {
+        assert!(one.contains(expected), "{expected:?} missing from {one}");
+    }
+    assert!(
+        !one.contains("Cancel</button>"),
+        "a final run has no cancel"
+    );
+
+    // Cancel is an admin's, from this server's pages.
+    let cancel = format!("/optimizations/{id}/cancel");
+    assert_eq!(
+        post(&app, &cancel, Some(&app.base), Some(&reader))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post(&app, &cancel, Some("http://evil.example"), Some(&admin))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post(&app, &cancel, Some(&app.base), Some(&admin))
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let unknown = page(
+        &app,
+        "/optimizations/00000000-0000-7000-8000-000000000000",
+        Some(&reader),
+    )
+    .await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optimization_pages_on_sqlite() {
+    optimization_pages_show_progress_and_the_report(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optimization_pages_on_postgres() {
+    optimization_pages_show_progress_and_the_report(Backend::Postgres).await;
+}

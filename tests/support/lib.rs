@@ -376,3 +376,4 @@ fn take_nested_defs(value: &mut Value, defs: &mut serde_json::Map<String, Value>
         _ => {}
     }
 }
+pub mod optimizer;

@@ -237,6 +237,7 @@ impl ApiError {
                     Missing::GradingJob(_) => "grading_run_not_found",
                     Missing::Run(_) => "run_not_found",
                     Missing::Evaluation(_) => "evaluation_not_found",
+                    Missing::Optimization(_) => "optimization_not_found",
                     Missing::AbTest(_) | Missing::RunningAbTest(_) => "ab_test_not_found",
                     Missing::Dataset(_) => "dataset_not_found",
                     Missing::DatasetVersion { .. } => "dataset_version_not_found",
@@ -358,6 +359,7 @@ impl ApiError {
             ApiError::NotFound(Missing::GradingJob(uuid::Uuid::nil())),
             ApiError::NotFound(Missing::Run(uuid::Uuid::nil())),
             ApiError::NotFound(Missing::Evaluation(uuid::Uuid::nil())),
+            ApiError::NotFound(Missing::Optimization(uuid::Uuid::nil())),
             ApiError::NotFound(Missing::ab_test("0")),
             ApiError::NotFound(Missing::Dataset("golden".to_owned())),
             ApiError::NotFound(Missing::DatasetVersion {

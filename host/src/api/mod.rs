@@ -20,6 +20,7 @@ pub mod health;
 pub mod metrics;
 pub mod migrate;
 pub mod openapi;
+pub mod optimizations;
 pub mod prompts;
 pub mod runs;
 pub mod state;
@@ -134,6 +135,10 @@ pub const ROUTES: &[RouteSpec] = &[
     optimization(route(Method::POST, "/api/evals", ADMIN, |m| on(m, evals::start))),
     optimization(route(Method::GET, "/api/evals/{id}", READ, |m| on(m, evals::get))),
     optimization(route(Method::POST, "/api/evals/{id}/cancel", ADMIN, |m| on(m, evals::cancel))),
+    optimization(route(Method::POST, "/api/prompts/{id}/optimize", ADMIN, |m| on(m, optimizations::start))),
+    optimization(route(Method::GET, "/api/optimizations", READ, |m| on(m, optimizations::list))),
+    optimization(route(Method::GET, "/api/optimizations/{id}", READ, |m| on(m, optimizations::get))),
+    optimization(route(Method::POST, "/api/optimizations/{id}/cancel", ADMIN, |m| on(m, optimizations::cancel))),
     optimization(route(Method::POST, "/api/runs", AGENT, |m| extract::with_body_limit(on(m, runs::record), crate::runs::MAX_RUNS_BODY_BYTES))),
     optimization(route(Method::PATCH, "/api/runs/outcomes", AGENT, |m| on(m, runs::report_outcomes))),
     optimization(route(Method::GET, "/api/runs", READ, |m| on(m, runs::list))),

@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     ab_tests, aggregates, annotations, datasets, error, evals, export, graders, grading_runs,
-    health, metrics, migrate, prompts, runs,
+    health, metrics, migrate, optimizations, prompts, runs,
 };
 
 /// The API description; every route of [`super::ROUTES`] appears here (a test checks it).
@@ -50,6 +50,10 @@ use super::{
         evals::start,
         evals::get,
         evals::cancel,
+        optimizations::start,
+        optimizations::get,
+        optimizations::cancel,
+        optimizations::list,
         runs::record,
         runs::report_outcomes,
         runs::list,
@@ -75,6 +79,7 @@ use super::{
         (name = "annotations", description = "Annotations of runs, the failure-mode taxonomy, the annotation queue and counts"),
         (name = "grading", description = "Grading jobs over recorded runs"),
         (name = "evaluations", description = "Offline evaluations of prompt versions on a dataset, graded and compared"),
+        (name = "optimizations", description = "Prompt optimization from annotated failures: reflective evolution, validated before a version is created"),
         (name = "runs", description = "Recorded agent runs and the outcomes of their tasks"),
         (name = "datasets", description = "Versioned datasets of a prompt: snapshots of runs, OpenAI eval JSONL uploads"),
         (name = "export", description = "Export of a prompt's runs or datasets as OpenAI eval JSONL (with its eval definition), CSV or a promptfoo config"),

@@ -17,6 +17,7 @@ pub mod export;
 pub mod graders;
 pub mod grading_runs;
 pub mod migrate;
+pub mod optimize;
 pub mod prompts;
 pub mod release;
 pub mod runs;
@@ -134,6 +135,8 @@ pub enum Command {
     GradingRuns(grading_runs::GradingRunsArgs),
     /// Evaluate versions of a prompt on a dataset: progress bar, then a comparison table.
     Eval(eval::EvalArgs),
+    /// Optimize a prompt from its annotated failures: progress bar, then the report.
+    Optimize(optimize::OptimizeArgs),
     /// Import recorded runs from JSONL, list them, show one.
     Runs(runs::RunsArgs),
     /// Report task outcomes from JSONL.
@@ -171,6 +174,7 @@ impl Command {
             Command::Grade(args) => args.groups(),
             Command::GradingRuns(args) => args.groups(),
             Command::Eval(args) => args.groups(),
+            Command::Optimize(args) => args.groups(),
             Command::Runs(args) => args.target.groups(),
             Command::Outcomes(args) => args.target.groups(),
             Command::Ab(args) => args.target.groups(),
@@ -197,6 +201,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Grade(args) => graders::grade(args, settings).await,
         Command::GradingRuns(args) => grading_runs::run(args, settings).await,
         Command::Eval(args) => eval::run(args, settings).await,
+        Command::Optimize(args) => optimize::run(args, settings).await,
         Command::Runs(args) => runs::run(args, settings).await,
         Command::Outcomes(args) => runs::outcomes(args, settings).await,
         Command::Ab(args) => ab::run(args, settings).await,

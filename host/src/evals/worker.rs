@@ -22,8 +22,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::cache::{Sampling, cache_key};
+use crate::graders::engine::GraderRuntime;
 use crate::graders::llm::LlmRun;
-use crate::grading::apply::{grade_runs, totals_of};
+use crate::grading::apply::{NamedGrader, grade_runs, totals_of};
 use crate::grading::jobs::JobWorker;
 use crate::llm::{ChatMessage, ChatRequest, LlmClient, LlmError};
 use crate::prompts::template::Template;
@@ -196,16 +197,9 @@ async fn context(
             "no model endpoint is configured for the task model".into()
         ));
     };
-    let settings = client.settings();
-    let Some(endpoint) = settings.default_endpoint.as_ref() else {
+    let Some((endpoint_url, model)) = task_model(&client, spec.model.as_deref()) else {
         return Ok(Err("no default model endpoint is configured".into()));
     };
-    let model = spec
-        .model
-        .clone()
-        .or_else(|| endpoint.default_model.clone())
-        .unwrap_or_else(|| settings.default_model.clone());
-    let endpoint_url = endpoint.base_url().to_string();
     let store = worker.store();
     let mut templates = Vec::with_capacity(spec.versions.len());
     for version in &spec.versions {
@@ -253,8 +247,166 @@ async fn context(
     }))
 }
 
+/// The default endpoint's URL and the model a task-model call uses (`asked`, else the
+/// endpoint's default, else the client's); `None` without a default endpoint.
+fn task_model(client: &LlmClient, asked: Option<&str>) -> Option<(String, String)> {
+    let settings = client.settings();
+    let endpoint = settings.default_endpoint.as_ref()?;
+    let model = asked
+        .map(str::to_owned)
+        .or_else(|| endpoint.default_model.clone())
+        .unwrap_or_else(|| settings.default_model.clone());
+    Some((endpoint.base_url().to_string(), model))
+}
+
+/// What scoring a candidate text needs: the task model, the graders and the budgets left.
+pub(crate) struct CandidateEngine<'a> {
+    /// The prompt (what graders see as the run's prompt).
+    pub prompt_id: &'a str,
+    /// The model client.
+    pub client: &'a LlmClient,
+    /// The task model asked; the endpoint's default when `None`.
+    pub model: Option<&'a str>,
+    /// The graders that score each answer.
+    pub graders: &'a [NamedGrader],
+    /// The grader runtime.
+    pub runtime: &'a GraderRuntime,
+    /// Task-model calls still allowed.
+    pub calls_left: i64,
+    /// Tokens (task model and model graders) still allowed, when limited.
+    pub tokens_left: Option<u64>,
+}
+
+/// One dataset row scored for a candidate.
+#[derive(Debug, Clone)]
+pub(crate) struct CandidateRow {
+    /// The dataset row.
+    pub row: Uuid,
+    /// The answer, when the model gave one.
+    pub output: Option<String>,
+    /// Why there is no answer (`missing_variable`, `timeout`, `budget_exhausted`…).
+    pub error: Option<String>,
+    /// Each grader's verdict on the answer (none without an answer).
+    pub verdicts: Vec<crate::store::GraderVerdict>,
+}
+
+/// A candidate scored on rows: per row, and what it cost.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CandidateScores {
+    /// The rows, in the order given.
+    pub rows: Vec<CandidateRow>,
+    /// Task-model calls made.
+    pub model_calls: i64,
+    /// Answers taken from the cache.
+    pub cached_answers: i64,
+    /// Task-model tokens of the fresh answers.
+    pub task_tokens: i64,
+    /// Model-grader tokens.
+    pub grader_tokens: i64,
+    /// Fresh answers, for the caller to cache with its checkpoint.
+    pub new_answers: Vec<CachedAnswer>,
+    /// Whether a budget refused a row (that row and the later ones have no answer).
+    pub budget_hit: bool,
+}
+
+/// Scores a candidate text on `rows` with the evaluation engine: the same rendering, answer
+/// cache, task-model calls and grading as an evaluation's positions, without a stored job or
+/// version (the optimizer's candidates become versions only when they win). Nothing is
+/// written: the fresh answers are returned for the caller to cache.
+pub(crate) async fn score_candidate(
+    store: &dyn Store,
+    engine: &CandidateEngine<'_>,
+    template: Template,
+    rows: Vec<DatasetRow>,
+) -> Result<CandidateScores, StoreError> {
+    let Some((endpoint_url, model)) = task_model(engine.client, engine.model) else {
+        return Err(StoreError::InvalidState(
+            "no default model endpoint is configured".into(),
+        ));
+    };
+    let count = rows.len();
+    let context = Arc::new(Context {
+        prompt_id: engine.prompt_id.to_owned(),
+        spec: EvaluationSpec {
+            versions: vec![0],
+            dataset: String::new(),
+            dataset_version: 0,
+            split: None,
+            rows: i64::try_from(count).unwrap_or(i64::MAX),
+            model: engine.model.map(str::to_owned),
+            repeat: 1,
+            call_budget: None,
+        },
+        templates: vec![template],
+        rows,
+        client: engine.client.clone(),
+        endpoint_url,
+        model,
+        sampling: Sampling::default(),
+        llm_run: LlmRun::new(engine.tokens_left),
+        calls_left: AtomicI64::new(engine.calls_left),
+    });
+    let prepared: Vec<Prepared> = (0..context.spec.total())
+        .map(|p| prepare(&context, p))
+        .collect();
+    let answered = answer_all(store, &context, &prepared).await?;
+    let mut scores = CandidateScores::default();
+    for answer in &answered {
+        match answer {
+            Answered::Fresh { answer, .. } => {
+                scores.model_calls += 1;
+                scores.task_tokens += answer.prompt_tokens + answer.completion_tokens;
+                scores.new_answers.push(answer.clone());
+            }
+            Answered::Cached(_) => scores.cached_answers += 1,
+            Answered::Failed { kind, called, .. } => {
+                scores.model_calls += i64::from(*called);
+                scores.budget_hit |= kind == "budget_exhausted";
+            }
+        }
+    }
+    let outputs: Vec<EvaluationOutput> = prepared
+        .iter()
+        .zip(&answered)
+        .map(|(position, answer)| output(&context, position, answer))
+        .collect();
+    let gradable: Vec<GradableRun> = outputs
+        .iter()
+        .filter(|output| output.output.is_some())
+        .map(|output| gradable(&context.prompt_id, Uuid::nil(), output))
+        .collect();
+    let graded = if gradable.is_empty() {
+        Vec::new()
+    } else {
+        grade_runs(engine.graders, engine.runtime, &context.llm_run, &gradable)
+            .await
+            .0
+    };
+    let mut verdicts: HashMap<Uuid, Vec<crate::store::GraderVerdict>> = graded
+        .into_iter()
+        .map(|run| (run.data_id, run.verdicts))
+        .collect();
+    for output in outputs {
+        let mine = verdicts.remove(&output.run_id).unwrap_or_default();
+        scores.grader_tokens += mine
+            .iter()
+            .map(|v| v.prompt_tokens.unwrap_or(0) + v.completion_tokens.unwrap_or(0))
+            .sum::<i64>();
+        scores.budget_hit |= mine
+            .iter()
+            .any(|v| v.error.as_deref() == Some("budget_exhausted"));
+        scores.rows.push(CandidateRow {
+            row: output.dataset_row,
+            output: output.output,
+            error: output.error,
+            verdicts: mine,
+        });
+    }
+    Ok(scores)
+}
+
 /// The dataset version's rows evaluated, in dataset order.
-async fn dataset_rows(
+pub(crate) async fn dataset_rows(
     store: &dyn Store,
     spec: &EvaluationSpec,
 ) -> Result<Vec<DatasetRow>, StoreError> {

@@ -96,6 +96,8 @@ pub enum Missing {
     Run(uuid::Uuid),
     /// No evaluation has this id.
     Evaluation(uuid::Uuid),
+    /// No optimization has this id.
+    Optimization(uuid::Uuid),
     /// No A/B test has this id.
     AbTest(String),
     /// The prompt has no running A/B test.
@@ -164,6 +166,7 @@ impl fmt::Display for Missing {
             Missing::GradingJob(id) => write!(f, "grading run {id}"),
             Missing::Run(id) => write!(f, "run {id}"),
             Missing::Evaluation(id) => write!(f, "evaluation {id}"),
+            Missing::Optimization(id) => write!(f, "optimization {id}"),
             Missing::AbTest(id) => write!(f, "A/B test {id}"),
             Missing::RunningAbTest(prompt) => write!(f, "running A/B test of prompt {prompt}"),
             Missing::Dataset(name) => write!(f, "dataset {name}"),

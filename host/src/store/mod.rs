@@ -10,7 +10,9 @@
 //!   (`annotations.rs`: annotations of runs, their history, the annotation queue, failure-mode
 //!   counts), [`DatasetStore`] (`datasets.rs`: datasets, their immutable versions and rows),
 //!   [`EvaluationStore`] (`evaluations.rs`: offline evaluations, their outputs, the answer cache),
-//!   [`SessionStore`] (`sessions.rs`: sessions of the web pages, by the hash of their id).
+//!   [`OptimizationStore`] (`optimizations.rs`: runs of the prompt optimizer, their checkpoints
+//!   and reports), [`SessionStore`] (`sessions.rs`: sessions of the web pages, by the hash of
+//!   their id).
 //!   [`Store`]
 //!   is the one handle callers hold (`Arc<dyn Store>`): every domain plus migrating and pinging.
 //!   A `dyn Store` answers every domain's methods without importing the domain traits; a
@@ -68,6 +70,7 @@ mod evaluations;
 mod experiments;
 mod graders;
 mod grading_jobs;
+mod optimizations;
 pub mod postgres;
 mod prompts;
 mod rollback;
@@ -108,6 +111,9 @@ pub use graders::{GraderDefinition, GraderStore, NewGraderDefinition, PutOutcome
 pub use grading_jobs::{
     ChunkTotals, GradableRun, GradedRun, GraderVerdict, GradingJob, GradingJobStore, JobStatus,
     NewGradingJob, RunSelection,
+};
+pub use optimizations::{
+    NewOptimization, Optimization, OptimizationEnd, OptimizationStatus, OptimizationStore,
 };
 pub use postgres::PgStore;
 pub use prompts::{
@@ -156,6 +162,7 @@ pub trait Store:
     + AnnotationStore
     + DatasetStore
     + EvaluationStore
+    + OptimizationStore
     + SessionStore
     + Send
     + Sync

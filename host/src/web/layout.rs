@@ -19,6 +19,8 @@ pub enum Section {
     Grading,
     /// Offline evaluations.
     Evaluations,
+    /// Runs of the prompt optimizer.
+    Optimizations,
     /// A/B tests.
     AbTests,
 }
@@ -29,6 +31,7 @@ const NAV: &[(Section, &str, &str)] = &[
     (Section::Runs, "/runs", "Runs"),
     (Section::Grading, "/grading-runs", "Grading runs"),
     (Section::Evaluations, "/evaluations", "Evaluations"),
+    (Section::Optimizations, "/optimizations", "Optimizations"),
     (Section::AbTests, "/ab-tests", "A/B tests"),
 ];
 

@@ -91,6 +91,12 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/evaluations/{id}", get(pages::evaluations::one))
         .route("/evaluations/{id}/cancel", post(pages::evaluations::cancel))
+        .route("/optimizations", get(pages::optimizations::list))
+        .route("/optimizations/{id}", get(pages::optimizations::one))
+        .route(
+            "/optimizations/{id}/cancel",
+            post(pages::optimizations::cancel),
+        )
         .layer(middleware::from_fn(session::check_origin))
         .layer(middleware::from_fn(security_headers))
 }

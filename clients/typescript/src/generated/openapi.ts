@@ -339,6 +339,64 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/optimizations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The newest optimizations, of one prompt or of all. */
+        get: operations["listOptimizations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/optimizations/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An optimization: status, progress (rounds, candidates, scores on the train rows, calls and
+         *     tokens spent) while it runs; its report once it ended.
+         */
+        get: operations["getOptimization"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/optimizations/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel an optimization: a queued one at once; a running one stops before its next round and
+         *     ends with a report on the best candidate found so far (validated like any winner). A
+         *     finished one is answered as it is.
+         */
+        post: operations["cancelOptimization"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/prompts": {
         parameters: {
             query?: never;
@@ -593,6 +651,29 @@ export interface paths {
          *     (unless `allowVariableChanges`); the answer has a line diff against the active version.
          */
         post: operations["importPrompt"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/prompts/{id}/optimize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Optimize a prompt from its annotated failures: a reflection model proposes revised prompts
+         *     from the failing train rows of a dataset (or of a snapshot of the prompt's annotated runs),
+         *     each is scored by the prompt's enabled graders, and the best one becomes a new inactive
+         *     version only when it beats the starting version on the validation rows by more than the
+         *     noise. Runs in the background; read it with `GET /api/optimizations/{id}`.
+         */
+        post: operations["startOptimization"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1023,6 +1104,79 @@ export interface components {
              */
             upper: number;
         };
+        /** @description One batch of model calls, for the report's cost table. */
+        CallRecord: {
+            /**
+             * Format: int64
+             * @description Answers from the cache (no call).
+             */
+            cached: number;
+            /**
+             * Format: int64
+             * @description Calls made.
+             */
+            calls: number;
+            /** @description The candidate concerned. */
+            candidate: number;
+            /** @description `task` or `reflection`. */
+            model: string;
+            /**
+             * @description What for: `start` (the starting prompt on the front rows), `minibatch`, `front` (an
+             *     accepted candidate on the rest of the front rows), `validation`, `reflection`.
+             */
+            purpose: string;
+            /**
+             * Format: int64
+             * @description The round.
+             */
+            round: number;
+            /**
+             * Format: int64
+             * @description Tokens spent (task model and model graders, or reflection).
+             */
+            tokens: number;
+        };
+        /** @description One candidate, briefly. */
+        CandidateSummary: {
+            /** @description Whether it joined the front. */
+            accepted: boolean;
+            /** @description Its number. */
+            id: number;
+            /** @description Its parent's and its own summed score on its minibatch. */
+            minibatch?: [
+                number,
+                number
+            ] | null;
+            /** @description Its parent. */
+            parent?: number | null;
+            /**
+             * Format: int64
+             * @description The round that proposed it.
+             */
+            round: number;
+            /**
+             * Format: double
+             * @description Its mean on the front rows (accepted ones).
+             */
+            trainMean?: number | null;
+        };
+        /** @description The candidates. */
+        Candidates: {
+            /**
+             * Format: int64
+             * @description Of those, accepted onto the front.
+             */
+            accepted: number;
+            /** @description Proposals thrown away before any task call, by reason. */
+            discarded: components["schemas"]["Discarded"];
+            /** @description Every candidate (the start first). */
+            list: components["schemas"]["CandidateSummary"][];
+            /**
+             * Format: int64
+             * @description Proposals tried on a minibatch.
+             */
+            tried: number;
+        };
         /** @description One component as `GET /api/graders` shows it. */
         ComponentListing: {
             /** @description The contract version it was built for (absent when it never loaded). */
@@ -1263,6 +1417,29 @@ export interface components {
              */
             toVersion: number;
         };
+        /** @description Why proposals were thrown away, by count. */
+        Discarded: {
+            /**
+             * Format: int64
+             * @description The same text as an earlier candidate.
+             */
+            duplicate: number;
+            /**
+             * Format: int64
+             * @description Not a template (unbalanced braces…).
+             */
+            invalidTemplate: number;
+            /**
+             * Format: int64
+             * @description No prompt could be read from the reflection's answer.
+             */
+            unparseable: number;
+            /**
+             * Format: int64
+             * @description Kept other template variables than the starting prompt's.
+             */
+            wrongVariables: number;
+        };
         /** @description The wire shape of an error, for the OpenAPI document. */
         ErrorBody: {
             /** @description The error. */
@@ -1481,6 +1658,26 @@ export interface components {
             /** @description The prompt. */
             promptId: string;
         };
+        /** @description One failure mode before and after. */
+        FailureModeChange: {
+            /** @description The code (from the rows' annotations). */
+            code: string;
+            /**
+             * Format: int64
+             * @description Of those, failed by the winner.
+             */
+            failingAfter: number;
+            /**
+             * Format: int64
+             * @description Of those, failed by the starting prompt.
+             */
+            failingBefore: number;
+            /**
+             * Format: int64
+             * @description Validation rows annotated with it.
+             */
+            rows: number;
+        };
         /** @description One row of the axial-coding table. */
         FailureModeCount: {
             /** @description The code. */
@@ -1543,6 +1740,15 @@ export interface components {
              * @description The dataset row.
              */
             row: string;
+        };
+        /** @description One grader before and after, on the validation rows. */
+        GraderComparison: {
+            /** @description The winner. */
+            after: components["schemas"]["GraderFigures"];
+            /** @description The starting prompt. */
+            before: components["schemas"]["GraderFigures"];
+            /** @description The paired comparison (a = before, b = after). */
+            difference: components["schemas"]["PairFigures"];
         };
         /**
          * @description A stored grader definition: one named grader of one prompt (`planner` / `files_match`). The
@@ -1866,6 +2072,25 @@ export interface components {
              */
             p95: number;
         };
+        /** @description One step of the winner's lineage. */
+        LineageStep: {
+            /** @description The candidate. */
+            candidate: number;
+            /** @description Its parent. */
+            parent?: number | null;
+            /**
+             * Format: int64
+             * @description The round that proposed it.
+             */
+            round: number;
+            /** @description Its text. */
+            text: string;
+            /**
+             * Format: double
+             * @description Its mean score on the front rows.
+             */
+            trainMean: number;
+        };
         /** @description The body of `POST /api/migrate/openai-eval`. */
         MigrateOpenaiEval: {
             /** @description The dataset's name [default: from the eval's name]. */
@@ -1916,6 +2141,214 @@ export interface components {
             reason: string;
             /** @description Its definition's `type`. */
             type: string;
+        };
+        /** @description What a run does, resolved from the request and kept with it. */
+        OptimizationSpec: {
+            /** @description Whether to start an A/B test of a created version. */
+            abTest: boolean;
+            /**
+             * Format: int64
+             * @description Annotated rows in the version.
+             */
+            annotatedRows: number;
+            /**
+             * Format: int64
+             * @description Task-model calls allowed.
+             */
+            budget: number;
+            /** @description The dataset. */
+            dataset: string;
+            /**
+             * Format: int64
+             * @description Its version.
+             */
+            datasetVersion: number;
+            /**
+             * Format: int64
+             * @description Minibatch size.
+             */
+            minibatch: number;
+            /** @description The task model asked (the endpoint's default when absent). */
+            model?: string | null;
+            /**
+             * Format: int64
+             * @description Rounds without improvement before stopping.
+             */
+            patience: number;
+            /**
+             * Format: int64
+             * @description Reflection-model calls allowed.
+             */
+            reflectionBudget: number;
+            /** @description The reflection model asked (the task model when absent). */
+            reflectionModel?: string | null;
+            /**
+             * Format: int64
+             * @description Reflection tokens allowed, when limited.
+             */
+            reflectionTokenBudget?: number | null;
+            /**
+             * Format: int64
+             * @description Seed.
+             */
+            seed: number;
+            /** @description Whether the dataset was snapshotted for this run. */
+            snapshot: boolean;
+            /**
+             * Format: double
+             * @description Train mean score that stops the loop.
+             */
+            target: number;
+            /**
+             * Format: int64
+             * @description Task-model and grader tokens allowed, when limited.
+             */
+            tokenBudget?: number | null;
+            /**
+             * Format: int64
+             * @description Train rows in the version.
+             */
+            trainRows: number;
+            /**
+             * Format: int64
+             * @description Validation rows in the version.
+             */
+            validationRows: number;
+        };
+        /**
+         * @description Where an optimization is.
+         * @enum {string}
+         */
+        OptimizationStatus: "queued" | "running" | "completed" | "cancelled" | "failed";
+        /** @description An optimization as the API shows it. */
+        OptimizationView: {
+            /** @description Whether a cancel was asked for. */
+            cancelRequested: boolean;
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            createdAt: string;
+            /** @description Who created it. */
+            createdBy?: string | null;
+            /**
+             * Format: int64
+             * @description The version the winner became, when it won.
+             */
+            createdVersion?: number | null;
+            /** @description Why it failed. */
+            error?: string | null;
+            /**
+             * Format: date-time
+             * @description When it ended.
+             */
+            finishedAt?: string | null;
+            /** @description The graders that score candidates. */
+            graders: string[];
+            /**
+             * Format: uuid
+             * @description Its id.
+             */
+            id: string;
+            /** @description Progress so far. */
+            progress: components["schemas"]["Progress"];
+            /** @description The prompt. */
+            promptId: string;
+            report?: null | components["schemas"]["Report"];
+            /** @description What it does. */
+            spec: components["schemas"]["OptimizationSpec"];
+            /**
+             * Format: int64
+             * @description The version it started from.
+             */
+            startVersion: number;
+            /**
+             * Format: date-time
+             * @description When an instance first claimed it.
+             */
+            startedAt?: string | null;
+            /** @description Where it is. */
+            status: components["schemas"]["OptimizationStatus"];
+        };
+        /** @description An optimization as asked for (the body of `POST /api/prompts/{id}/optimize`). */
+        OptimizeRequest: {
+            /**
+             * @description Start an A/B test of the winner against the active version when a version is created
+             *     [default: false].
+             */
+            abTest?: boolean | null;
+            /**
+             * Format: int64
+             * @description Task-model calls the run may make, validation included (1 to 100000) [default: 400].
+             */
+            budget?: number | null;
+            /**
+             * @description The dataset (of this prompt) whose train rows the loop learns from and whose validation
+             *     rows decide [default: a snapshot of the prompt's annotated runs, named
+             *     `<prompt>-optimizer`, half of them validation].
+             */
+            dataset?: string | null;
+            /**
+             * Format: int64
+             * @description The dataset version [default: the latest].
+             */
+            datasetVersion?: number | null;
+            /**
+             * Format: int64
+             * @description Train rows a candidate is first tried on (1 to 50) [default: 8].
+             */
+            minibatch?: number | null;
+            /** @description The task model [default: the endpoint's default model]. */
+            model?: string | null;
+            /**
+             * Format: int64
+             * @description Rounds in a row without a better candidate before stopping (1 to 100) [default: 4].
+             */
+            patience?: number | null;
+            /**
+             * Format: int64
+             * @description Reflection-model calls the run may make (1 to 10000) [default: 40].
+             */
+            reflectionBudget?: number | null;
+            /** @description The model that proposes revised prompts [default: the task model]. */
+            reflectionModel?: string | null;
+            /**
+             * Format: int64
+             * @description Tokens of the reflection model [default: no limit].
+             */
+            reflectionTokenBudget?: number | null;
+            /**
+             * Format: int64
+             * @description Seed of the run's random choices (row order, parents) [default: 1].
+             */
+            seed?: number | null;
+            /**
+             * Format: double
+             * @description Mean score on the train rows at which the loop stops (0 < target ≤ 1) [default: 1].
+             */
+            target?: number | null;
+            /**
+             * Format: int64
+             * @description Tokens of the task model and model graders [default: no limit].
+             */
+            tokenBudget?: number | null;
+            /**
+             * Format: int64
+             * @description The version to start from [default: the active version].
+             */
+            version?: number | null;
+        };
+        /** @description What the run decided. */
+        Outcome: {
+            /** @description Whether the winner beat the start by more than the noise. */
+            improved: boolean;
+            /** @description Why (or why not), for people. */
+            reason: string;
+            /**
+             * Format: int64
+             * @description The version created, when it did.
+             */
+            version?: number | null;
         };
         /** @description Per outcome, in the order sent, how many runs it updated. */
         OutcomeApplied: {
@@ -2032,6 +2465,47 @@ export interface components {
             fixedHorizon: components["schemas"]["Interval"];
             /** @description Relative difference (lift), always-valid sequence. */
             relative: components["schemas"]["Interval"];
+        };
+        /** @description Where a run stands (from its last checkpoint). */
+        Progress: {
+            /**
+             * Format: int64
+             * @description Of those, on the front.
+             */
+            accepted: number;
+            /**
+             * Format: double
+             * @description The best candidate's.
+             */
+            bestTrainScore?: number | null;
+            /**
+             * Format: int64
+             * @description Candidates considered (the start included).
+             */
+            candidates: number;
+            /**
+             * Format: int64
+             * @description Proposals discarded before any task call.
+             */
+            discarded: number;
+            /**
+             * Format: int64
+             * @description Rounds done.
+             */
+            rounds: number;
+            /** @description What was spent. */
+            spent: components["schemas"]["Spent"];
+            /**
+             * Format: int64
+             * @description Rounds in a row without a better candidate.
+             */
+            staleRounds: number;
+            /**
+             * Format: double
+             * @description The starting prompt's mean score on the front rows.
+             */
+            startTrainScore?: number | null;
+            stopReason?: null | components["schemas"]["StopReason"];
         };
         /** @description A prompt: one agent's job (`planner`, `coder`, …). */
         Prompt: {
@@ -2233,6 +2707,40 @@ export interface components {
              * @description The run's id.
              */
             id: string;
+        };
+        /** @description The report of a run. */
+        Report: {
+            /** @description The A/B test started for the new version, when asked and started. */
+            abTest?: string | null;
+            /** @description Every batch of model calls. */
+            calls: components["schemas"]["CallRecord"][];
+            /** @description The candidates. */
+            candidates: components["schemas"]["Candidates"];
+            /** @description Per failure mode on the validation rows. */
+            failureModes: components["schemas"]["FailureModeChange"][];
+            /** @description The winner's lineage, from the start. */
+            lineage: components["schemas"]["LineageStep"][];
+            /** @description The decision. */
+            outcome: components["schemas"]["Outcome"];
+            /**
+             * Format: int64
+             * @description Rounds done.
+             */
+            rounds: number;
+            /** @description What was spent, task and reflection models apart. */
+            spent: components["schemas"]["Spent"];
+            /**
+             * Format: int64
+             * @description The starting version.
+             */
+            startVersion: number;
+            /** @description The same, for people. */
+            stopDetail: string;
+            /** @description Why the loop stopped. */
+            stopReason: components["schemas"]["StopReason"];
+            validation?: null | components["schemas"]["ValidationReport"];
+            /** @description The winner's text (the start's when nothing beat it on the train rows). */
+            winnerText: string;
         };
         /** @description The version an agent must use for a task, with its template. */
         ResolvedPrompt: {
@@ -2477,6 +2985,44 @@ export interface components {
              */
             version?: number | null;
         };
+        /** @description What a run has spent. */
+        Spent: {
+            /**
+             * Format: int64
+             * @description Task-model answers taken from the cache.
+             */
+            cachedAnswers: number;
+            /**
+             * Format: int64
+             * @description Model-grader tokens (charged to the task side's token budget).
+             */
+            graderTokens: number;
+            /**
+             * Format: int64
+             * @description Reflection-model calls made.
+             */
+            reflectionCalls: number;
+            /**
+             * Format: int64
+             * @description Reflection-model tokens.
+             */
+            reflectionTokens: number;
+            /**
+             * Format: int64
+             * @description Task-model calls made.
+             */
+            taskCalls: number;
+            /**
+             * Format: int64
+             * @description Task-model tokens.
+             */
+            taskTokens: number;
+            /**
+             * Format: int64
+             * @description Of the task-model calls, those made to validate.
+             */
+            validationCalls: number;
+        };
         /**
          * @description The part of a dataset a row belongs to.
          * @enum {string}
@@ -2541,6 +3087,39 @@ export interface components {
              * @description The candidate version.
              */
             versionB: number;
+        };
+        /**
+         * @description Why the loop stopped.
+         * @enum {string}
+         */
+        StopReason: "target_reached" | "no_improvement" | "budget" | "cancelled";
+        /** @description The validation: the start and the winner on the same rows. */
+        ValidationReport: {
+            /**
+             * Format: double
+             * @description Mean of `after − before` over the rows.
+             */
+            gain: number;
+            gainInterval?: null | components["schemas"]["Bounds"];
+            /** @description Per grader. */
+            graders: components["schemas"]["GraderComparison"][];
+            /**
+             * Format: int64
+             * @description Rows both were scored on.
+             */
+            rows: number;
+            /**
+             * Format: double
+             * @description Mean row score after.
+             */
+            scoreAfter: number;
+            /**
+             * Format: double
+             * @description Mean row score before.
+             */
+            scoreBefore: number;
+            /** @description The winner validated. */
+            winner: number;
         };
         /** @description One version's figures. */
         VersionFigures: {
@@ -3525,6 +4104,122 @@ export interface operations {
             };
         };
     };
+    listOptimizations: {
+        parameters: {
+            query?: {
+                /** @description Only this prompt's optimizations. */
+                promptId?: string;
+                /** @description How many, 1 to 200 [default: 50]. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Optimizations, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OptimizationView"][];
+                };
+            };
+            /** @description Limit out of range or unknown parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getOptimization: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Optimization id (uuid) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The optimization */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OptimizationView"];
+                };
+            };
+            /** @description Malformed id */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such optimization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    cancelOptimization: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Optimization id (uuid) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The optimization after the cancel */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OptimizationView"];
+                };
+            };
+            /** @description Malformed id */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such optimization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     listPrompts: {
         parameters: {
             query?: never;
@@ -4163,6 +4858,78 @@ export interface operations {
             };
             /** @description Invalid template (invalid_template), variables differ from the active version's (variables_changed: details.missing, details.added), or invalid content (invalid_input) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    startOptimization: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Prompt id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OptimizeRequest"];
+            };
+        };
+        responses: {
+            /** @description Queued */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OptimizationView"];
+                };
+            };
+            /** @description Prompt optimization is switched off (feature_disabled) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unknown prompt, version, dataset or dataset version */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Fewer annotated rows than PROMPT_MIN_SAMPLES_FOR_OPTIMIZATION (not_enough_rows; details.found, details.required), or no model endpoint configured (invalid_state) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request: a budget, model or size out of range, a budget too small for the dataset, a dataset of another prompt, a split without rows, no enabled grader */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Grader components still loading */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -46,6 +46,7 @@ mod evaluations;
 mod experiments;
 mod graders;
 mod grading_jobs;
+mod optimizations;
 mod prompts;
 mod runs;
 mod schema_parity;

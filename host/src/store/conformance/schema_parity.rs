@@ -100,6 +100,7 @@ async fn sqlite_and_postgres_migrations_define_the_same_schema() {
         "datasets",
         "dataset_versions",
         "dataset_rows",
+        "optimizations",
     ] {
         assert!(tables.contains(table), "missing table {table}");
     }

@@ -19,6 +19,7 @@ pub(crate) mod experiments;
 pub(crate) mod figures;
 pub(crate) mod graders;
 pub(crate) mod grading_jobs;
+pub(crate) mod optimizations;
 pub(crate) mod prompts;
 pub(crate) mod runs;
 pub(crate) mod sessions;
@@ -30,7 +31,7 @@ use uuid::Uuid;
 
 use super::{
     AnnotationStore, DatasetStore, EvaluationStore, ExperimentStore, GraderStore, GradingJobStore,
-    Missing, PromptStore, Result, RunStore, SessionStore, Store, StoreError,
+    Missing, OptimizationStore, PromptStore, Result, RunStore, SessionStore, Store, StoreError,
 };
 
 /// What a backend says for itself; everything else about SQL is shared. Implemented by
@@ -142,6 +143,7 @@ where
         + AnnotationStore
         + DatasetStore
         + EvaluationStore
+        + OptimizationStore
         + SessionStore,
     <B::Db as Database>::Connection: Migrate,
     for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,

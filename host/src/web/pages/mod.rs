@@ -6,6 +6,7 @@ pub mod annotate;
 pub mod evaluations;
 pub mod failure_modes;
 pub mod grading;
+pub mod optimizations;
 pub mod prompts;
 pub mod runs;
 pub mod sign_in;
