@@ -27,7 +27,14 @@ async fn the_demo_runs_the_whole_loop_and_leaves_its_data() {
     assert_eq!((test.version_a, test.version_b), (1, 2));
     assert_eq!(test.status, "completed", "{test:?}");
     assert_eq!(test.decision.as_deref(), Some("ship_b"), "{test:?}");
-    assert_eq!(store.active_version("planner").await.expect("active").version, 2);
+    assert_eq!(
+        store
+            .active_version("planner")
+            .await
+            .expect("active")
+            .version,
+        2
+    );
     let history = store.deploy_history("planner").await.expect("history");
     let last = history
         .iter()
@@ -53,7 +60,10 @@ async fn the_demo_runs_the_whole_loop_and_leaves_its_data() {
     assert_eq!(evals.len(), 1);
     let eval = &evals[0];
     assert_eq!(eval.job.status.as_str(), "completed", "{eval:?}");
-    assert!(eval.job.total > 0 && eval.job.processed == eval.job.total, "{eval:?}");
+    assert!(
+        eval.job.total > 0 && eval.job.processed == eval.job.total,
+        "{eval:?}"
+    );
 
     // The dataset was snapshotted from the first runs; the exports were written.
     let dataset = store
@@ -63,7 +73,11 @@ async fn the_demo_runs_the_whole_loop_and_leaves_its_data() {
     let version = &dataset.versions[0];
     assert_eq!(version.row_count, 120);
     assert!(version.validation_count > 0 && version.train_count > 0);
-    for file in ["planner-demo.jsonl", "planner-demo.eval.json", "planner-demo.promptfoo.json"] {
+    for file in [
+        "planner-demo.jsonl",
+        "planner-demo.eval.json",
+        "planner-demo.promptfoo.json",
+    ] {
         let path = dir.join("exports").join(file);
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         assert!(size > 0, "{} missing or empty", path.display());
@@ -89,11 +103,20 @@ async fn the_demo_runs_the_whole_loop_and_leaves_its_data() {
     let coded = runs
         .iter()
         .filter_map(|r| r.annotation.as_ref())
-        .filter(|a| a.failure_mode.as_deref() == Some("wrong_files") && a.annotated_by.as_deref() == Some("reviewer"))
+        .filter(|a| {
+            a.failure_mode.as_deref() == Some("wrong_files")
+                && a.annotated_by.as_deref() == Some("reviewer")
+        })
         .count();
     assert!(coded > 0, "no run coded wrong_files by the reviewer");
-    let jobs = store.list_grading_jobs(Some("planner"), 10).await.expect("jobs");
-    assert!(jobs.iter().any(|j| j.status.as_str() == "completed"), "{jobs:?}");
+    let jobs = store
+        .list_grading_jobs(Some("planner"), 10)
+        .await
+        .expect("jobs");
+    assert!(
+        jobs.iter().any(|j| j.status.as_str() == "completed"),
+        "{jobs:?}"
+    );
 }
 
 #[test]

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use common::{Served, flywheel, serve_on};
 
 /// The tokens the guides' server is started with (their "Start a server" sections).
-const DOC_TOKENS: &str = "ops:admin:admin-secret-1,autodev:agent:agent-secret-1,ana:annotator:annotator-secret-1";
+const DOC_TOKENS: &str =
+    "ops:admin:admin-secret-1,autodev:agent:agent-secret-1,ana:annotator:annotator-secret-1";
 /// The address the guides use.
 const DOC_ADDRESS: &str = "http://127.0.0.1:8080";
 /// The longest one block may run.
@@ -173,10 +174,15 @@ async fn run_guide(guide: &str) {
     let data = tempfile::tempdir().expect("temp dir");
     let work = tempfile::tempdir().expect("temp dir");
     let served = serve_for_guides(data.path(), &model.base_url());
-    let markdown = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(guide))
-        .expect("the guide exists");
+    let markdown =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(guide))
+            .expect("the guide exists");
     let blocks = sh_blocks(&markdown);
-    assert!(blocks.len() >= 5, "{guide}: only {} sh blocks", blocks.len());
+    assert!(
+        blocks.len() >= 5,
+        "{guide}: only {} sh blocks",
+        blocks.len()
+    );
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("flywheel-component-cache");
     let env = [
         ("PATH", path_with_binary()),
@@ -232,7 +238,10 @@ fn a_failing_block_is_reported_by_number_line_and_output_and_stops_the_run() {
     let blocks = sh_blocks(markdown);
     let error = run_blocks("guide.md", &blocks, dir.path(), &[], DOC_ADDRESS)
         .expect_err("a failing block fails the run");
-    assert!(error.contains("guide.md, block 2 (line 5) failed"), "{error}");
+    assert!(
+        error.contains("guide.md, block 2 (line 5) failed"),
+        "{error}"
+    );
     // The variable of block 1 reached block 2; `-e` stopped it at `false`.
     assert!(error.contains("before kept"), "{error}");
     assert!(!error.contains("\nafter"), "{error}");

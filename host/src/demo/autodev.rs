@@ -136,8 +136,12 @@ impl AutoDev {
                 None,
             )
             .await?;
-        let version = resolved["version"].as_i64().context("resolve: no version")?;
-        let content = resolved["content"].as_str().context("resolve: no content")?;
+        let version = resolved["version"]
+            .as_i64()
+            .context("resolve: no version")?;
+        let content = resolved["content"]
+            .as_str()
+            .context("resolve: no content")?;
         let rendered = Template::parse(content)
             .context("the served template does not parse")?
             .render(&task.variables)
@@ -198,7 +202,11 @@ impl AutoDev {
             let runs: Vec<&Value> = chunk.iter().map(|w| &w.run).collect();
             let _: Value = self
                 .flywheel
-                .call(Method::POST, &["api", "runs"], Some(json!({ "runs": runs })))
+                .call(
+                    Method::POST,
+                    &["api", "runs"],
+                    Some(json!({ "runs": runs })),
+                )
                 .await
                 .context("recording runs")?;
             let outcomes: Vec<&Value> = chunk.iter().map(|w| &w.outcome).collect();

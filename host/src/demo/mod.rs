@@ -239,8 +239,7 @@ impl Demo {
             // Done when every run is graded with its outcome known: the passes are exactly the
             // plans that named the task's files, and each run whose tests failed carries a
             // rule's rating (`wrong_files` when files_match failed, no code otherwise).
-            if graded.len() == worked.len() && passed == on_target && rule_bad == failed
-            {
+            if graded.len() == worked.len() && passed == on_target && rule_bad == failed {
                 break (passed, rule_bad);
             }
             if Instant::now() > deadline {
@@ -300,13 +299,20 @@ impl Demo {
                 .filter(|f| model::DISTRACTORS.contains(&f.as_str()))
                 .collect();
             let (rating, feedback) = if wandered.is_empty() {
-                ("good", "Names exactly the files the task points to, with the test.".to_owned())
+                (
+                    "good",
+                    "Names exactly the files the task points to, with the test.".to_owned(),
+                )
             } else {
                 (
                     "bad",
                     format!(
                         "Also plans {}, which the task never mentions; the coder will edit shared files for nothing.",
-                        wandered.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(" and ")
+                        wandered
+                            .iter()
+                            .map(|f| f.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" and ")
                     ),
                 )
             };
@@ -330,7 +336,12 @@ impl Demo {
             )
             .await?;
         }
-        let counts = self.get(&["api", "prompts", "planner", "failure-modes", "counts"], &[]).await?;
+        let counts = self
+            .get(
+                &["api", "prompts", "planner", "failure-modes", "counts"],
+                &[],
+            )
+            .await?;
         println!(
             "      axial coding: the critiques group into wrong_files. Failed runs: {}",
             counts["failedRuns"]
@@ -371,7 +382,10 @@ impl Demo {
                 Some(json!({ "promptId": "planner" })),
             )
             .await?;
-        let id = job["id"].as_str().context("grading run without id")?.to_owned();
+        let id = job["id"]
+            .as_str()
+            .context("grading run without id")?
+            .to_owned();
         let done = self
             .wait_for(&["api", "grading-runs", &id], "grading run", |j| {
                 !matches!(j["status"].as_str(), Some("queued" | "running"))
@@ -392,7 +406,10 @@ impl Demo {
     }
 
     async fn step5_dataset(&self) -> anyhow::Result<()> {
-        self.header(5, "Snapshot the runs into a dataset (train/validation split)");
+        self.header(
+            5,
+            "Snapshot the runs into a dataset (train/validation split)",
+        );
         let made: Value = self
             .reviewer
             .call(
@@ -454,8 +471,12 @@ impl Demo {
             7,
             "Import an improved prompt (as an optimizer or a person would write it): version 2, inactive",
         );
-        let v1 = self.get(&["api", "prompts", "planner", "versions", "1"], &[]).await?;
-        let content = v1["content"].as_str().context("version 1 without content")?;
+        let v1 = self
+            .get(&["api", "prompts", "planner", "versions", "1"], &[])
+            .await?;
+        let content = v1["content"]
+            .as_str()
+            .context("version 1 without content")?;
         let improved = improve(content)?;
         let imported: Value = self
             .admin
@@ -495,7 +516,10 @@ impl Demo {
                              "dataset": DATASET, "split": "validation" })),
             )
             .await?;
-        let id = started["id"].as_str().context("evaluation without id")?.to_owned();
+        let id = started["id"]
+            .as_str()
+            .context("evaluation without id")?
+            .to_owned();
         let done = self
             .wait_for(&["api", "evals", &id], "evaluation", |e| {
                 !matches!(e["status"].as_str(), Some("queued" | "running"))
@@ -563,7 +587,10 @@ impl Demo {
                              "minSuccesses": 30, "minDays": 0, "autoDeploy": true })),
             )
             .await?;
-        let id = test["id"].as_str().context("A/B test without id")?.to_owned();
+        let id = test["id"]
+            .as_str()
+            .context("A/B test without id")?
+            .to_owned();
         println!("      test {id} started: half the tasks get v2, by a hash of the task id");
         let mut sent = 0;
         let mut last = Value::Null;
@@ -617,9 +644,14 @@ impl Demo {
             result["a"]["n"],
             result["b"]["successes"],
             result["b"]["n"],
-            result["primary"]["absolute"]["estimate"].as_f64().unwrap_or(0.0) * 100.0
+            result["primary"]["absolute"]["estimate"]
+                .as_f64()
+                .unwrap_or(0.0)
+                * 100.0
         );
-        let versions = self.get(&["api", "prompts", "planner", "versions"], &[]).await?;
+        let versions = self
+            .get(&["api", "prompts", "planner", "versions"], &[])
+            .await?;
         let active: Vec<i64> = versions
             .as_array()
             .into_iter()
@@ -634,7 +666,9 @@ impl Demo {
                 last["decision"]
             );
         }
-        println!("      v2 deployed by the test (actor ab-test:{id}); active version now {active:?}");
+        println!(
+            "      v2 deployed by the test (actor ab-test:{id}); active version now {active:?}"
+        );
         self.look(&format!("/ab-tests/{id}"));
         Ok(id)
     }
@@ -673,7 +707,9 @@ fn summary_of_dataset(made: &Value) -> String {
 pub fn improve(v1: &str) -> anyhow::Result<String> {
     let marker = "\n2. Choose the smallest change";
     let Some(at) = v1.find(marker) else {
-        bail!("the planner's version 1 is not the seeded prompt; the demo needs a fresh data directory");
+        bail!(
+            "the planner's version 1 is not the seeded prompt; the demo needs a fresh data directory"
+        );
     };
     Ok(format!(
         "{}\n   {}{}",
@@ -681,4 +717,32 @@ pub fn improve(v1: &str) -> anyhow::Result<String> {
         model::CAREFUL_INSTRUCTION,
         &v1[at..]
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_improved_prompt_adds_the_careful_rule_to_the_seeded_planner_and_keeps_its_variables() {
+        let seeds = crate::prompts::seeds::default_seeds();
+        let planner = seeds
+            .iter()
+            .find(|s| s.prompt.id == "planner")
+            .expect("the planner is seeded");
+        let improved = improve(&planner.content).expect("the seed has the step");
+        assert!(improved.contains(model::CAREFUL_INSTRUCTION));
+        assert_eq!(
+            improved.len(),
+            planner.content.len() + model::CAREFUL_INSTRUCTION.len() + 4
+        );
+        let variables = |t: &str| {
+            crate::prompts::template::Template::parse(t)
+                .expect("parses")
+                .variables()
+                .to_vec()
+        };
+        assert_eq!(variables(&improved), variables(&planner.content));
+        assert!(improve("a prompt of someone else").is_err());
+    }
 }

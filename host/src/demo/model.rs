@@ -46,7 +46,9 @@ impl DemoModel {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding the demo model on 127.0.0.1")?;
-        let addr = listener.local_addr().context("reading the model's address")?;
+        let addr = listener
+            .local_addr()
+            .context("reading the model's address")?;
         let router = Router::new().route("/v1/chat/completions", post(chat));
         let task = tokio::spawn(async move {
             // The demo ends by dropping the model; an error here only means it stopped.
@@ -143,7 +145,10 @@ fn judge(user: &str) -> String {
     let planned = planned_files(section(user, "The planner's plan:", "\u{0}"));
     let exact = !wanted.is_empty() && planned == wanted;
     let (result, conclusion) = if exact {
-        (5, "the plan names exactly the files the task needs, with tests")
+        (
+            5,
+            "the plan names exactly the files the task needs, with tests",
+        )
     } else {
         (
             2,
@@ -229,10 +234,14 @@ mod tests {
     #[test]
     fn the_judge_scores_exact_plans_high_and_wandering_ones_low() {
         let user = |files: &[&str]| {
-            let plan = json!({ "files": files.iter().map(|f| json!({"path": f})).collect::<Vec<_>>() });
-            format!("Task: t\n\nTask description:\nIn `a/b.rs` and `t/b.rs`.\n\nThe planner's plan:\n{plan}")
+            let plan =
+                json!({ "files": files.iter().map(|f| json!({"path": f})).collect::<Vec<_>>() });
+            format!(
+                "Task: t\n\nTask description:\nIn `a/b.rs` and `t/b.rs`.\n\nThe planner's plan:\n{plan}"
+            )
         };
-        let score = |answer: String| serde_json::from_str::<Value>(&answer).unwrap()["result"].clone();
+        let score =
+            |answer: String| serde_json::from_str::<Value>(&answer).unwrap()["result"].clone();
         assert_eq!(score(judge(&user(&["a/b.rs", "t/b.rs"]))), 5);
         assert_eq!(score(judge(&user(&["a/b.rs", "t/b.rs", "src/lib.rs"]))), 2);
         assert_eq!(score(judge("not a plan")), 2);

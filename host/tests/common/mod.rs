@@ -118,8 +118,7 @@ impl Served {
 /// `FLYWHEEL_TOKENS`), and waits for its `listening` log
 /// line. Every log line must be JSON and none may hold a token.
 pub fn serve_on(mut command: Command) -> Served {
-    command
-        .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json"]);
+    command.args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json"]);
     // The four role tokens, unless the caller configured its own.
     let own_tokens = command
         .get_envs()
