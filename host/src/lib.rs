@@ -28,6 +28,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod datasets;
+pub mod demo;
 pub mod evals;
 pub mod experiments;
 pub mod export;

@@ -12,6 +12,7 @@ pub mod aggregates;
 pub mod annotations;
 pub mod client;
 pub mod datasets;
+pub mod demo;
 pub mod eval;
 pub mod export;
 pub mod graders;
@@ -159,6 +160,9 @@ pub enum Command {
     /// Rebuild the version figures and A/B totals from the stored rows (after bulk SQL or a
     /// restore; the service keeps them current otherwise).
     RecomputeAggregates(aggregates::RecomputeArgs),
+    /// Run the whole flywheel on a fresh data directory against a simulated AutoDev and a
+    /// built-in model, printing each step and the web page that shows it.
+    Demo(demo::DemoArgs),
 }
 
 impl Command {
@@ -185,6 +189,7 @@ impl Command {
             Command::FailureModes(args) => args.target.groups(),
             Command::AnnotationQueue(args) => args.target.groups(),
             Command::RecomputeAggregates(args) => args.target.groups(),
+            Command::Demo(args) => args.groups(),
         }
     }
 }
@@ -212,6 +217,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::FailureModes(args) => annotations::failure_modes(args, settings).await,
         Command::AnnotationQueue(args) => annotations::queue(args, settings).await,
         Command::RecomputeAggregates(args) => aggregates::run(args, settings).await,
+        Command::Demo(args) => demo::run(args, settings).await,
     }
 }
 

@@ -114,12 +114,19 @@ impl Served {
 }
 
 /// Starts `flywheel serve` from a prepared command (environment set by the caller) on a free
-/// port of 127.0.0.1 with JSON logs and the four role tokens, and waits for its `listening` log
+/// port of 127.0.0.1 with JSON logs and the four role tokens (unless the caller set
+/// `FLYWHEEL_TOKENS`), and waits for its `listening` log
 /// line. Every log line must be JSON and none may hold a token.
 pub fn serve_on(mut command: Command) -> Served {
+    command.args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json"]);
+    // The four role tokens, unless the caller configured its own.
+    let own_tokens = command
+        .get_envs()
+        .any(|(key, value)| key == "FLYWHEEL_TOKENS" && value.is_some());
+    if !own_tokens {
+        command.env("FLYWHEEL_TOKENS", TOKENS);
+    }
     let mut child = command
-        .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json"])
-        .env("FLYWHEEL_TOKENS", TOKENS)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
