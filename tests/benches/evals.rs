@@ -6,12 +6,13 @@
 //!
 //! - The fake server is this binary started again as a child process (so its CPU is neither
 //!   side's): it answers `ANSWER-<question>` to `Careful: <question>` after the latency.
-//! - **Flywheel**: the real app in this process on a fresh SQLite file (or PostgreSQL, see
-//!   `FLYWHEEL_BENCH_BACKENDS`), prompt, graders and dataset stored first; measured from
-//!   `POST /api/evals` to the job's end (read from the store every 10 ms, not through the
-//!   results view, so the watching costs next to nothing): wall time, this process's CPU time
-//!   (`/proc/self/stat`) and peak RSS (`VmHWM`, reset with `/proc/self/clear_refs` first; it
-//!   is the whole process's peak, database pool and grader runtime included).
+//! - **Flywheel**: the real app in a child process of its own (this binary again) on a fresh
+//!   SQLite file (or PostgreSQL, see `FLYWHEEL_BENCH_BACKENDS`), prompt, graders and dataset
+//!   stored and the grader components loaded first; measured from `POST /api/evals` to the
+//!   job's end (read from the store every 10 ms, not through the results view, so the watching
+//!   costs next to nothing): wall time, the process's CPU time (`/proc/self/stat`) and peak RSS
+//!   (`VmHWM`, reset with `/proc/self/clear_refs` first; it is the whole process's peak,
+//!   database pool and grader runtime included).
 //! - **promptfoo**: `promptfoo eval -j 8 --no-cache` on the same rows, run under
 //!   `/usr/bin/time` (wall, user + system CPU, max RSS). Its process start is measured with a
 //!   one-row run and taken off its per-row overhead, so the comparison is of the rows alone.
@@ -44,6 +45,9 @@ const KEY: &str = "sk-bench-not-a-real-key";
 const TEMPLATE: &str = "Careful: {{question}}";
 /// The environment variable that makes this binary the fake server (its value: latency, ms).
 const FAKE_ROLE: &str = "FLYWHEEL_BENCH_FAKE_MODEL_LATENCY_MS";
+/// The environment variable that makes this binary Flywheel's side, one evaluation in a
+/// process of its own (its value: `backend rows fake-url`); it prints the measure as JSON.
+const FLYWHEEL_ROLE: &str = "FLYWHEEL_BENCH_FLYWHEEL_SIDE";
 
 fn rows_wanted() -> usize {
     std::env::var("FLYWHEEL_BENCH_EVAL_ROWS")
@@ -61,7 +65,7 @@ fn latencies() -> Vec<u64> {
 }
 
 /// One measured evaluation.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Measure {
     wall: Duration,
     cpu: Duration,
@@ -126,7 +130,8 @@ fn cpu_time() -> Duration {
     // Fields after the command name (which may hold spaces) start at the state, field 3.
     let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+    let ticks: u64 =
+        fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
     Duration::from_millis(ticks * 10)
 }
 
@@ -168,7 +173,10 @@ async fn flywheel(backend: Backend, fake_url: &str, rows: usize) -> Measure {
     };
     let app = TestApp::start_with(settings).await;
     let created = app
-        .post_admin("/api/prompts", Some(json!({"id": "qa", "content": TEMPLATE})))
+        .post_admin(
+            "/api/prompts",
+            Some(json!({"id": "qa", "content": TEMPLATE})),
+        )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     for (name, operation, reference) in [
@@ -196,6 +204,13 @@ async fn flywheel(backend: Backend, fake_url: &str, rows: usize) -> Measure {
         .await;
     assert_eq!(dataset.status, StatusCode::CREATED, "{}", dataset.text);
 
+    // Every built-in component loaded, so none loads during the measure.
+    for _ in 0..6000 {
+        if app.server.state.graders.builtins_loaded() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let store = app.server.state.store.clone();
     reset_peak();
     let (cpu0, started) = (cpu_time(), Instant::now());
@@ -212,7 +227,13 @@ async fn flywheel(backend: Backend, fake_url: &str, rows: usize) -> Measure {
         .expect("id");
     // Bounded: an hour of 10 ms looks.
     for _ in 0..360_000 {
-        if store.get_grading_job(id).await.expect("job").status.is_final() {
+        if store
+            .get_grading_job(id)
+            .await
+            .expect("job")
+            .status
+            .is_final()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -227,14 +248,17 @@ async fn flywheel(backend: Backend, fake_url: &str, rows: usize) -> Measure {
         .await;
     assert_eq!(view["status"], "completed", "{view}");
     assert_eq!(view["processed"], rows, "{view}");
-    assert_eq!(view["modelCalls"], rows, "a fresh database asks for every row: {view}");
+    assert_eq!(
+        view["modelCalls"], rows,
+        "a fresh database asks for every row: {view}"
+    );
     for grader in view["results"]["versions"][0]["graders"]
         .as_array()
         .expect("graders")
     {
         assert_eq!(grader["passRate"], 1.0, "every row passes: {grader}");
     }
-    app.server.shutdown().await;
+    app.server.shutdown().await.expect("the app shuts down");
     measure
 }
 
@@ -301,7 +325,10 @@ impl Promptfoo {
             serde_json::from_slice(&std::fs::read(&out).expect("promptfoo's results file"))
                 .expect("promptfoo's results are JSON");
         let stats = &results["results"]["stats"];
-        assert_eq!(stats["successes"], rows, "every row passes (exit {status}): {stats}");
+        assert_eq!(
+            stats["successes"], rows,
+            "every row passes (exit {status}): {stats}"
+        );
         let figures: Vec<f64> = std::fs::read_to_string(&timing)
             .expect("/usr/bin/time's output")
             .lines()
@@ -317,6 +344,40 @@ impl Promptfoo {
             peak_mb: figures[3] / 1024.0,
         }
     }
+}
+
+/// Flywheel's side in a child process (this binary again), so its peak and CPU are its own.
+fn flywheel_child(backend: Backend, fake_url: &str, rows: usize) -> Measure {
+    let name = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let output = Command::new(std::env::current_exe().expect("own path"))
+        .env(FLYWHEEL_ROLE, format!("{name} {rows} {fake_url}"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run Flywheel's side");
+    assert!(output.status.success(), "Flywheel's side failed");
+    let text = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("Flywheel's side printed no measure ({e}): {text}"))
+}
+
+/// The child's role: one evaluation, its measure printed as JSON on the last line.
+fn flywheel_side(spec: &str) {
+    let mut parts = spec.split_whitespace();
+    let backend = match parts.next() {
+        Some("postgres") => Backend::Postgres,
+        _ => Backend::Sqlite,
+    };
+    let rows = parts.next().and_then(|r| r.parse().ok()).unwrap_or(2000);
+    let url = parts.next().expect("the fake's URL").to_owned();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let measure = runtime.block_on(flywheel(backend, &url, rows));
+    println!(
+        "{}",
+        serde_json::to_string(&measure).expect("a measure is JSON")
+    );
 }
 
 fn per_row_ms(total: Duration, rows: usize) -> f64 {
@@ -338,6 +399,10 @@ fn main() {
         serve_fake(latency.parse().unwrap_or(0));
         return;
     }
+    if let Ok(spec) = std::env::var(FLYWHEEL_ROLE) {
+        flywheel_side(&spec);
+        return;
+    }
     // `cargo test --benches` runs bench binaries without `--bench`; do nothing then.
     if !std::env::args().any(|a| a == "--bench") {
         return;
@@ -353,9 +418,10 @@ fn main() {
     }
     let promptfoo = Promptfoo::from_env();
     if promptfoo.is_none() {
-        println!("promptfoo: skipped (FLYWHEEL_BENCH_PROMPTFOO_DIR is unset; scripts/bench-evals sets it)");
+        println!(
+            "promptfoo: skipped (FLYWHEEL_BENCH_PROMPTFOO_DIR is unset; scripts/bench-evals sets it)"
+        );
     }
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
     println!(
         "evaluation bench: {rows} rows, 2 assertions, concurrency {CONCURRENCY}, cores: {}",
         std::thread::available_parallelism().map_or(0, |n| n.get())
@@ -364,10 +430,13 @@ fn main() {
     for latency in latencies() {
         let fake = FakeChild::start(latency);
         for backend in &backends {
-            let m = runtime.block_on(flywheel(*backend, &fake.url, rows));
+            let m = flywheel_child(*backend, &fake.url, rows);
             lines.push((format!("Flywheel {backend:?}"), latency, rows, m));
         }
         if let Some(promptfoo) = &promptfoo {
+            // A first run warms the disk cache and promptfoo's database; the second one is its
+            // start as a person sees it most days.
+            promptfoo.eval(&fake.url, 1);
             let start = promptfoo.eval(&fake.url, 1);
             lines.push(("promptfoo, 1 row".to_owned(), latency, 1, start));
             let m = promptfoo.eval(&fake.url, rows);
@@ -393,9 +462,9 @@ fn main() {
                 .map(|(_, _, _, m)| *m)
         };
         let start = of("promptfoo, 1 row");
-        let promptfoo_overhead = of("promptfoo").zip(start).map(|(m, s)| {
-            per_row_ms(m.wall.saturating_sub(s.wall), rows.saturating_sub(1))
-        });
+        let promptfoo_overhead = of("promptfoo")
+            .zip(start)
+            .map(|(m, s)| per_row_ms(m.wall.saturating_sub(s.wall), rows.saturating_sub(1)));
         for backend in &backends {
             let Some(m) = of(&format!("Flywheel {backend:?}")) else {
                 continue;

@@ -106,8 +106,8 @@ pub use experiments::{
 };
 pub use graders::{GraderDefinition, GraderStore, NewGraderDefinition, PutOutcome};
 pub use grading_jobs::{
-    ChunkTotals, GradableRun, GradedRun, GraderVerdict, GradingJob, GradingJobStore, JobStatus,
-    NewGradingJob, RunSelection,
+    ChunkTotals, GradableRun, GradedRun, GraderVerdict, GradingJob, GradingJobStore, JobKind,
+    JobListFilter, JobStatus, NewGradingJob, RunSelection,
 };
 pub use postgres::PgStore;
 pub use prompts::{
