@@ -8,16 +8,9 @@
 //! (outputs, verdicts, new cache entries, counters), so a restart resumes at the first position
 //! not committed and asks the model nothing for the committed ones.
 //!
-//! Answers come from a pipeline that runs ahead of the commits: a task of its own asks for the
-//! positions in order, as many at once as the client allows, across chunk boundaries, and hands
-//! them over through a channel one chunk deep. Grading and committing a chunk therefore overlap
-//! the next chunk's model calls, and with slow answers the calls in flight never drain between
-//! chunks. What the pipeline got beyond the last commit when the job stops (cancel, budget,
-//! lost claim) is dropped, uncommitted and uncounted, as a restart would.
-//!
 //! When a budget runs out, positions from the first one refused are left out of the chunk (the
-//! answers got for later ones in that chunk are still cached) and the job ends
-//! `budget_exhausted` with what was committed. A cancel is seen between chunks.
+//! answers got for later ones are still cached) and the job ends `budget_exhausted` with what
+//! was committed. A cancel is seen between chunks.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -103,16 +96,6 @@ pub(crate) async fn evaluate(
     let chunk_rows = i64::try_from(worker.options().eval_chunk_rows.max(1)).unwrap_or(64);
     let total = context.spec.total();
     let mut from = job.processed;
-    let (sender, mut answers) =
-        tokio::sync::mpsc::channel(usize::try_from(chunk_rows).unwrap_or(64));
-    // Aborted when this function returns, however it returns: no call outlives the job.
-    let _pipeline = AbortOnDrop(tokio::spawn(pipeline(
-        store.clone(),
-        context.clone(),
-        from..total,
-        chunk_rows,
-        sender,
-    )));
     loop {
         if lost.load(Ordering::Relaxed) {
             return Ok(JobStatus::Running);
@@ -124,22 +107,8 @@ pub(crate) async fn evaluate(
             return worker.finish(job.id, JobStatus::Completed, None).await;
         }
         let end = (from + chunk_rows).min(total);
-        let wanted = usize::try_from(end - from).unwrap_or(0);
-        let (mut prepared, mut answered) = (Vec::with_capacity(wanted), Vec::with_capacity(wanted));
-        while prepared.len() < wanted {
-            match answers.recv().await {
-                Some(Ok((position, answer))) => {
-                    prepared.push(position);
-                    answered.push(answer);
-                }
-                Some(Err(error)) => return Err(error),
-                None => {
-                    return Err(StoreError::InvalidState(
-                        "the evaluation's answer pipeline stopped early".into(),
-                    ));
-                }
-            }
-        }
+        let prepared: Vec<Prepared> = (from..end).map(|p| prepare(&context, p)).collect();
+        let answered = answer_all(store.as_ref(), &context, &prepared).await?;
 
         // Everything up to the first position a budget refused; later answers are only cached.
         let kept = answered
@@ -364,55 +333,13 @@ fn prepare(context: &Context, position: i64) -> Prepared {
     }
 }
 
-/// A spawned task that is aborted when its handle is dropped; awaiting it gives its output
-/// (`None` if it panicked or was aborted).
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-impl<T> std::future::Future for AbortOnDrop<T> {
-    type Output = Option<T>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0).poll(cx).map(Result::ok)
-    }
-}
-
-/// A position's answer still to get.
-enum Pending {
-    Missing(String),
-    Hit(CachedAnswer),
-    Ask(Vec<ChatMessage>, String),
-}
-
-impl Pending {
-    async fn settle(self, context: Arc<Context>) -> Answered {
-        match self {
-            Pending::Missing(message) => Answered::Failed {
-                kind: "missing_variable".into(),
-                message,
-                called: false,
-            },
-            Pending::Hit(answer) => Answered::Cached(answer),
-            Pending::Ask(messages, key) => ask(&context, messages, &key).await,
-        }
-    }
-}
-
-/// One chunk's positions prepared, their cached answers looked up in one read.
-async fn look_up(
+/// Every position's answer, in order: from the cache when there, else from the model (as many
+/// at once as the client's concurrency limit lets through).
+async fn answer_all(
     store: &dyn Store,
-    context: &Context,
-    positions: std::ops::Range<i64>,
-) -> Result<Vec<(Prepared, Pending)>, StoreError> {
-    let prepared: Vec<Prepared> = positions.map(|p| prepare(context, p)).collect();
+    context: &Arc<Context>,
+    prepared: &[Prepared],
+) -> Result<Vec<Answered>, StoreError> {
     let keys: Vec<String> = prepared
         .iter()
         .filter(|p| p.messages.is_ok())
@@ -424,80 +351,32 @@ async fn look_up(
         .into_iter()
         .map(|answer| (answer.key.clone(), answer))
         .collect();
-    Ok(prepared
-        .into_iter()
-        .map(|p| {
-            let pending = match &p.messages {
-                Err(message) => Pending::Missing(message.clone()),
-                Ok(messages) => match cached.remove(&p.key) {
-                    Some(answer) => Pending::Hit(answer),
-                    None => Pending::Ask(messages.clone(), p.key.clone()),
-                },
-            };
-            (p, pending)
-        })
-        .collect())
-}
-
-/// Every position of `positions`, in order, with its answer (from the cache when there, else
-/// from the model, as many at once as the client's concurrency limit lets through, across
-/// chunk boundaries), sent to `out` until it is closed. The cache is read a chunk at a time,
-/// as the calls reach that chunk.
-async fn pipeline(
-    store: Arc<dyn Store>,
-    context: Arc<Context>,
-    positions: std::ops::Range<i64>,
-    chunk_rows: i64,
-    out: tokio::sync::mpsc::Sender<Result<(Prepared, Answered), StoreError>>,
-) {
     let concurrency = context.client.settings().max_concurrency.max(1);
-    let mut next_chunk = positions.start;
-    let mut waiting: std::collections::VecDeque<(Prepared, Pending)> =
-        std::collections::VecDeque::new();
-    let mut in_flight = futures::stream::FuturesOrdered::new();
-    loop {
-        // Keep `concurrency` positions in flight, reading the next chunk's cache entries when
-        // the positions looked up run out.
-        while in_flight.len() < concurrency {
-            if waiting.is_empty() {
-                if next_chunk >= positions.end {
-                    break;
+    // Each future owns what it uses (the context by `Arc`), so the stream is `Send` for any
+    // lifetime, as a spawned worker needs.
+    let futures: Vec<_> = prepared
+        .iter()
+        .map(|p| {
+            let hit = cached.remove(&p.key);
+            let (messages, key, context) = (p.messages.clone(), p.key.clone(), context.clone());
+            async move {
+                match (messages, hit) {
+                    (Err(message), _) => Answered::Failed {
+                        kind: "missing_variable".into(),
+                        message,
+                        called: false,
+                    },
+                    (Ok(_), Some(answer)) => Answered::Cached(answer),
+                    (Ok(messages), None) => ask(&context, messages, &key).await,
                 }
-                let chunk_end = (next_chunk + chunk_rows).min(positions.end);
-                match look_up(store.as_ref(), &context, next_chunk..chunk_end).await {
-                    Ok(items) => waiting.extend(items),
-                    Err(error) => {
-                        let _ = out.send(Err(error)).await;
-                        return;
-                    }
-                }
-                next_chunk = chunk_end;
             }
-            let Some((prepared, pending)) = waiting.pop_front() else {
-                break;
-            };
-            // Each answer on a task of its own, so calls progress (and their latency is
-            // measured) while this task waits for room in `out`.
-            let context = context.clone();
-            in_flight.push_back(AbortOnDrop(tokio::spawn(async move {
-                (prepared, pending.settle(context).await)
-            })));
-        }
-        let Some(answer) = in_flight.next().await else {
-            return;
-        };
-        let Some(answer) = answer else {
-            let _ = out
-                .send(Err(StoreError::InvalidState(
-                    "a task-model call of the evaluation panicked".into(),
-                )))
-                .await;
-            return;
-        };
-        if out.send(Ok(answer)).await.is_err() {
-            return;
-        }
-    }
+        })
+        .collect();
+    let answers = futures::stream::iter(futures)
+        .buffered(concurrency)
+        .collect::<Vec<_>>()
+        .await;
+    Ok(answers)
 }
 
 /// One task-model call, within the job's budgets.

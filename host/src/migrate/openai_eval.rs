@@ -441,12 +441,14 @@ async fn criteria(
         problems.add("eval.testing_criteria", "missing or not an array");
         return Ok((Vec::new(), aliases));
     };
-    let existing: Vec<String> = store
-        .list_graders(Some(&request.prompt_id))
-        .await?
-        .into_iter()
-        .map(|g| g.name)
-        .collect();
+    // A prompt still to create (or not named) has no grader yet.
+    let existing: Vec<String> = match store.list_graders(Some(&request.prompt_id)).await {
+        Ok(list) => list.into_iter().map(|g| g.name).collect(),
+        Err(StoreError::NotFound(_)) if request.new_prompt || request.prompt_id.is_empty() => {
+            Vec::new()
+        }
+        Err(other) => return Err(other.into()),
+    };
     let mut graders: Vec<Grader> = Vec::new();
     for (index, criterion) in list.iter().enumerate() {
         let at = format!("eval.testing_criteria[{index}]");
