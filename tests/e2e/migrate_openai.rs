@@ -472,14 +472,15 @@ async fn into_a_new_prompt(backend: Backend) {
     assert_eq!(created.json["promptId"], "arithmetic-qa-v2");
     assert_eq!(created.json["graders"], json!(["exact"]));
     assert_eq!(created.json["dataset"]["rowCount"], 2);
-    let prompt = app
-        .get_ok("/api/prompts/arithmetic-qa-v2", READ_TOKEN)
-        .await;
-    let text = prompt.to_string();
+    let prompts = app.get_ok("/api/prompts", READ_TOKEN).await.to_string();
     assert!(
-        text.contains("Arithmetic QA (v2)!"),
-        "described after the eval: {text}"
+        prompts.contains("Arithmetic QA (v2)!"),
+        "described after the eval: {prompts}"
     );
+    let text = app
+        .get_ok("/api/prompts/arithmetic-qa-v2/versions/1", READ_TOKEN)
+        .await
+        .to_string();
     assert!(
         text.contains("question: {{question}}") && text.contains("expected: {{expected}}"),
         "a first version naming the item's properties: {text}"
@@ -512,7 +513,7 @@ async fn into_a_new_prompt(backend: Backend) {
     .await;
     assert_eq!(named.status, StatusCode::CREATED, "{}", named.text);
     assert_eq!(named.json["promptId"], "math");
-    let math = app.get_ok("/api/prompts/math", READ_TOKEN).await;
+    let math = app.get_ok("/api/prompts/math/versions/1", READ_TOKEN).await;
     assert!(math.to_string().contains("Solve: {{question}}"), "{math}");
 
     // Refusals, each by its place, nothing written.
