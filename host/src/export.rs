@@ -60,13 +60,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::datasets::snapshot_row;
+use crate::datasets::snapshot_row_from;
 use crate::redact::Redactor;
 use crate::store::{Missing, Rating, RowQuery, RunFilter, RunOrigin, Store, StoreError};
 
 /// Rows read per store call: large enough that paging costs little, small enough that a page
 /// in memory stays a few megabytes.
-pub const PAGE_ROWS: u32 = 500;
+pub const PAGE_ROWS: u32 = 2000;
 
 /// Keys of a row's `item` that hold its annotation (as a snapshot writes them).
 const ANNOTATION_KEYS: [&str; 3] = ["rating", "output_feedback", "failure_mode"];
@@ -170,6 +170,13 @@ struct Row {
     /// Rating, feedback, failure mode.
     annotation: [Value; 3],
     grader_results: Option<Value>,
+}
+
+/// One line of OpenAI eval JSONL, written from a row without copying it.
+#[derive(Serialize)]
+struct JsonlLine<'a> {
+    item: &'a Map<String, Value>,
+    sample: Option<&'a Map<String, Value>>,
 }
 
 /// Where the rows are read from.
@@ -345,6 +352,7 @@ pub async fn eval_definition(
         &export.store,
         &export.source,
         export.include_annotations,
+        false,
         &mut cursor,
     )
     .await?
@@ -371,7 +379,8 @@ impl Export {
         }
         // The annotation is read even when it is left out of the rows.
         while found < enough {
-            let Some(page) = read_page(&self.store, &source, true, &mut cursor).await? else {
+            let Some(page) = read_page(&self.store, &source, true, false, &mut cursor).await?
+            else {
                 break;
             };
             found += page
@@ -392,6 +401,7 @@ impl Export {
             &self.store,
             &self.source,
             self.include_annotations,
+            true,
             &mut cursor,
         )
         .await?
@@ -441,13 +451,14 @@ impl Export {
                         &export.store,
                         &export.source,
                         export.include_annotations,
+                        export.columns.is_some(),
                         &mut cursor,
                     )
                     .await?
                     else {
                         return Ok(None);
                     };
-                    let chunk = export.write_page(&page);
+                    let chunk = export.write_page(page);
                     if !chunk.is_empty() {
                         return Ok(Some((Bytes::from(chunk), (export, cursor, None))));
                     }
@@ -485,6 +496,7 @@ impl Export {
                         &export.store,
                         &export.source,
                         export.include_annotations,
+                        export.columns.is_some(),
                         &mut cursor,
                     )
                     .await?
@@ -533,22 +545,29 @@ impl Export {
     }
 
     /// One page in the export's format.
-    fn write_page(&mut self, page: &[Row]) -> String {
-        let mut out = String::new();
+    fn write_page(&mut self, page: Vec<Row>) -> Vec<u8> {
+        let mut out = Vec::new();
         match &self.columns {
             None => {
-                for row in page {
-                    let mut line = serde_json::json!({
-                        "item": row.item,
-                        "sample": row.sample.as_ref().map_or(Value::Null, |s| Value::Object(s.clone())),
-                    });
-                    self.redactor.redact_value(&mut line);
-                    out.push_str(&line.to_string());
-                    out.push('\n');
+                // Redacted in place and written straight from the row: no copy of it, no
+                // intermediate text.
+                for mut row in page {
+                    self.redactor.redact_map(&mut row.item);
+                    if let Some(sample) = &mut row.sample {
+                        self.redactor.redact_map(sample);
+                    }
+                    let line = JsonlLine {
+                        item: &row.item,
+                        sample: row.sample.as_ref(),
+                    };
+                    // Writing plain maps into a `Vec` cannot fail.
+                    let _ = serde_json::to_writer(&mut out, &line);
+                    out.push(b'\n');
                 }
             }
             Some((variables, graders, newest)) => {
-                for row in page {
+                let mut text = String::new();
+                for row in &page {
                     if row.run_id.is_some() && row.run_id > *newest {
                         continue;
                     }
@@ -558,8 +577,9 @@ impl Export {
                             *cell = clean;
                         }
                     }
-                    write_csv_line(&mut out, cells.iter().map(String::as_str));
+                    write_csv_line(&mut text, cells.iter().map(String::as_str));
                 }
+                out = text.into_bytes();
             }
         }
         self.redacted.store(self.redactor.values, Ordering::Relaxed);
@@ -598,6 +618,7 @@ async fn read_page(
     store: &Arc<dyn Store>,
     source: &Source,
     include_annotations: bool,
+    want_variables: bool,
     cursor: &mut Cursor,
 ) -> Result<Option<Vec<Row>>, StoreError> {
     if cursor.done {
@@ -627,12 +648,19 @@ async fn read_page(
                     if !include_annotations {
                         run.annotation = None;
                     }
-                    let (item, sample) = snapshot_row(&run);
+                    // The input becomes the item; only CSV needs a copy of it as its columns.
+                    let input = std::mem::take(&mut run.input);
+                    let variables = if want_variables {
+                        input.clone()
+                    } else {
+                        Map::new()
+                    };
+                    let (item, sample) = snapshot_row_from(input, &run);
                     Row {
                         run_id: Some(run.id),
                         item,
                         sample,
-                        variables: std::mem::take(&mut run.input),
+                        variables,
                         annotation: if include_annotations {
                             annotation
                         } else {

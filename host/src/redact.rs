@@ -225,6 +225,11 @@ impl Redactor {
         current
     }
 
+    /// Redacts every string inside the object's values (keys are names, left as they are).
+    pub fn redact_map(&mut self, map: &mut serde_json::Map<String, Value>) {
+        map.values_mut().for_each(|v| self.redact_value(v));
+    }
+
     /// Redacts every string inside `value` (object keys are left as they are: they are names).
     pub fn redact_value(&mut self, value: &mut Value) {
         match value {

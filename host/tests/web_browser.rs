@@ -829,7 +829,13 @@ async fn web_pages_work_in_headless_chromium() {
     assert_eq!(refused.status().as_u16(), 403);
     assert_eq!(
         store
-            .list_evaluations(Some("coder"), 10)
+            .list_evaluations(
+                &flywheel::store::JobListFilter {
+                    prompt_id: Some("coder".into()),
+                    ..Default::default()
+                },
+                10,
+            )
             .await
             .expect("evaluations")
             .len(),

@@ -535,6 +535,31 @@ async fn bad_requests_are_refused_with_stable_codes_and_store_nothing(backend: B
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",
         ),
+        (
+            with(json!({"sampling": {"temperature": 2.5}})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            with(json!({"sampling": {"topP": 0}})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            with(json!({"sampling": {"maxCompletionTokens": 0}})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            with(json!({"sampling": {"temprature": 1}})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            with(json!({"sampling": {"seed": "seven"}})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
     ];
     let before = app.snapshot().await;
     for (body, status, code) in cases {
@@ -601,4 +626,212 @@ async fn sqlite_bad_requests_are_refused_with_stable_codes_and_store_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_bad_requests_are_refused_with_stable_codes_and_store_nothing() {
     bad_requests_are_refused_with_stable_codes_and_store_nothing(Backend::Postgres).await;
+}
+
+async fn sampling_is_sent_keyed_in_the_cache_and_shown(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let fake = FakeModel::start().expect("fake server");
+    careful_answers(&fake);
+    let app = app_with_model(&db, &fake, 2, Duration::from_secs(30)).await;
+    setup(&app, "sampled", &rows(3)).await;
+    let body = |temperature: f64| {
+        json!({"promptId": "qa", "versions": [2], "dataset": "sampled",
+               "sampling": {"temperature": temperature, "topP": 0.9, "seed": 42, "maxTokens": 64}})
+    };
+    let id = start(&app, body(0.2)).await;
+    let done = eval_when(&app, &id, is_final).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        done["sampling"],
+        json!({"temperature": 0.2, "topP": 0.9, "seed": 42, "maxCompletionTokens": 64}),
+        "the result shows the parameters used"
+    );
+    assert_eq!(done["modelCalls"], 3);
+    let sent: Vec<Value> = fake.requests().into_iter().filter_map(|r| r.json).collect();
+    assert_eq!(sent.len(), 3);
+    for request in &sent {
+        assert_eq!(request["temperature"], 0.2, "{request}");
+        assert_eq!(request["top_p"], 0.9, "{request}");
+        assert_eq!(request["seed"], 42, "{request}");
+        assert_eq!(request["max_completion_tokens"], 64, "{request}");
+    }
+
+    // The same parameters again: every answer from the cache.
+    let again = eval_when(&app, &start(&app, body(0.2)).await, is_final).await;
+    assert_eq!(
+        (
+            again["modelCalls"].as_i64(),
+            again["cachedAnswers"].as_i64()
+        ),
+        (Some(0), Some(3)),
+        "{again}"
+    );
+    // Another temperature is another answer: asked again.
+    let other = eval_when(&app, &start(&app, body(0.7)).await, is_final).await;
+    assert_eq!(
+        (
+            other["modelCalls"].as_i64(),
+            other["cachedAnswers"].as_i64()
+        ),
+        (Some(3), Some(0)),
+        "{other}"
+    );
+    assert_eq!(fake.calls(), 6);
+    // None given: none sent, and the view's sampling is empty.
+    let plain = eval_when(
+        &app,
+        &start(
+            &app,
+            json!({"promptId": "qa", "versions": [2], "dataset": "sampled"}),
+        )
+        .await,
+        is_final,
+    )
+    .await;
+    assert_eq!(plain["sampling"], json!({}));
+    let last = fake
+        .requests()
+        .pop()
+        .and_then(|r| r.json)
+        .expect("a request");
+    assert!(last.get("temperature").is_none(), "{last}");
+    assert!(last.get("seed").is_none(), "{last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_sampling_is_sent_keyed_in_the_cache_and_shown() {
+    sampling_is_sent_keyed_in_the_cache_and_shown(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_sampling_is_sent_keyed_in_the_cache_and_shown() {
+    sampling_is_sent_keyed_in_the_cache_and_shown(Backend::Postgres).await;
+}
+
+async fn evaluations_are_listed_by_prompt_and_status_a_page_at_a_time(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let fake = FakeModel::start().expect("fake server");
+    careful_answers(&fake);
+    let app = app_with_model(&db, &fake, 2, Duration::from_secs(30)).await;
+    setup(&app, "listed", &rows(2)).await;
+    let body = json!({"promptId": "qa", "versions": [1, 2], "dataset": "listed"});
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let id = start(&app, body.clone()).await;
+        eval_when(&app, &id, is_final).await;
+        ids.push(id);
+    }
+    // A grading run shares the queue; it is never listed as an evaluation.
+    let grading = app
+        .post_admin(
+            "/api/grading-runs",
+            Some(json!({"promptId": "qa", "graders": ["exact"]})),
+        )
+        .await;
+    assert_eq!(grading.status, StatusCode::ACCEPTED, "{}", grading.text);
+    let grading_id = grading.json["id"].as_str().expect("id").to_owned();
+    // One cancelled while its slow calls (another model: nothing cached) are in flight.
+    fake.set_latency(Duration::from_millis(500));
+    let cancelled = start(
+        &app,
+        json!({"promptId": "qa", "versions": [1, 2], "dataset": "listed", "model": "slow"}),
+    )
+    .await;
+    app.post_admin(&format!("/api/evals/{cancelled}/cancel"), None)
+        .await;
+    let cancelled_done = eval_when(&app, &cancelled, is_final).await;
+    assert_eq!(cancelled_done["status"], "cancelled", "{cancelled_done}");
+    let listed_ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|e| e["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+
+    let first = app.get_ok("/api/evals?limit=2", READ_TOKEN).await;
+    assert_eq!(listed_ids(&first), [cancelled.clone(), ids[2].clone()]);
+    assert!(
+        first["items"][0].get("results").is_none(),
+        "a list holds no results"
+    );
+    assert_eq!(first["items"][1]["processed"], 4);
+    assert_eq!(first["items"][1]["status"], "completed");
+    let cursor = first["nextCursor"].as_str().expect("a next page");
+    let second = app
+        .get_ok(&format!("/api/evals?limit=2&cursor={cursor}"), READ_TOKEN)
+        .await;
+    assert_eq!(listed_ids(&second), [ids[1].clone(), ids[0].clone()]);
+    assert!(second["nextCursor"].is_null(), "{second}");
+
+    let completed = app
+        .get_ok("/api/evals?promptId=qa&status=completed", READ_TOKEN)
+        .await;
+    assert_eq!(
+        listed_ids(&completed),
+        [ids[2].clone(), ids[1].clone(), ids[0].clone()]
+    );
+    let in_status = app.get_ok("/api/evals?status=cancelled", READ_TOKEN).await;
+    assert_eq!(
+        listed_ids(&in_status),
+        std::slice::from_ref(&cancelled),
+        "{in_status}"
+    );
+    let none = app.get_ok("/api/evals?promptId=planner", READ_TOKEN).await;
+    assert_eq!(none["items"], json!([]));
+
+    // The grading-runs list tells the kinds apart on request, and lists both by default.
+    let kinds = |query: &'static str| {
+        let app = &app;
+        async move {
+            app.get_ok(&format!("/api/grading-runs{query}"), READ_TOKEN)
+                .await
+                .as_array()
+                .expect("a list")
+                .iter()
+                .map(|j| j["id"].as_str().expect("id").to_owned())
+                .collect::<Vec<String>>()
+        }
+    };
+    assert_eq!(
+        kinds("?kind=grading").await,
+        std::slice::from_ref(&grading_id)
+    );
+    let evaluations = kinds("?kind=evaluation&promptId=qa").await;
+    assert_eq!(evaluations.len(), 4);
+    assert!(!evaluations.contains(&grading_id));
+    assert_eq!(kinds("").await.len(), 5);
+
+    // Bad inputs: stable codes.
+    for (path, code) in [
+        ("/api/evals?limit=0", "invalid_query"),
+        ("/api/evals?limit=501", "invalid_query"),
+        ("/api/evals?limit=ten", "invalid_query"),
+        ("/api/evals?status=finished", "invalid_query"),
+        ("/api/evals?cursor=nonsense", "invalid_cursor"),
+        ("/api/evals?surprise=1", "invalid_query"),
+        ("/api/grading-runs?kind=both", "invalid_query"),
+    ] {
+        let answer = app.send(&Req::get(path, Some(READ_TOKEN))).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            answer.text
+        );
+        assert_eq!(answer.error_code(), Some(code), "{path}: {}", answer.text);
+    }
+    let anonymous = app.send(&Req::get("/api/evals", None)).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_evaluations_are_listed_by_prompt_and_status_a_page_at_a_time() {
+    evaluations_are_listed_by_prompt_and_status_a_page_at_a_time(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_evaluations_are_listed_by_prompt_and_status_a_page_at_a_time() {
+    evaluations_are_listed_by_prompt_and_status_a_page_at_a_time(Backend::Postgres).await;
 }

@@ -441,3 +441,139 @@ async fn migration_bad_inputs_on_sqlite() {
 async fn migration_bad_inputs_on_postgres() {
     bad_inputs_are_reported_by_place(Backend::Postgres).await;
 }
+
+/// A small eval: an exact-match criterion over `{question, expected}` items, two items.
+fn small_eval(name: &str) -> (Value, String) {
+    let eval = json!({
+        "name": name,
+        "data_source_config": {"type": "custom", "item_schema": {
+            "type": "object",
+            "properties": {"question": {"type": "string"}, "expected": {"type": "string"}},
+            "required": ["question", "expected"]}},
+        "testing_criteria": [{"type": "string_check", "name": "exact",
+            "input": "{{ sample.output_text }}", "reference": "{{ item.expected }}",
+            "operation": "eq"}],
+    });
+    let items = "{\"item\": {\"question\": \"2+2\", \"expected\": \"4\"}}\n\
+                 {\"item\": {\"question\": \"3+3\", \"expected\": \"6\"}}\n"
+        .to_owned();
+    (eval, items)
+}
+
+async fn into_a_new_prompt(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = TestApp::start(&db).await;
+    let (eval, items) = small_eval("Arithmetic QA (v2)!");
+
+    // Named from the eval: lowercase, other characters as `-`.
+    let body = json!({"newPrompt": true, "eval": eval, "items": items});
+    let created = migrate(&app, &body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(created.json["promptId"], "arithmetic-qa-v2");
+    assert_eq!(created.json["graders"], json!(["exact"]));
+    assert_eq!(created.json["dataset"]["rowCount"], 2);
+    let prompts = app.get_ok("/api/prompts", READ_TOKEN).await.to_string();
+    assert!(
+        prompts.contains("Arithmetic QA (v2)!"),
+        "described after the eval: {prompts}"
+    );
+    let text = app
+        .get_ok("/api/prompts/arithmetic-qa-v2/versions/1", READ_TOKEN)
+        .await
+        .to_string();
+    assert!(
+        text.contains("question: {{question}}") && text.contains("expected: {{expected}}"),
+        "a first version naming the item's properties: {text}"
+    );
+
+    // The same again is a clear conflict: refused whole, nothing written.
+    let before = app.snapshot().await;
+    let again = migrate(&app, &body).await;
+    assert_eq!(
+        again.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        again.text
+    );
+    assert_eq!(again.error_code(), Some("migration_refused"));
+    let problems = again.json["error"]["details"]["problems"].to_string();
+    assert!(
+        problems.contains("promptId") && problems.contains("already exists"),
+        "{problems}"
+    );
+    assert_eq!(app.snapshot().await, before);
+
+    // Named by the caller, with its own first version.
+    let (eval, items) = small_eval("whatever");
+    let named = migrate(
+        &app,
+        &json!({"newPrompt": true, "promptId": "math", "promptContent": "Solve: {{question}}",
+                "dataset": "math-set", "eval": eval, "items": items}),
+    )
+    .await;
+    assert_eq!(named.status, StatusCode::CREATED, "{}", named.text);
+    assert_eq!(named.json["promptId"], "math");
+    let math = app.get_ok("/api/prompts/math/versions/1", READ_TOKEN).await;
+    assert!(math.to_string().contains("Solve: {{question}}"), "{math}");
+
+    // Refusals, each by its place, nothing written.
+    let before = app.snapshot().await;
+    let (eval, items) = small_eval("***");
+    for (body, at, code) in [
+        (
+            json!({"newPrompt": true, "eval": eval.clone(), "items": items.clone()}),
+            "promptId",
+            "migration_refused",
+        ),
+        (
+            json!({"newPrompt": true, "promptId": "Bad Id", "eval": eval.clone(), "items": items.clone()}),
+            "promptId",
+            "migration_refused",
+        ),
+        (
+            json!({"newPrompt": true, "promptId": "fresh", "promptContent": "{{ broken",
+                   "eval": eval.clone(), "items": items.clone()}),
+            "promptContent",
+            "migration_refused",
+        ),
+        (
+            json!({"eval": eval.clone(), "items": items.clone()}),
+            "promptId",
+            "migration_refused",
+        ),
+        (
+            json!({"newPrompt": true, "promptId": "planner", "eval": eval.clone(), "items": items.clone()}),
+            "promptId",
+            "migration_refused",
+        ),
+    ] {
+        let answer = migrate(&app, &body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            answer.text
+        );
+        assert_eq!(answer.error_code(), Some(code), "{body}: {}", answer.text);
+        let first = &answer.json["error"]["details"]["problems"][0];
+        assert_eq!(first["at"], at, "{body}: {}", answer.text);
+    }
+    // Without newPrompt an unknown prompt is still not found.
+    let ghost = migrate(
+        &app,
+        &json!({"promptId": "ghost", "eval": eval, "items": items}),
+    )
+    .await;
+    assert_eq!(ghost.status, StatusCode::NOT_FOUND, "{}", ghost.text);
+    assert_eq!(app.snapshot().await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_into_a_new_prompt_on_sqlite() {
+    into_a_new_prompt(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_into_a_new_prompt_on_postgres() {
+    into_a_new_prompt(Backend::Postgres).await;
+}

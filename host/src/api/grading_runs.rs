@@ -13,7 +13,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{JsonBody, PathParams, QueryParams};
 use super::state::AppState;
 use crate::grading::request::{JobRequest, queue_job};
-use crate::store::GradingJob;
+use crate::store::{GradingJob, JobKind, JobListFilter};
 
 /// Start a grading run over recorded runs. It is queued and graded in the background by an
 /// instance of the service; read its progress with `GET /api/grading-runs/{id}`.
@@ -42,7 +42,7 @@ pub const DEFAULT_LIST_SIZE: u32 = 50;
 /// Most grading runs per list.
 pub const MAX_LIST_SIZE: u32 = 500;
 
-/// `?promptId&limit` of the list.
+/// `?promptId&kind&limit` of the list.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -50,19 +50,23 @@ pub struct ListQuery {
     /// Only this prompt's grading runs.
     #[serde(default)]
     pub prompt_id: Option<String>,
+    /// Only grading runs (`grading`) or only evaluations (`evaluation`) [default: both].
+    #[serde(default)]
+    pub kind: Option<JobKind>,
     /// How many, 1 to 500 [default: 50].
     #[serde(default)]
     pub limit: Option<u32>,
 }
 
-/// The newest grading runs, of one prompt or of all.
+/// The newest jobs of the grading-run queue, of one prompt or of all; `kind` keeps grading runs
+/// or evaluations only (evaluations are listed with their results by `GET /api/evals`).
 #[utoipa::path(
     get, path = "/api/grading-runs", tag = "grading",
     security(("bearer" = [])),
     params(ListQuery),
     responses(
         (status = 200, description = "Grading runs, newest first", body = [GradingJob]),
-        (status = 400, description = "Limit out of range or unknown parameter", body = ErrorBody),
+        (status = 400, description = "Limit out of range, unknown kind or unknown parameter", body = ErrorBody),
     )
 )]
 pub async fn list(
@@ -75,12 +79,12 @@ pub async fn list(
             "limit must be 1 to {MAX_LIST_SIZE}"
         )));
     }
-    Ok(Json(
-        state
-            .store
-            .list_grading_jobs(query.prompt_id.as_deref(), limit)
-            .await?,
-    ))
+    let filter = JobListFilter {
+        prompt_id: query.prompt_id,
+        kind: query.kind,
+        ..JobListFilter::default()
+    };
+    Ok(Json(state.store.list_grading_jobs(&filter, limit).await?))
 }
 
 /// A grading run: status, rows total and processed, passed, failed, errors by kind, tokens.

@@ -133,6 +133,7 @@ pub const ROUTES: &[RouteSpec] = &[
     optimization(route(Method::GET, "/api/grading-runs/{id}", READ, |m| on(m, grading_runs::get))),
     optimization(route(Method::POST, "/api/grading-runs/{id}/cancel", ADMIN, |m| on(m, grading_runs::cancel))),
     optimization(route(Method::POST, "/api/evals", ADMIN, |m| on(m, evals::start))),
+    optimization(route(Method::GET, "/api/evals", READ, |m| on(m, evals::list))),
     optimization(route(Method::GET, "/api/evals/{id}", READ, |m| on(m, evals::get))),
     optimization(route(Method::POST, "/api/evals/{id}/cancel", ADMIN, |m| on(m, evals::cancel))),
     optimization(route(Method::POST, "/api/prompts/{id}/optimize", ADMIN, |m| on(m, optimizations::start))),

@@ -48,6 +48,7 @@ use super::{
         grading_runs::get,
         grading_runs::cancel,
         evals::start,
+        evals::list,
         evals::get,
         evals::cancel,
         optimizations::start,

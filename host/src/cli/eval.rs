@@ -1,6 +1,8 @@
 //! `flywheel eval <prompt> --versions 3,4 --dataset NAME`: evaluate versions of a prompt on a
 //! dataset, with a progress bar, then a comparison table (`--json`: the API's answer).
-//! `--show ID` prints an evaluation, `--cancel ID` cancels one, `--detach` queues and returns.
+//! `--show ID` prints an evaluation, `--cancel ID` cancels one, `--detach` queues and returns;
+//! `flywheel eval list [--prompt P] [--status S]` lists them, newest first, a page at a time.
+//! `--temperature`, `--top-p`, `--seed` and `--max-tokens` set the task model's sampling.
 //!
 //! With `--server`, the running service queues and evaluates it. In database mode it is queued
 //! in the database and evaluated in this process meanwhile (its worker claims queued jobs like a
@@ -10,24 +12,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, Subcommand};
 use reqwest::Method;
 use uuid::Uuid;
 
 use super::client::ApiClient;
 use super::target::{TargetArgs, print_json};
+use crate::api::evals::EvaluationsPage;
 use crate::config::Settings;
 use crate::config::args::{GraderArgs, ModelArgs, Overlay};
+use crate::evals::cache::Sampling;
 use crate::evals::request::{EvalRequest, queue_evaluation};
 use crate::evals::results::Bounds;
-use crate::evals::view::{EvaluationView, load};
+use crate::evals::view::{EvaluationSummary, EvaluationView, load};
 use crate::grading::jobs::{JobWorker, WorkerOptions};
-use crate::store::{Split, Store};
+use crate::runs::cursor;
+use crate::store::{JobListFilter, JobStatus, Split, Store};
 
 /// `flywheel eval`.
 #[derive(Debug, Args)]
-#[command(after_help = super::AFTER_HELP)]
+#[command(after_help = super::AFTER_HELP, subcommand_negates_reqs = true)]
 pub struct EvalArgs {
+    /// `list` lists evaluations instead of starting one.
+    #[command(subcommand)]
+    pub command: Option<EvalCommand>,
     /// Database or server.
     #[command(flatten)]
     pub target: TargetArgs,
@@ -64,6 +72,18 @@ pub struct EvalArgs {
     /// Task-model calls the evaluation may make.
     #[arg(long)]
     pub call_budget: Option<i64>,
+    /// The task model's sampling temperature, 0 to 2 [default: the model's].
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// The task model's nucleus sampling, above 0 and at most 1 [default: the model's].
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    /// A seed for the task model's sampling.
+    #[arg(long, allow_negative_numbers = true)]
+    pub seed: Option<i64>,
+    /// The most tokens an answer may use, 1 to 1,000,000 [default: the model's].
+    #[arg(long)]
+    pub max_tokens: Option<u32>,
     /// Queue it and print it without waiting.
     #[arg(long)]
     pub detach: bool,
@@ -73,6 +93,37 @@ pub struct EvalArgs {
     /// Cancel this evaluation instead of starting one.
     #[arg(long)]
     pub cancel: Option<Uuid>,
+}
+
+/// `flywheel eval` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// List evaluations, newest first (`--json`: the API's page, with its `nextCursor`).
+    #[command(after_help = super::AFTER_HELP)]
+    List {
+        /// Only this prompt's evaluations.
+        #[arg(long)]
+        prompt: Option<String>,
+        /// Only evaluations in this status (queued, running, completed, failed, cancelled,
+        /// budget_exhausted).
+        #[arg(long, value_parser = parse_status)]
+        status: Option<JobStatus>,
+        /// How many, 1 to 500.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
+        limit: u32,
+        /// The `nextCursor` printed with the page before.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+}
+
+fn parse_status(text: &str) -> Result<JobStatus, String> {
+    JobStatus::parse(text).ok_or_else(|| {
+        format!(
+            "{text:?} is not a status (queued, running, completed, failed, cancelled, \
+             budget_exhausted)"
+        )
+    })
 }
 
 fn parse_split(text: &str) -> Result<Split, String> {
@@ -130,6 +181,20 @@ pub async fn run(args: EvalArgs, settings: Settings) -> anyhow::Result<()> {
             actor,
         }
     };
+    if let Some(EvalCommand::List {
+        prompt,
+        status,
+        limit,
+        cursor,
+    }) = args.command
+    {
+        let page = list(&evals, prompt, status, limit, cursor).await?;
+        if json {
+            return print_json(&page);
+        }
+        print!("{}", render_list(&page));
+        return Ok(());
+    }
     if let Some(id) = args.show {
         return show(&evals.get(id).await?, json);
     }
@@ -159,6 +224,13 @@ pub async fn run(args: EvalArgs, settings: Settings) -> anyhow::Result<()> {
         repeat: args.repeat,
         token_budget: args.token_budget,
         call_budget: args.call_budget,
+        sampling: Some(Sampling {
+            temperature: args.temperature,
+            top_p: args.top_p,
+            seed: args.seed,
+            max_completion_tokens: args.max_tokens,
+        })
+        .filter(|s| !s.is_default()),
     };
     let evaluation = start(&evals, request).await?;
     if args.detach {
@@ -196,12 +268,97 @@ async fn start(evals: &Evals, request: EvalRequest) -> anyhow::Result<Evaluation
                 "repeat": request.repeat,
                 "tokenBudget": request.token_budget,
                 "callBudget": request.call_budget,
+                "sampling": request.sampling,
             });
             client
                 .call(Method::POST, &["api", "evals"], Some(body))
                 .await
         }
     }
+}
+
+/// One page of evaluations, from the database or the server.
+async fn list(
+    evals: &Evals,
+    prompt: Option<String>,
+    status: Option<JobStatus>,
+    limit: u32,
+    after: Option<String>,
+) -> anyhow::Result<EvaluationsPage> {
+    match evals {
+        Evals::Database { store, .. } => {
+            let before = after
+                .as_deref()
+                .map(|c| {
+                    cursor::decode(c).with_context(|| {
+                        format!("{c:?} is not a cursor: pass the nextCursor of the page before")
+                    })
+                })
+                .transpose()?;
+            let filter = JobListFilter {
+                prompt_id: prompt,
+                status,
+                before,
+                kind: None,
+            };
+            let mut items = store.list_evaluations(&filter, limit + 1).await?;
+            let more = items.len() > limit as usize;
+            items.truncate(limit as usize);
+            let next_cursor = if more {
+                items.last().map(|e| cursor::encode(e.job.id))
+            } else {
+                None
+            };
+            Ok(EvaluationsPage {
+                items: items.into_iter().map(EvaluationSummary::from).collect(),
+                next_cursor,
+            })
+        }
+        Evals::Server(client) => {
+            let mut query = vec![("limit", limit.to_string())];
+            if let Some(prompt) = prompt {
+                query.push(("promptId", prompt));
+            }
+            if let Some(status) = status {
+                query.push(("status", status.as_str().to_owned()));
+            }
+            if let Some(after) = after {
+                query.push(("cursor", after));
+            }
+            client
+                .call_with_query(Method::GET, &["api", "evals"], &query, None)
+                .await
+        }
+    }
+}
+
+/// A page of evaluations as a table.
+pub fn render_list(page: &EvaluationsPage) -> String {
+    if page.items.is_empty() {
+        return "no evaluation\n".to_owned();
+    }
+    let mut out = format!(
+        "{:<36}  {:<12} {:<16} {:<9} {:<20} {:>11} {:>7} {:>7}\n",
+        "id", "prompt", "status", "versions", "dataset", "answers", "calls", "cached"
+    );
+    for e in &page.items {
+        let versions: Vec<String> = e.versions.iter().map(|v| format!("v{v}")).collect();
+        out.push_str(&format!(
+            "{:<36}  {:<12} {:<16} {:<9} {:<20} {:>11} {:>7} {:>7}\n",
+            e.id,
+            e.prompt_id,
+            e.status.as_str(),
+            versions.join(","),
+            format!("{} v{}", e.dataset, e.dataset_version),
+            format!("{}/{}", e.processed, e.total),
+            e.model_calls,
+            e.cached_answers
+        ));
+    }
+    if let Some(next) = &page.next_cursor {
+        out.push_str(&format!("more: --cursor {next}\n"));
+    }
+    out
 }
 
 /// Polls the evaluation to its end with a progress bar; in database mode a worker in this
@@ -288,6 +445,22 @@ pub fn render(e: &EvaluationView) -> String {
         e.cached_answers,
         e.tokens_used
     ));
+    if !e.sampling.is_default() {
+        let mut parts = Vec::new();
+        if let Some(t) = e.sampling.temperature {
+            parts.push(format!("temperature {t}"));
+        }
+        if let Some(p) = e.sampling.top_p {
+            parts.push(format!("top_p {p}"));
+        }
+        if let Some(s) = e.sampling.seed {
+            parts.push(format!("seed {s}"));
+        }
+        if let Some(n) = e.sampling.max_completion_tokens {
+            parts.push(format!("max tokens {n}"));
+        }
+        out.push_str(&format!("  sampling {}\n", parts.join(" · ")));
+    }
     if let Some(error) = &e.error {
         out.push_str(&format!("  error {error}\n"));
     }
@@ -399,6 +572,11 @@ mod tests {
             split: Some(Split::Validation),
             model: None,
             repeat: 1,
+            sampling: Sampling {
+                temperature: Some(0.3),
+                seed: Some(7),
+                ..Sampling::default()
+            },
             rows: 4,
             graders: vec!["exact".into()],
             total: 8,
@@ -422,6 +600,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("0 model calls · 8 from the cache"), "{text}");
+        assert!(
+            text.contains("sampling temperature 0.3 · seed 7\n"),
+            "{text}"
+        );
         let v3 = text
             .lines()
             .find(|l| l.trim_start().starts_with("v3 "))

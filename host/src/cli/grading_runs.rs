@@ -20,7 +20,7 @@ use crate::config::Settings;
 use crate::config::args::{GraderArgs, ModelArgs, Overlay};
 use crate::grading::jobs::{JobWorker, WorkerOptions};
 use crate::grading::request::{JobRequest, queue_job};
-use crate::store::{GradingJob, RunSelection, Store};
+use crate::store::{GradingJob, JobKind, JobListFilter, RunSelection, Store};
 
 /// `flywheel grading-runs`.
 #[derive(Debug, Args)]
@@ -101,6 +101,9 @@ pub enum GradingRunsCommand {
         /// How many, 1 to 500.
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
         limit: u32,
+        /// Only grading runs (`grading`) or only evaluations (`evaluation`) [default: both].
+        #[arg(long, value_parser = parse_kind)]
+        kind: Option<JobKind>,
     },
     /// Cancel a grading run (a running one stops after its current chunk).
     #[command(after_help = super::AFTER_HELP)]
@@ -196,15 +199,27 @@ pub async fn run(args: GradingRunsArgs, settings: Settings) -> anyhow::Result<()
             };
             show(&job, json)
         }
-        GradingRunsCommand::List { prompt, limit } => {
+        GradingRunsCommand::List {
+            prompt,
+            limit,
+            kind,
+        } => {
             let list: Vec<GradingJob> = match &jobs {
                 Jobs::Database { store, .. } => {
-                    store.list_grading_jobs(prompt.as_deref(), limit).await?
+                    let filter = JobListFilter {
+                        prompt_id: prompt,
+                        kind,
+                        ..JobListFilter::default()
+                    };
+                    store.list_grading_jobs(&filter, limit).await?
                 }
                 Jobs::Server(client) => {
                     let mut query = vec![("limit", limit.to_string())];
                     if let Some(prompt) = prompt {
                         query.push(("promptId", prompt));
+                    }
+                    if let Some(kind) = kind {
+                        query.push(("kind", kind.as_str().to_owned()));
                     }
                     client
                         .call_with_query(Method::GET, &["api", "grading-runs"], &query, None)
@@ -337,4 +352,12 @@ fn show(job: &GradingJob, json: bool) -> anyhow::Result<()> {
         println!("  error      {error}");
     }
     Ok(())
+}
+
+fn parse_kind(text: &str) -> Result<JobKind, String> {
+    match text {
+        "grading" => Ok(JobKind::Grading),
+        "evaluation" => Ok(JobKind::Evaluation),
+        _ => Err(format!("{text:?} is not a kind (grading or evaluation)")),
+    }
 }

@@ -1,5 +1,6 @@
 //! `flywheel migrate openai-eval --eval eval.json --items items.jsonl [--output-items
-//! output_items.jsonl] --prompt <id> [--dataset NAME]`: an OpenAI eval becomes the prompt's
+//! output_items.jsonl] (--prompt <id> | --new-prompt [--prompt <id>] [--prompt-template F])
+//! [--dataset NAME]`: an OpenAI eval becomes the prompt's
 //! grader definitions, a dataset and recorded runs with grader results, all or nothing
 //! ([`crate::migrate`]). Database mode migrates directly (grader definitions are checked against
 //! the components loaded here); `--server` mode calls `POST /api/migrate/openai-eval`. A refusal
@@ -63,9 +64,18 @@ pub struct OpenaiEvalArgs {
     /// The output items of one eval run, a JSON object per line.
     #[arg(long)]
     pub output_items: Option<PathBuf>,
-    /// The prompt (it must exist).
+    /// The prompt: an existing one; with --new-prompt the id of the one to create [default:
+    /// from the eval's name].
+    #[arg(long, required_unless_present = "new_prompt")]
+    pub prompt: Option<String>,
+    /// Create the prompt (refused if it exists): described after the eval, its first version
+    /// from --prompt-template.
     #[arg(long)]
-    pub prompt: String,
+    pub new_prompt: bool,
+    /// With --new-prompt, the file of its first version's template [default: a line
+    /// `name: {{name}}` per property of the eval's item_schema].
+    #[arg(long, requires = "new_prompt")]
+    pub prompt_template: Option<PathBuf>,
     /// The dataset's name [default: from the eval's name].
     #[arg(long)]
     pub dataset: Option<String>,
@@ -88,7 +98,9 @@ pub async fn run(args: MigrateArgs, settings: Settings) -> anyhow::Result<()> {
     let eval = serde_json::from_str(&eval_text)
         .with_context(|| format!("{} is not JSON", args.eval.display()))?;
     let request = MigrateOpenaiEval {
-        prompt_id: args.prompt.clone(),
+        prompt_id: args.prompt.clone().unwrap_or_default(),
+        new_prompt: args.new_prompt,
+        prompt_content: args.prompt_template.as_deref().map(read).transpose()?,
         eval,
         items: read(&args.items)?,
         output_items: args.output_items.as_deref().map(read).transpose()?,

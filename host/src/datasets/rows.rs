@@ -102,7 +102,13 @@ fn has_nul(value: &Value) -> bool {
 /// (`rating`, `output_feedback`, `failure_mode`) where known — an input variable of the same name
 /// is kept, never overwritten; `sample` is `{"output_text": …}` when the run has an output.
 pub fn snapshot_row(run: &Run) -> ParsedRow {
-    let mut item = run.input.clone();
+    snapshot_row_from(run.input.clone(), run)
+}
+
+/// [`snapshot_row`] with the input variables already taken out of the run (`input`), so a
+/// caller that owns the run need not copy them.
+pub fn snapshot_row_from(input: Map<String, Value>, run: &Run) -> ParsedRow {
+    let mut item = input;
     let mut add = |key: &str, value: Value| {
         if !value.is_null() {
             item.entry(key.to_owned()).or_insert(value);

@@ -2,24 +2,60 @@
 //! rendered messages, the sampling parameters and the repeat index. The API key is no part of
 //! it: two keys for one endpoint get the same answers, and the key never reaches the database.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::llm::ChatMessage;
 
-/// The sampling parameters of a task-model call (part of the key: another temperature is
-/// another answer).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// The sampling parameters of a task-model call, set per evaluation (part of the key: another
+/// temperature is another answer). Absent ones are not sent: the model's defaults apply.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Sampling {
-    /// Sampling temperature.
+    /// Sampling temperature, 0 to 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
-    /// Nucleus sampling.
+    /// Nucleus sampling: above 0, at most 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f64>,
     /// A seed for reproducible sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<i64>,
-    /// The most tokens the answer may use.
+    /// The most tokens the answer may use, 1 to 1,000,000 (`maxTokens` is read as well).
+    #[serde(default, alias = "maxTokens", skip_serializing_if = "Option::is_none")]
     pub max_completion_tokens: Option<u32>,
+}
+
+/// Most tokens an answer may be allowed.
+pub const MAX_COMPLETION_TOKENS: u32 = 1_000_000;
+
+impl Sampling {
+    /// Whether no parameter is set.
+    pub fn is_default(&self) -> bool {
+        *self == Sampling::default()
+    }
+
+    /// Why these parameters cannot be sent, if they cannot.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(t) = self.temperature
+            && !(t.is_finite() && (0.0..=2.0).contains(&t))
+        {
+            return Err("sampling.temperature must be 0 to 2".into());
+        }
+        if let Some(p) = self.top_p
+            && !(p.is_finite() && p > 0.0 && p <= 1.0)
+        {
+            return Err("sampling.topP must be above 0 and at most 1".into());
+        }
+        if let Some(n) = self.max_completion_tokens
+            && !(1..=MAX_COMPLETION_TOKENS).contains(&n)
+        {
+            return Err(format!(
+                "sampling.maxCompletionTokens must be 1 to {MAX_COMPLETION_TOKENS}"
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Serialize)]
@@ -89,6 +125,65 @@ mod tests {
         ] {
             assert_ne!(base, other);
         }
+    }
+
+    #[test]
+    fn every_sampling_parameter_changes_the_key() {
+        let key = |sampling: &Sampling| cache_key("u", "m", &[ChatMessage::user("x")], sampling, 0);
+        let base = key(&Sampling::default());
+        for other in [
+            Sampling {
+                temperature: Some(0.0),
+                ..Sampling::default()
+            },
+            Sampling {
+                top_p: Some(0.5),
+                ..Sampling::default()
+            },
+            Sampling {
+                seed: Some(7),
+                ..Sampling::default()
+            },
+            Sampling {
+                max_completion_tokens: Some(64),
+                ..Sampling::default()
+            },
+        ] {
+            assert_ne!(base, key(&other), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn sampling_out_of_range_is_refused_and_max_tokens_is_an_alias() {
+        assert!(Sampling::default().check().is_ok());
+        let ok: Sampling = serde_json::from_value(serde_json::json!(
+            {"temperature": 2.0, "topP": 1.0, "seed": -3, "maxTokens": 1}
+        ))
+        .unwrap();
+        assert_eq!(ok.max_completion_tokens, Some(1));
+        assert!(ok.check().is_ok());
+        for (bad, field) in [
+            (serde_json::json!({"temperature": -0.1}), "temperature"),
+            (serde_json::json!({"temperature": 2.5}), "temperature"),
+            (serde_json::json!({"topP": 0.0}), "topP"),
+            (serde_json::json!({"topP": 1.5}), "topP"),
+            (
+                serde_json::json!({"maxCompletionTokens": 0}),
+                "maxCompletionTokens",
+            ),
+            (
+                serde_json::json!({"maxCompletionTokens": 1_000_001}),
+                "maxCompletionTokens",
+            ),
+        ] {
+            let sampling: Sampling = serde_json::from_value(bad.clone()).unwrap();
+            let error = sampling.check().expect_err(&bad.to_string());
+            assert!(error.contains(field), "{error}");
+        }
+        assert!(
+            serde_json::from_value::<Sampling>(serde_json::json!({"temprature": 1})).is_err(),
+            "a misspelt parameter is refused, not ignored"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use serde::Deserialize;
 
+use super::cache::Sampling;
 use crate::graders::registry::Registry;
 use crate::grading::request::{RequestError, enabled_graders};
 use crate::llm::client::MAX_MODEL_NAME_BYTES;
@@ -44,6 +45,9 @@ pub struct EvalRequest {
     /// Task-model calls the evaluation may make [default: no limit].
     #[serde(default)]
     pub call_budget: Option<i64>,
+    /// The task model's sampling parameters [default: none sent, the model's own].
+    #[serde(default)]
+    pub sampling: Option<Sampling>,
 }
 
 /// Checks the request completely, then stores the evaluation (queued); nothing is stored if a
@@ -109,6 +113,7 @@ pub async fn queue_evaluation(
         model: request.model,
         repeat: request.repeat.unwrap_or(1),
         call_budget: request.call_budget,
+        sampling: request.sampling.unwrap_or_default(),
     };
     Ok(store
         .create_evaluation(NewEvaluation {
@@ -158,6 +163,9 @@ fn check_shape(request: &EvalRequest) -> Result<(), RequestError> {
         && (model.is_empty() || model.len() > MAX_MODEL_NAME_BYTES)
     {
         return invalid(format!("model must be 1 to {MAX_MODEL_NAME_BYTES} bytes"));
+    }
+    if let Some(sampling) = &request.sampling {
+        sampling.check().map_err(RequestError::Invalid)?;
     }
     Ok(())
 }
@@ -248,6 +256,16 @@ mod tests {
                     ..request()
                 },
                 "model must",
+            ),
+            (
+                EvalRequest {
+                    sampling: Some(Sampling {
+                        temperature: Some(3.0),
+                        ..Sampling::default()
+                    }),
+                    ..request()
+                },
+                "sampling.temperature",
             ),
         ];
         for (bad, expected) in cases {

@@ -240,7 +240,7 @@ async fn context(
         client,
         endpoint_url,
         model,
-        sampling: Sampling::default(),
+        sampling: spec.sampling.clone(),
         llm_run: LlmRun::new(budget),
         calls_left: AtomicI64::new(calls_left),
         spec,
@@ -675,6 +675,7 @@ mod tests {
             model: None,
             repeat: 2,
             call_budget: None,
+            sampling: Sampling::default(),
         };
         assert_eq!(spec.total(), 20);
         let seen: Vec<(usize, i64, usize)> = (0..spec.total())

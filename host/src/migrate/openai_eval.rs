@@ -46,6 +46,8 @@ use crate::datasets::{self, CreateDataset, DatasetError};
 use crate::graders::Definition;
 use crate::graders::registry::Registry;
 use crate::grading::stored;
+use crate::prompts::create::CreatePrompt;
+use crate::prompts::{PromptError, PromptRegistry};
 use crate::runs::parse_runs;
 use crate::store::{
     DatasetVersion, GradedRun, GraderVerdict, NewGraderDefinition, NewRun, Store, StoreError,
@@ -58,8 +60,19 @@ pub const MAX_PROBLEMS: usize = 200;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MigrateOpenaiEval {
-    /// The prompt the graders, dataset and runs belong to (it must exist).
+    /// The prompt the graders, dataset and runs belong to: an existing one, or with `newPrompt`
+    /// the id of the prompt to create [default with `newPrompt`: from the eval's name].
+    #[serde(default)]
     pub prompt_id: String,
+    /// Create the prompt (it must not exist yet): id `promptId`, else from the eval's name;
+    /// its description names the eval; its first version, active, is `promptContent`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub new_prompt: bool,
+    /// With `newPrompt`, the first version's template [default: a line `name: {{name}}` per
+    /// property of the eval's `item_schema`, to replace by an import once the real prompt is
+    /// at hand].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_content: Option<String>,
     /// The eval definition (`eval.json`): the body of OpenAI's `POST /v1/evals` or an `Eval`.
     #[schema(value_type = Object)]
     pub eval: Value,
@@ -155,6 +168,8 @@ struct Grader {
 
 /// Everything checked, ready to write.
 struct Plan {
+    /// The prompt to create first, with `newPrompt`.
+    prompt: Option<CreatePrompt>,
     graders: Vec<Grader>,
     dataset: String,
     runs: Vec<NewRun>,
@@ -170,17 +185,154 @@ pub async fn migrate(
     request: MigrateOpenaiEval,
     actor: &str,
 ) -> Result<Migrated, MigrateError> {
-    store.get_prompt(&request.prompt_id).await?;
-    let plan = check(store, registry, &request).await?;
+    let mut request = request;
+    let mut problems = Problems::default();
+    let prompt = if request.new_prompt {
+        new_prompt(store, &mut request, &mut problems).await?
+    } else if request.prompt_id.is_empty() {
+        problems.add(
+            "promptId",
+            "missing: name an existing prompt, or set newPrompt to create one",
+        );
+        None
+    } else {
+        store.get_prompt(&request.prompt_id).await?;
+        None
+    };
+    let mut plan = check(store, registry, &request, problems).await?;
+    plan.prompt = prompt;
     write(store, request, plan, actor).await
+}
+
+/// Longest prompt id.
+const MAX_PROMPT_ID_CHARS: usize = 50;
+
+/// A prompt id from the eval's name: lowercase, every run of other characters one `-`,
+/// starting with a letter, at most 50 characters; `None` when nothing is left.
+fn prompt_id_from(name: &str) -> Option<String> {
+    let mut id = String::new();
+    for c in name.to_lowercase().chars() {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
+            id.push(c);
+        } else if !id.is_empty() && !id.ends_with('-') {
+            id.push('-');
+        }
+    }
+    let id: String = id
+        .trim_start_matches(|c: char| !c.is_ascii_lowercase())
+        .chars()
+        .take(MAX_PROMPT_ID_CHARS)
+        .collect();
+    let id = id.trim_end_matches('-').to_owned();
+    (!id.is_empty()).then_some(id)
+}
+
+/// The first version's template when none is given: a line per item property the template
+/// language can name, so rendering a row shows what the item holds.
+fn placeholder_content(eval: &Value) -> String {
+    let config = eval.get("data_source_config");
+    let schema = config.and_then(|c| c.get("item_schema")).or_else(|| {
+        config
+            .and_then(|c| c.get("schema"))
+            .and_then(|s| s.pointer("/properties/item"))
+    });
+    let names: Vec<&String> = schema
+        .and_then(|s| s.get("properties"))
+        .and_then(Value::as_object)
+        .map(|p| {
+            p.keys()
+                .filter(|k| {
+                    let mut chars = k.chars();
+                    chars
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.is_empty() {
+        return "Migrated from an OpenAI eval: replace this template with the prompt's text.\n"
+            .to_owned();
+    }
+    names
+        .iter()
+        .map(|name| format!("{name}: {{{{{name}}}}}\n"))
+        .collect()
+}
+
+/// With `newPrompt`: fixes the id (`promptId`, else from the eval's name) and checks that the
+/// prompt can be created: a prompt of that id already existing is a conflict, never a merge.
+async fn new_prompt(
+    store: &Arc<dyn Store>,
+    request: &mut MigrateOpenaiEval,
+    problems: &mut Problems,
+) -> Result<Option<CreatePrompt>, MigrateError> {
+    let name = request.eval.get("name").and_then(Value::as_str);
+    if request.prompt_id.is_empty() {
+        match name.and_then(prompt_id_from) {
+            Some(id) => request.prompt_id = id,
+            None => {
+                problems.add(
+                    "promptId",
+                    "the eval's name gives no prompt id (a-z, 0-9, `_`, `-`, starting with a letter): name the prompt",
+                );
+                return Ok(None);
+            }
+        }
+    }
+    match store.get_prompt(&request.prompt_id).await {
+        Ok(_) => {
+            problems.add(
+                "promptId",
+                format!(
+                    "prompt {} already exists: migrate into it without newPrompt, or name another",
+                    request.prompt_id
+                ),
+            );
+            return Ok(None);
+        }
+        Err(StoreError::NotFound(_)) => {}
+        Err(other) => return Err(other.into()),
+    }
+    let eval_id = request.eval.get("id").and_then(Value::as_str);
+    let description = match (name, eval_id) {
+        (Some(name), Some(id)) => format!("Migrated from OpenAI eval {name:?} ({id})"),
+        (Some(name), None) => format!("Migrated from OpenAI eval {name:?}"),
+        (None, Some(id)) => format!("Migrated from OpenAI eval {id}"),
+        (None, None) => "Migrated from an OpenAI eval".to_owned(),
+    };
+    let prompt = CreatePrompt {
+        id: request.prompt_id.clone(),
+        description: description.chars().take(1000).collect(),
+        variables: None,
+        failure_modes: Vec::new(),
+        content: request
+            .prompt_content
+            .clone()
+            .unwrap_or_else(|| placeholder_content(&request.eval)),
+    };
+    // The registry's own checks, without writing: the same refusals as `POST /api/prompts`.
+    if let Err(error) = crate::prompts::create::check(&prompt) {
+        problems.add(
+            if request.prompt_content.is_some() {
+                "promptContent"
+            } else {
+                "promptId"
+            },
+            error.to_string(),
+        );
+        return Ok(None);
+    }
+    Ok(Some(prompt))
 }
 
 async fn check(
     store: &Arc<dyn Store>,
     registry: &Registry,
     request: &MigrateOpenaiEval,
+    mut problems: Problems,
 ) -> Result<Plan, MigrateError> {
-    let mut problems = Problems::default();
     let eval = &request.eval;
     if !eval.is_object() {
         problems.add("eval", "the eval definition must be a JSON object");
@@ -219,6 +371,7 @@ async fn check(
         });
     }
     Ok(Plan {
+        prompt: None,
         graders,
         dataset: dataset.unwrap_or_default(),
         runs,
@@ -288,12 +441,14 @@ async fn criteria(
         problems.add("eval.testing_criteria", "missing or not an array");
         return Ok((Vec::new(), aliases));
     };
-    let existing: Vec<String> = store
-        .list_graders(Some(&request.prompt_id))
-        .await?
-        .into_iter()
-        .map(|g| g.name)
-        .collect();
+    // A prompt still to create (or not named) has no grader yet.
+    let existing: Vec<String> = match store.list_graders(Some(&request.prompt_id)).await {
+        Ok(list) => list.into_iter().map(|g| g.name).collect(),
+        Err(StoreError::NotFound(_)) if request.new_prompt || request.prompt_id.is_empty() => {
+            Vec::new()
+        }
+        Err(other) => return Err(other.into()),
+    };
     let mut graders: Vec<Grader> = Vec::new();
     for (index, criterion) in list.iter().enumerate() {
         let at = format!("eval.testing_criteria[{index}]");
@@ -675,6 +830,18 @@ async fn write(
     plan: Plan,
     actor: &str,
 ) -> Result<Migrated, MigrateError> {
+    if let Some(prompt) = plan.prompt {
+        // First, so the graders, dataset and runs have their prompt. Should a later write
+        // fail, the prompt stays (a store cannot remove a prompt): it is empty but for its
+        // first version, and migrating again into it (without newPrompt) completes it.
+        PromptRegistry::new(store.clone(), std::time::Duration::ZERO)
+            .create_prompt(prompt, actor)
+            .await
+            .map_err(|error| match error {
+                PromptError::Store(error) => MigrateError::Store(error),
+                other => MigrateError::Store(StoreError::InvalidState(other.to_string())),
+            })?;
+    }
     let dataset_existed = store.get_dataset(&plan.dataset).await.is_ok();
     let mut created = Vec::new();
     let result = async {
@@ -773,6 +940,41 @@ async fn undo(store: &Arc<dyn Store>, prompt: &str, graders: &[String], dataset:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prompt_id_comes_from_the_eval_name() {
+        assert_eq!(
+            prompt_id_from("Arithmetic QA (v2)!").as_deref(),
+            Some("arithmetic-qa-v2")
+        );
+        assert_eq!(
+            prompt_id_from("  42 ways_to go ").as_deref(),
+            Some("ways_to-go")
+        );
+        assert_eq!(prompt_id_from("***"), None);
+        assert_eq!(prompt_id_from("123"), None);
+        let long = "a".repeat(80);
+        assert_eq!(prompt_id_from(&long).map(|id| id.len()), Some(50));
+        assert_eq!(
+            prompt_id_from(&format!("{} tail", "b".repeat(49))).as_deref(),
+            Some("b".repeat(49).as_str()),
+            "never ends with a dash"
+        );
+    }
+
+    #[test]
+    fn the_placeholder_template_names_the_item_properties_it_can() {
+        let eval = json!({"data_source_config": {"type": "custom", "item_schema": {
+            "type": "object", "properties": {"question": {}, "odd name": {}, "n_2": {}}}}});
+        let content = placeholder_content(&eval);
+        assert!(content.contains("question: {{question}}\n"), "{content}");
+        assert!(content.contains("n_2: {{n_2}}\n"), "{content}");
+        assert!(!content.contains("odd name"), "{content}");
+        let returned = json!({"data_source_config": {"type": "custom", "schema": {
+            "properties": {"item": {"properties": {"q": {}}}}}}});
+        assert_eq!(placeholder_content(&returned), "q: {{q}}\n");
+        assert!(placeholder_content(&json!({})).contains("replace this template"));
+    }
 
     #[test]
     fn criterion_names_become_grader_names() {

@@ -61,6 +61,83 @@ fn check_id(id: &str) -> Result<(), PromptError> {
     }
 }
 
+/// Every check `POST /api/prompts` makes before it writes; the variables the prompt declares
+/// (those its template uses when none are given).
+pub fn check(request: &CreatePrompt) -> Result<Vec<String>, PromptError> {
+    check_id(&request.id)?;
+    let invalid = |m: String| Err(PromptError::Invalid(m));
+    if request.description.len() > MAX_DESCRIPTION_BYTES {
+        return invalid(format!(
+            "description is {} bytes; the limit is {MAX_DESCRIPTION_BYTES}",
+            request.description.len()
+        ));
+    }
+    if request.content.trim().is_empty() {
+        return invalid("content must not be empty".to_owned());
+    }
+    if request.content.len() > MAX_CONTENT_BYTES {
+        return invalid(format!(
+            "content is {} bytes; the limit is {MAX_CONTENT_BYTES}",
+            request.content.len()
+        ));
+    }
+    let template = Template::parse(&request.content)?;
+    let used: Vec<String> = template.variables().to_vec();
+    let variables = match &request.variables {
+        None => used,
+        Some(declared) => {
+            let set: BTreeSet<&String> = declared.iter().collect();
+            if set.len() != declared.len() {
+                return invalid("variables lists a name twice".to_owned());
+            }
+            let undeclared: Vec<&String> = used.iter().filter(|v| !set.contains(v)).collect();
+            if !undeclared.is_empty() {
+                return invalid(format!(
+                    "the template uses undeclared variables: {}",
+                    undeclared
+                        .iter()
+                        .map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            if let Some(bad) = declared
+                .iter()
+                .find(|v| v.is_empty() || v.len() > 100 || v.contains(char::is_whitespace))
+            {
+                return invalid(format!(
+                    "variable {bad:?} must be 1 to 100 characters without spaces"
+                ));
+            }
+            declared.clone()
+        }
+    };
+    if variables.len() > MAX_DECLARED || request.failure_modes.len() > MAX_DECLARED {
+        return invalid(format!(
+            "at most {MAX_DECLARED} variables and {MAX_DECLARED} failure modes"
+        ));
+    }
+    let mut codes = BTreeSet::new();
+    for mode in &request.failure_modes {
+        if !valid_failure_mode_code(&mode.code) {
+            return invalid(format!(
+                "failure mode {:?} must be 1 to 50 of a-z, 0-9 and `_`, starting with a letter",
+                mode.code
+            ));
+        }
+        if !codes.insert(mode.code.as_str()) {
+            return invalid(format!("failure mode {:?} is listed twice", mode.code));
+        }
+        if mode.description.trim().is_empty() || mode.description.len() > 1024 {
+            return invalid(format!(
+                "the description of failure mode {:?} must be 1 to 1024 bytes",
+                mode.code
+            ));
+        }
+    }
+    Ok(variables)
+}
+
 impl PromptRegistry {
     /// Creates the prompt `request` describes, its version 1 active, written by `actor`.
     pub async fn create_prompt(
@@ -68,77 +145,7 @@ impl PromptRegistry {
         request: CreatePrompt,
         actor: &str,
     ) -> Result<PromptWithVersions, PromptError> {
-        check_id(&request.id)?;
-        let invalid = |m: String| Err(PromptError::Invalid(m));
-        if request.description.len() > MAX_DESCRIPTION_BYTES {
-            return invalid(format!(
-                "description is {} bytes; the limit is {MAX_DESCRIPTION_BYTES}",
-                request.description.len()
-            ));
-        }
-        if request.content.trim().is_empty() {
-            return invalid("content must not be empty".to_owned());
-        }
-        if request.content.len() > MAX_CONTENT_BYTES {
-            return invalid(format!(
-                "content is {} bytes; the limit is {MAX_CONTENT_BYTES}",
-                request.content.len()
-            ));
-        }
-        let template = Template::parse(&request.content)?;
-        let used: Vec<String> = template.variables().to_vec();
-        let variables = match request.variables {
-            None => used,
-            Some(declared) => {
-                let set: BTreeSet<&String> = declared.iter().collect();
-                if set.len() != declared.len() {
-                    return invalid("variables lists a name twice".to_owned());
-                }
-                let undeclared: Vec<&String> = used.iter().filter(|v| !set.contains(v)).collect();
-                if !undeclared.is_empty() {
-                    return invalid(format!(
-                        "the template uses undeclared variables: {}",
-                        undeclared
-                            .iter()
-                            .map(|v| v.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
-                if let Some(bad) = declared
-                    .iter()
-                    .find(|v| v.is_empty() || v.len() > 100 || v.contains(char::is_whitespace))
-                {
-                    return invalid(format!(
-                        "variable {bad:?} must be 1 to 100 characters without spaces"
-                    ));
-                }
-                declared
-            }
-        };
-        if variables.len() > MAX_DECLARED || request.failure_modes.len() > MAX_DECLARED {
-            return invalid(format!(
-                "at most {MAX_DECLARED} variables and {MAX_DECLARED} failure modes"
-            ));
-        }
-        let mut codes = BTreeSet::new();
-        for mode in &request.failure_modes {
-            if !valid_failure_mode_code(&mode.code) {
-                return invalid(format!(
-                    "failure mode {:?} must be 1 to 50 of a-z, 0-9 and `_`, starting with a letter",
-                    mode.code
-                ));
-            }
-            if !codes.insert(mode.code.as_str()) {
-                return invalid(format!("failure mode {:?} is listed twice", mode.code));
-            }
-            if mode.description.trim().is_empty() || mode.description.len() > 1024 {
-                return invalid(format!(
-                    "the description of failure mode {:?} must be 1 to 1024 bytes",
-                    mode.code
-                ));
-            }
-        }
+        let variables = check(&request)?;
         let seed = PromptSeed {
             prompt: Prompt {
                 id: request.id.clone(),

@@ -22,7 +22,8 @@ use uuid::Uuid;
 
 use super::Result;
 use super::datasets::Split;
-use super::grading_jobs::{ChunkTotals, GradedRun, GradingJob};
+use super::grading_jobs::{ChunkTotals, GradedRun, GradingJob, JobListFilter};
+use crate::evals::cache::Sampling;
 
 /// What an evaluation evaluates, kept with the job (`grading_runs.spec`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -47,6 +48,9 @@ pub struct EvaluationSpec {
     /// Model calls the evaluation may make, when limited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call_budget: Option<i64>,
+    /// The task model's sampling parameters (none set: the model's defaults).
+    #[serde(default, skip_serializing_if = "Sampling::is_default")]
+    pub sampling: Sampling,
 }
 
 /// Where one position of an evaluation points.
@@ -214,11 +218,11 @@ pub trait EvaluationStore: Send + Sync {
     async fn create_evaluation(&self, new: NewEvaluation) -> Result<EvaluationJob>;
     /// One evaluation; `NotFound` (`Missing::Evaluation`) if absent or a grading run.
     async fn get_evaluation(&self, id: Uuid) -> Result<EvaluationJob>;
-    /// Up to `limit` evaluations, newest first; only the prompt's when `prompt_id` is given.
-    /// Grading runs are not listed.
+    /// Up to `limit` evaluations matching `filter`, newest first (`filter.kind` is ignored:
+    /// grading runs are never listed).
     async fn list_evaluations(
         &self,
-        prompt_id: Option<&str>,
+        filter: &JobListFilter,
         limit: u32,
     ) -> Result<Vec<EvaluationJob>>;
     /// The cached answers among `keys` (those absent are simply not answered).

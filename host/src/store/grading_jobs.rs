@@ -75,6 +75,40 @@ impl JobStatus {
     }
 }
 
+/// What a job of the `grading_runs` queue does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Grades recorded runs (`/api/grading-runs`).
+    Grading,
+    /// Evaluates versions on a dataset (`/api/evals`).
+    Evaluation,
+}
+
+impl JobKind {
+    /// The name stored in `grading_runs.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Grading => "grading",
+            JobKind::Evaluation => "evaluation",
+        }
+    }
+}
+
+/// Which jobs a list shows; every field present narrows it. Lists are newest first and
+/// keyset-paginated by id (ids are UUIDv7: id order is creation order on both backends).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobListFilter {
+    /// Only this prompt's jobs.
+    pub prompt_id: Option<String>,
+    /// Only jobs of this kind.
+    pub kind: Option<JobKind>,
+    /// Only jobs in this status.
+    pub status: Option<JobStatus>,
+    /// Only jobs created before this one (the last of the page before).
+    pub before: Option<Uuid>,
+}
+
 /// Which recorded runs of the prompt a job grades (every field narrows the selection). Kept
 /// with the job as given.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -283,10 +317,11 @@ pub trait GradingJobStore: Send + Sync {
     async fn create_grading_job(&self, new: NewGradingJob) -> Result<GradingJob>;
     /// One job; `NotFound` if absent.
     async fn get_grading_job(&self, id: Uuid) -> Result<GradingJob>;
-    /// Up to `limit` jobs, newest first; only the prompt's when `prompt_id` is given.
+    /// Up to `limit` jobs matching `filter`, newest first (grading runs and evaluations both,
+    /// unless `filter.kind` says which).
     async fn list_grading_jobs(
         &self,
-        prompt_id: Option<&str>,
+        filter: &JobListFilter,
         limit: u32,
     ) -> Result<Vec<GradingJob>>;
     /// Cancels a job: a queued one at once, a running one when its worker next commits (its

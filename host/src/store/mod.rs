@@ -109,8 +109,8 @@ pub use experiments::{
 };
 pub use graders::{GraderDefinition, GraderStore, NewGraderDefinition, PutOutcome};
 pub use grading_jobs::{
-    ChunkTotals, GradableRun, GradedRun, GraderVerdict, GradingJob, GradingJobStore, JobStatus,
-    NewGradingJob, RunSelection,
+    ChunkTotals, GradableRun, GradedRun, GraderVerdict, GradingJob, GradingJobStore, JobKind,
+    JobListFilter, JobStatus, NewGradingJob, RunSelection,
 };
 pub use optimizations::{
     NewOptimization, Optimization, OptimizationEnd, OptimizationStatus, OptimizationStore,

@@ -10,7 +10,8 @@ use uuid::Uuid;
 use super::{Backend, assert_not_found};
 use crate::store::{
     CachedAnswer, ChunkTotals, EvaluationChunk, EvaluationOutput, EvaluationSpec, GradedRun,
-    GraderVerdict, JobStatus, NewEvaluation, NewGradingJob, RunFilter, RunOrigin, RunSelection,
+    GraderVerdict, JobKind, JobListFilter, JobStatus, NewEvaluation, NewGradingJob, RunFilter,
+    RunOrigin, RunSelection,
 };
 
 conformance!(
@@ -22,6 +23,11 @@ conformance!(
 
 fn spec(versions: Vec<i64>) -> EvaluationSpec {
     EvaluationSpec {
+        sampling: crate::evals::cache::Sampling {
+            temperature: Some(0.25),
+            seed: Some(9),
+            ..Default::default()
+        },
         versions,
         dataset: "golden".into(),
         dataset_version: 1,
@@ -93,7 +99,12 @@ async fn evaluations_share_the_queue_and_are_told_apart(b: &Backend) {
 
 async fn evaluations_are_listed_newest_first_without_grading_runs(b: &Backend) {
     let store = &b.store;
-    assert!(store.list_evaluations(None, 10).await.unwrap().is_empty());
+    let all = JobListFilter::default();
+    let of = |prompt: &str| JobListFilter {
+        prompt_id: Some(prompt.into()),
+        ..JobListFilter::default()
+    };
+    assert!(store.list_evaluations(&all, 10).await.unwrap().is_empty());
     let first = store.create_evaluation(new(vec![1])).await.unwrap();
     store
         .create_grading_job(NewGradingJob {
@@ -117,26 +128,71 @@ async fn evaluations_are_listed_newest_first_without_grading_runs(b: &Backend) {
         jobs.into_iter().map(|e| e.job.id).collect()
     };
     assert_eq!(
-        ids(store.list_evaluations(None, 10).await.unwrap()),
+        ids(store.list_evaluations(&all, 10).await.unwrap()),
         [second.job.id, first.job.id],
         "newest first, the grading run left out"
     );
+    let grading_only = JobListFilter {
+        kind: Some(JobKind::Grading),
+        ..JobListFilter::default()
+    };
     assert_eq!(
-        store.list_evaluations(Some("planner"), 10).await.unwrap()[0],
+        ids(store.list_evaluations(&grading_only, 10).await.unwrap()),
+        [second.job.id, first.job.id],
+        "an evaluation list lists evaluations whatever kind is asked"
+    );
+    assert_eq!(
+        store.list_evaluations(&of("planner"), 10).await.unwrap()[0],
         second,
         "listed as read one by one"
     );
     assert_eq!(
-        ids(store.list_evaluations(Some("planner"), 1).await.unwrap()),
+        ids(store.list_evaluations(&of("planner"), 1).await.unwrap()),
         [second.job.id]
     );
     assert!(
         store
-            .list_evaluations(Some("ghost"), 10)
+            .list_evaluations(&of("ghost"), 10)
             .await
             .unwrap()
             .is_empty()
     );
+    // Keyset: the page after the newest holds the older one only.
+    let after_second = JobListFilter {
+        before: Some(second.job.id),
+        ..JobListFilter::default()
+    };
+    assert_eq!(
+        ids(store.list_evaluations(&after_second, 10).await.unwrap()),
+        [first.job.id]
+    );
+    // By status: a cancelled queued evaluation is final at once.
+    store.cancel_grading_job(first.job.id).await.unwrap();
+    let status = |status| JobListFilter {
+        status: Some(status),
+        ..JobListFilter::default()
+    };
+    assert_eq!(
+        ids(store
+            .list_evaluations(&status(JobStatus::Cancelled), 10)
+            .await
+            .unwrap()),
+        [first.job.id]
+    );
+    assert_eq!(
+        ids(store
+            .list_evaluations(&status(JobStatus::Queued), 10)
+            .await
+            .unwrap()),
+        [second.job.id]
+    );
+    let none = JobListFilter {
+        prompt_id: Some("planner".into()),
+        status: Some(JobStatus::Running),
+        before: Some(second.job.id),
+        kind: None,
+    };
+    assert!(store.list_evaluations(&none, 10).await.unwrap().is_empty());
 }
 
 async fn evaluation_of_unknown_prompt_or_version_is_not_found_and_writes_nothing(b: &Backend) {

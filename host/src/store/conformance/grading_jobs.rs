@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use super::{Backend, assert_not_found};
 use crate::store::{
-    ChunkTotals, GradedRun, GraderVerdict, JobStatus, NewGradingJob, RunSelection, Store,
+    ChunkTotals, GradedRun, GraderVerdict, JobKind, JobListFilter, JobStatus, NewGradingJob,
+    RunSelection, Store,
 };
 
 conformance!(
@@ -531,7 +532,17 @@ async fn auto_grading_queue_marks_runs_unless_an_outcome_arrived(b: &Backend) {
 
 async fn jobs_are_listed_newest_first_per_prompt_or_all(b: &Backend) {
     let store = b.store.as_ref();
-    assert!(store.list_grading_jobs(None, 10).await.unwrap().is_empty());
+    let of = |prompt: &str| JobListFilter {
+        prompt_id: Some(prompt.into()),
+        ..JobListFilter::default()
+    };
+    assert!(
+        store
+            .list_grading_jobs(&JobListFilter::default(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let first = store
         .create_grading_job(job(RunSelection::default()))
         .await
@@ -550,22 +561,65 @@ async fn jobs_are_listed_newest_first_per_prompt_or_all(b: &Backend) {
     let ids =
         |jobs: Vec<crate::store::GradingJob>| jobs.into_iter().map(|j| j.id).collect::<Vec<_>>();
     assert_eq!(
-        ids(store.list_grading_jobs(None, 10).await.unwrap()),
+        ids(store
+            .list_grading_jobs(&JobListFilter::default(), 10)
+            .await
+            .unwrap()),
         [third.id, second.id, first.id]
     );
     assert_eq!(
-        ids(store.list_grading_jobs(Some("planner"), 10).await.unwrap()),
+        ids(store.list_grading_jobs(&of("planner"), 10).await.unwrap()),
         [third.id, first.id]
     );
     assert_eq!(
-        ids(store.list_grading_jobs(None, 1).await.unwrap()),
+        ids(store
+            .list_grading_jobs(&JobListFilter::default(), 1)
+            .await
+            .unwrap()),
         [third.id]
     );
     assert!(
         store
-            .list_grading_jobs(Some("nobody"), 10)
+            .list_grading_jobs(&of("nobody"), 10)
             .await
             .unwrap()
             .is_empty()
+    );
+    let kind = |kind| JobListFilter {
+        kind: Some(kind),
+        ..JobListFilter::default()
+    };
+    assert_eq!(
+        ids(store
+            .list_grading_jobs(&kind(JobKind::Grading), 10)
+            .await
+            .unwrap()),
+        [third.id, second.id, first.id]
+    );
+    assert!(
+        store
+            .list_grading_jobs(&kind(JobKind::Evaluation), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no evaluation was created"
+    );
+    let after_third = JobListFilter {
+        before: Some(third.id),
+        ..of("planner")
+    };
+    assert_eq!(
+        ids(store.list_grading_jobs(&after_third, 10).await.unwrap()),
+        [first.id]
+    );
+    store.cancel_grading_job(second.id).await.unwrap();
+    let cancelled = JobListFilter {
+        status: Some(JobStatus::Cancelled),
+        kind: Some(JobKind::Grading),
+        ..JobListFilter::default()
+    };
+    assert_eq!(
+        ids(store.list_grading_jobs(&cancelled, 10).await.unwrap()),
+        [second.id]
     );
 }

@@ -14,13 +14,15 @@ use sqlx::types::Json;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
 use uuid::Uuid;
 
-use super::grading_jobs::{JOB_COLUMNS, JobRow, all_passed, insert_results, merged_results};
+use super::grading_jobs::{
+    JOB_COLUMNS, JobRow, all_passed, insert_results, job_list_sql, merged_results,
+};
 use super::{Backend, DbId, ensure_prompt, placeholder, values_list};
 use crate::store::evaluations::{
     CachedAnswer, EvaluationChunk, EvaluationJob, EvaluationSpec, EvaluationStore, NewEvaluation,
     StoredOutput, StoredVerdict,
 };
-use crate::store::{GradingJob, Missing, Result, StoreError, now};
+use crate::store::{GradingJob, JobKind, JobListFilter, Missing, Result, StoreError, now};
 
 /// An evaluation job's row: the queue's columns plus the evaluation's own.
 #[derive(FromRow)]
@@ -174,33 +176,22 @@ where
 
     async fn list_evaluations(
         &self,
-        prompt_id: Option<&str>,
+        filter: &JobListFilter,
         limit: u32,
     ) -> Result<Vec<EvaluationJob>> {
-        // Ids are UUIDv7: id order is creation order, the same on both backends.
-        let rows: Vec<EvaluationRow> = match prompt_id {
-            Some(prompt_id) => {
-                sqlx::query_as(&format!(
-                    "SELECT {} FROM grading_runs WHERE kind = 'evaluation' AND prompt_id = $1 \
-                     ORDER BY id DESC LIMIT $2",
-                    evaluation_columns()
-                ))
-                .bind(prompt_id)
-                .bind(i64::from(limit))
-                .fetch_all(self.pool())
-                .await?
-            }
-            None => {
-                sqlx::query_as(&format!(
-                    "SELECT {} FROM grading_runs WHERE kind = 'evaluation' \
-                     ORDER BY id DESC LIMIT $1",
-                    evaluation_columns()
-                ))
-                .bind(i64::from(limit))
-                .fetch_all(self.pool())
-                .await?
-            }
-        };
+        let sql = job_list_sql(&evaluation_columns(), filter, Some(JobKind::Evaluation));
+        let mut query = sqlx::query_as::<_, EvaluationRow>(&sql);
+        if let Some(prompt_id) = &filter.prompt_id {
+            query = query.bind(prompt_id.as_str());
+        }
+        query = query.bind(JobKind::Evaluation.as_str());
+        if let Some(status) = filter.status {
+            query = query.bind(status.as_str());
+        }
+        if let Some(before) = filter.before {
+            query = query.bind(DbId(before));
+        }
+        let rows: Vec<EvaluationRow> = query.bind(i64::from(limit)).fetch_all(self.pool()).await?;
         rows.into_iter().map(EvaluationJob::try_from).collect()
     }
 

@@ -20,8 +20,8 @@ use super::ab_totals::{ExposureStateRow, UnitOutcomeRow, UnitRunsRow, refresh_un
 use super::figures::{FigureDeltas, PRODUCTION, success_of};
 use super::{Backend, DbId, ensure_prompt, placeholder, values_list};
 use crate::store::grading_jobs::{
-    ChunkTotals, GradableRun, GradedRun, GradingJob, GradingJobStore, JobStatus, NewGradingJob,
-    RunSelection,
+    ChunkTotals, GradableRun, GradedRun, GradingJob, GradingJobStore, JobKind, JobListFilter,
+    JobStatus, NewGradingJob, RunSelection,
 };
 use crate::store::{Missing, Result, StoreError, now};
 
@@ -29,6 +29,37 @@ pub(crate) const JOB_COLUMNS: &str = "id, prompt_id, version, graders, filter, s
      processed_rows, passed_rows, failed_rows, error_rows, errors, token_budget, tokens_used, \
      error, cancel_requested, created_by, created_at, started_at, finished_at, claimed_by, \
      lease_until";
+
+/// The statement of a job list: `columns` of the jobs matching `filter` (of `kind` when given),
+/// newest first. Each condition present adds its placeholder, in the order prompt, kind,
+/// status, before, then the limit; callers bind in that order.
+pub(crate) fn job_list_sql(columns: &str, filter: &JobListFilter, kind: Option<JobKind>) -> String {
+    let mut conditions = Vec::new();
+    let mut next = 0;
+    let mut placeholder = || {
+        next += 1;
+        format!("${next}")
+    };
+    if filter.prompt_id.is_some() {
+        conditions.push(format!("prompt_id = {}", placeholder()));
+    }
+    if kind.is_some() {
+        conditions.push(format!("kind = {}", placeholder()));
+    }
+    if filter.status.is_some() {
+        conditions.push(format!("status = {}", placeholder()));
+    }
+    if filter.before.is_some() {
+        conditions.push(format!("id < {}", placeholder()));
+    }
+    let limit = placeholder();
+    let filter_sql = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    format!("SELECT {columns} FROM grading_runs {filter_sql} ORDER BY id DESC LIMIT {limit}")
+}
 
 /// The columns of a run graders need, as `d`, plus the previous attempt of the same task and
 /// prompt (`previous_*`).
@@ -344,30 +375,24 @@ where
 
     async fn list_grading_jobs(
         &self,
-        prompt_id: Option<&str>,
+        filter: &JobListFilter,
         limit: u32,
     ) -> Result<Vec<GradingJob>> {
-        // Ids are UUIDv7: id order is creation order, the same on both backends.
-        let rows: Vec<JobRow> = match prompt_id {
-            Some(prompt_id) => {
-                sqlx::query_as(&format!(
-                    "SELECT {JOB_COLUMNS} FROM grading_runs WHERE prompt_id = $1 \
-                     ORDER BY id DESC LIMIT $2"
-                ))
-                .bind(prompt_id)
-                .bind(i64::from(limit))
-                .fetch_all(self.pool())
-                .await?
-            }
-            None => {
-                sqlx::query_as(&format!(
-                    "SELECT {JOB_COLUMNS} FROM grading_runs ORDER BY id DESC LIMIT $1"
-                ))
-                .bind(i64::from(limit))
-                .fetch_all(self.pool())
-                .await?
-            }
-        };
+        let sql = job_list_sql(JOB_COLUMNS, filter, filter.kind);
+        let mut query = sqlx::query_as::<_, JobRow>(&sql);
+        if let Some(prompt_id) = &filter.prompt_id {
+            query = query.bind(prompt_id.as_str());
+        }
+        if let Some(kind) = filter.kind {
+            query = query.bind(kind.as_str());
+        }
+        if let Some(status) = filter.status {
+            query = query.bind(status.as_str());
+        }
+        if let Some(before) = filter.before {
+            query = query.bind(DbId(before));
+        }
+        let rows: Vec<JobRow> = query.bind(i64::from(limit)).fetch_all(self.pool()).await?;
         rows.into_iter().map(GradingJob::try_from).collect()
     }
 

@@ -23,7 +23,7 @@ use crate::config::Role;
 use crate::evals::request::{EvalRequest, MAX_REPEAT, queue_evaluation};
 use crate::evals::results::{Bounds, EvalResults, PairFigures};
 use crate::evals::view::{EvaluationView, load};
-use crate::store::{EvaluationJob, Split};
+use crate::store::{EvaluationJob, JobListFilter, Split};
 use crate::web::error::WebError;
 use crate::web::layout::{self, Section, percent, short_id, when};
 use crate::web::session::Viewer;
@@ -53,7 +53,11 @@ pub async fn list(
         .map(str::trim)
         .filter(|p| !p.is_empty());
     let prompts = state.registry.list().await?;
-    let evaluations = state.store.list_evaluations(prompt, LISTED).await?;
+    let filter = JobListFilter {
+        prompt_id: prompt.map(str::to_owned),
+        ..JobListFilter::default()
+    };
+    let evaluations = state.store.list_evaluations(&filter, LISTED).await?;
     let running = evaluations.iter().any(|e| !e.job.status.is_final());
     let start = match prompt {
         Some(prompt) if viewer.can(Role::Admin) => Some(start_form(&state, prompt).await?),

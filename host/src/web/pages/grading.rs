@@ -13,7 +13,7 @@ use super::optimization_on;
 use crate::api::AppState;
 use crate::api::extract::PathParams;
 use crate::config::Role;
-use crate::store::GradingJob;
+use crate::store::{GradingJob, JobKind, JobListFilter};
 use crate::web::error::WebError;
 use crate::web::layout::{self, Section, short_id, when};
 use crate::web::session::Viewer;
@@ -24,7 +24,12 @@ const LISTED: u32 = 100;
 /// `GET /grading-runs`.
 pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Html<String>, WebError> {
     optimization_on(&state)?;
-    let jobs = state.store.list_grading_jobs(None, LISTED).await?;
+    // Evaluations have their own page; this one lists grading runs only.
+    let only_grading = JobListFilter {
+        kind: Some(JobKind::Grading),
+        ..JobListFilter::default()
+    };
+    let jobs = state.store.list_grading_jobs(&only_grading, LISTED).await?;
     let running = jobs.iter().any(|j| !j.status.is_final());
     let body = html! {
         h1 { "Grading runs" }

@@ -21,7 +21,7 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Html<
     let running = if state.settings.enable_prompt_optimization {
         state
             .store
-            .list_grading_jobs(None, RECENT_JOBS)
+            .list_grading_jobs(&crate::store::JobListFilter::default(), RECENT_JOBS)
             .await?
             .into_iter()
             .filter(|job| !job.status.is_final())
