@@ -441,7 +441,8 @@ def fill_library():
 
     stdlib_dir = os.path.dirname(os.path.dirname(json.__file__))
     package_dirs = [p for p in sys.path if os.path.isfile(os.path.join(p, PACKAGES_MARKER))]
-    library.build(stdlib_dir, package_dirs)
+    standins_dir = os.path.join(os.path.dirname(library.__file__), "standins")
+    library.build(standins_dir, stdlib_dir, package_dirs)
 
 
 def seal():
