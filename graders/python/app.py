@@ -466,12 +466,30 @@ def seal():
     os.getcwdb = lambda: b"/"
     builtins.open = _no_files
     library.install()
+    _seed_without_the_os()
     # rapidfuzz's native code is not bundled; this makes it pick its pure-Python code at once
     # rather than after failed imports.
     os.environ["RAPIDFUZZ_IMPLEMENTATION"] = "python"
     sys.addaudithook(_audit)
     sys.stdout = sys.stderr = PRINTED
     _SEALED_BUILTINS.update(vars(builtins))
+
+
+def _seed_without_the_os():
+    """`random.Random()` and `seed()` without an argument read the OS's entropy, a WASI call the
+    sandbox stubs (it traps); packages make such generators at import (sympy). They are seeded
+    from the module's generator instead, itself seeded at build time: deterministic, like
+    `random.random()`. `os.urandom` and `random.SystemRandom` still trap."""
+    import random
+
+    seed = random.Random.seed
+
+    def seed_without_the_os(self, a=None, version=2):
+        if a is None:
+            a = random._inst.getrandbits(128)
+        seed(self, a, version)
+
+    random.Random.seed = seed_without_the_os
 
 
 def _audit(event, args):

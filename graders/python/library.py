@@ -20,7 +20,8 @@ that dict. At grading time `SandboxFinder`, the only finder on `sys.meta_path`, 
 
 Data files of the bundled packages (jsonschema's metaschemas) are kept too and served through
 `importlib.resources.files()` and `loader.get_data()`. A few lines of package source are
-rewritten while compiling (`PATCHES`: rouge-score's numpy import), each checked to still match.
+rewritten while compiling (`PATCHES`: rouge-score's numpy import, sympy's ctypes import),
+each checked to still match.
 
 This module owns that archive and the finder; `app.py` owns grading.
 """
@@ -40,6 +41,12 @@ PATCHES = {
     # (BootstrapAggregator) fails when called, naming numpy. Only rouge-score sees the subset.
     "rouge_score/rouge_scorer.py": [("import numpy as np", "import _flywheel_rouge_numpy as np")],
     "rouge_score/scoring.py": [("import numpy as np", "import _flywheel_rouge_numpy as np")],
+    # sympy reads the size of a C long from ctypes (left out: it calls native code) for one
+    # constant; a C long is 4 bytes on wasm32.
+    "sympy/external/gmpy.py": [(
+        "from ctypes import c_long, sizeof",
+        "c_long = None\ndef sizeof(_): return 4  # a C long on wasm32 (ctypes is left out)",
+    )],
 }
 
 #: Standard-library modules refused on purpose, with the reason the error gives. Modules that
