@@ -24,6 +24,7 @@ import builtins
 import io
 import json
 import math
+import os
 import sys
 
 # Imported here so the interpreter snapshot built by componentize-py already holds them: a
@@ -415,6 +416,12 @@ def restore_shared_state():
 
 
 def session_for(config):
+    # A home directory, like the working directory: `os.path.expanduser("~")` needs one, and
+    # nltk's downloader looks for its data directory under it at import (the directory never
+    # exists: nltk's data is absent, so what needs it raises nltk's LookupError). Set per call:
+    # the environment of the snapshot is replaced by the (empty) one of the instance.
+    if "HOME" not in os.environ:
+        os.environ["HOME"] = "/"
     try:
         return Session(program_for(config))
     except ConfigError as e:
@@ -464,6 +471,7 @@ def seal():
     # (deepdiff), which needs the working directory, and "/" reveals nothing.
     os.getcwd = lambda: "/"
     os.getcwdb = lambda: b"/"
+
     builtins.open = _no_files
     library.install()
     _seed_without_the_os()
