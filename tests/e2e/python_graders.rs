@@ -920,7 +920,7 @@ def grade(sample, item) -> float:
 #[tokio::test]
 async fn the_bundled_packages_work_as_grader_code_uses_them() {
     let Some(py) = python().await else { return };
-    let cases: [(&str, &str, f64); 10] = [
+    let cases: [(&str, &str, f64); 11] = [
         (
             "rapidfuzz",
             "from rapidfuzz import fuzz, process\ndef grade(sample, item):\n    best = process.extractOne('appel', ['apple', 'pear'])[0]\n    return fuzz.ratio(sample['output_text'], item['reference']) / 100 if best == 'apple' else -1.0\n",
@@ -963,6 +963,13 @@ async fn the_bundled_packages_work_as_grader_code_uses_them() {
             // CPython with nltk 3.9.1: "this is a test!" against "this is a test" (three of
             // four words match; method1 smoothing).
             0.3976353643835253,
+        ),
+        (
+            // The rest of nltk that needs no downloaded data works; what needs data (punkt)
+            // raises nltk's LookupError, as on a host without `nltk.download()`.
+            "nltk (no data)",
+            "import nltk\nfrom nltk.metrics.distance import edit_distance\nfrom nltk.util import ngrams\nfrom nltk.tokenize import TreebankWordTokenizer\ndef grade(sample, item):\n    toks = TreebankWordTokenizer().tokenize(\"Hello, world! Isn't it?\")\n    assert toks == ['Hello', ',', 'world', '!', 'Is', \"n't\", 'it', '?'], toks\n    assert edit_distance('kitten', 'sitting') == 3 and nltk.edit_distance('a', 'b') == 1\n    assert list(ngrams([1, 2, 3], 2)) == [(1, 2), (2, 3)]\n    try:\n        nltk.word_tokenize('Hello there. Bye.')\n    except LookupError:\n        return 1.0\n    return 0.5\n",
+            1.0,
         ),
         (
             "rouge_score",
