@@ -16,8 +16,8 @@ use std::os::unix::fs::MetadataExt;
 
 use flywheel::graders::cache::CompileCache;
 use flywheel::graders::component::{self, GraderSource, sha256_hex};
-use flywheel::graders::{GraderRuntime, Limits, RuntimeOptions};
 use flywheel::graders::{Definition, Registry, RegistryOptions};
+use flywheel::graders::{GraderRuntime, Limits, RuntimeOptions};
 
 use crate::graders_support::{cache_dir, load_bytes, runtime};
 
@@ -120,7 +120,12 @@ async fn grade_in(
     item: serde_json::Value,
 ) -> Outcome {
     grader
-        .grade(runtime, &config(source), &sample.to_string(), &item.to_string())
+        .grade(
+            runtime,
+            &config(source),
+            &sample.to_string(),
+            &item.to_string(),
+        )
         .await
 }
 
@@ -530,7 +535,8 @@ async fn hostile_sources_are_contained_and_good_graders_keep_working() {
         text.contains("NoDatabase: the grader sandbox has no files to open a database in"),
         "{text}"
     );
-    let text = errored(&run("import _posixsubprocess\ndef grade(sample, item):\n    return 1.0\n").await);
+    let text =
+        errored(&run("import _posixsubprocess\ndef grade(sample, item):\n    return 1.0\n").await);
     assert!(
         text.contains("ModuleNotFoundError") && text.contains("starts processes"),
         "{text}"
@@ -926,7 +932,13 @@ async fn every_standard_library_module_imports_or_is_left_out_as_listed() {
     // What reaches the OS stays refused, with the reason; `socket`, `subprocess` and `sqlite3`
     // are stand-ins that import and raise when called (tested in
     // `hostile_sources_are_contained_and_good_graders_keep_working`).
-    for name in ["_posixsubprocess", "_socket", "_sqlite3", "ssl", "multiprocessing"] {
+    for name in [
+        "_posixsubprocess",
+        "_socket",
+        "_sqlite3",
+        "ssl",
+        "multiprocessing",
+    ] {
         let row = rows.iter().find(|r| r.0 == name).expect("listed");
         assert_eq!(row.1, "left-out", "{name}");
     }
@@ -1107,7 +1119,10 @@ async fn the_bundled_text_packages_match_cpython_on_the_reference_corpus() {
         .join("../graders/python/reference/corpus.json");
     let corpus: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("corpus.json")).expect("json");
-    assert_eq!(corpus["versions"]["nltk"], "3.9.1", "regenerate for the pinned versions");
+    assert_eq!(
+        corpus["versions"]["nltk"], "3.9.1",
+        "regenerate for the pinned versions"
+    );
     let source = r#"
 import math
 from nltk.stem.porter import PorterStemmer
