@@ -471,7 +471,6 @@ def seal():
     # (deepdiff), which needs the working directory, and "/" reveals nothing.
     os.getcwd = lambda: "/"
     os.getcwdb = lambda: b"/"
-
     builtins.open = _no_files
     library.install()
     _seed_without_the_os()

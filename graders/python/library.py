@@ -50,7 +50,7 @@ PATCHES = {
 }
 
 #: Standard-library modules refused on purpose, with the reason the error gives. Modules that
-#: import one of them (asyncio imports subprocess…) fail with the same error, naming the dependency.
+#: import one of them (asyncio imports selectors…) fail with the same error, naming the dependency.
 LEFT_OUT = {
     "multiprocessing": "it starts processes",
     "_posixsubprocess": "it starts processes (`subprocess` is a stand-in whose calls raise NoProcesses)",
