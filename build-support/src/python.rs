@@ -26,6 +26,9 @@ pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 /// Where the grader's Python module lives, relative to the workspace.
 pub const PYTHON_GRADER_DIR: &str = "graders/python";
 
+/// The stand-in modules (`socket`, `subprocess`, …) of the grader, under its directory.
+const STANDINS_DIR: &str = "standins";
+
 /// The module componentize-py wraps (`graders/python/app.py`).
 const APP_MODULE: &str = "app";
 
@@ -171,10 +174,15 @@ fn remove_stale_outputs(work_dir: &Path, keep: &Path) {
     }
 }
 
-/// The `.py` files of the app, its pinned packages and the `.wit` files of the contract, sorted.
+/// The `.py` files of the app and of its stand-in modules (`standins/`), its pinned packages and
+/// the `.wit` files of the contract, sorted.
 fn input_files(app_dir: &Path, wit_dir: &Path) -> Result<Vec<PathBuf>, PythonUnavailable> {
     let mut all = Vec::new();
-    for dir in [app_dir, wit_dir] {
+    let standins = app_dir.join(STANDINS_DIR);
+    for dir in [app_dir, &standins, wit_dir] {
+        if dir == standins && !dir.is_dir() {
+            continue;
+        }
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| PythonUnavailable(format!("cannot read {}: {e}", dir.display())))?
             .filter_map(|e| e.ok().map(|e| e.path()))

@@ -24,6 +24,7 @@ import builtins
 import io
 import json
 import math
+import os
 import sys
 
 # Imported here so the interpreter snapshot built by componentize-py already holds them: a
@@ -415,6 +416,12 @@ def restore_shared_state():
 
 
 def session_for(config):
+    # A home directory, like the working directory: `os.path.expanduser("~")` needs one, and
+    # nltk's downloader looks for its data directory under it at import (the directory never
+    # exists: nltk's data is absent, so what needs it raises nltk's LookupError). Set per call:
+    # the environment of the snapshot is replaced by the (empty) one of the instance.
+    if "HOME" not in os.environ:
+        os.environ["HOME"] = "/"
     try:
         return Session(program_for(config))
     except ConfigError as e:
@@ -441,7 +448,8 @@ def fill_library():
 
     stdlib_dir = os.path.dirname(os.path.dirname(json.__file__))
     package_dirs = [p for p in sys.path if os.path.isfile(os.path.join(p, PACKAGES_MARKER))]
-    library.build(stdlib_dir, package_dirs)
+    standins_dir = os.path.join(os.path.dirname(library.__file__), "standins")
+    library.build(standins_dir, stdlib_dir, package_dirs)
 
 
 def seal():
@@ -465,12 +473,30 @@ def seal():
     os.getcwdb = lambda: b"/"
     builtins.open = _no_files
     library.install()
+    _seed_without_the_os()
     # rapidfuzz's native code is not bundled; this makes it pick its pure-Python code at once
     # rather than after failed imports.
     os.environ["RAPIDFUZZ_IMPLEMENTATION"] = "python"
     sys.addaudithook(_audit)
     sys.stdout = sys.stderr = PRINTED
     _SEALED_BUILTINS.update(vars(builtins))
+
+
+def _seed_without_the_os():
+    """`random.Random()` and `seed()` without an argument read the OS's entropy, a WASI call the
+    sandbox stubs (it traps); packages make such generators at import (sympy). They are seeded
+    from the module's generator instead, itself seeded at build time: deterministic, like
+    `random.random()`. `os.urandom` and `random.SystemRandom` still trap."""
+    import random
+
+    seed = random.Random.seed
+
+    def seed_without_the_os(self, a=None, version=2):
+        if a is None:
+            a = random._inst.getrandbits(128)
+        seed(self, a, version)
+
+    random.Random.seed = seed_without_the_os
 
 
 def _audit(event, args):

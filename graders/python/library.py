@@ -7,17 +7,21 @@ packages are still readable as files), `build()` reads every module's source, co
 keeps its marshalled, zlib-compressed code object in a dict; the interpreter snapshot then holds
 that dict. At grading time `SandboxFinder`, the only finder on `sys.meta_path`, serves imports:
 
-- `socket` is a stand-in whose every call raises `NoNetwork` (see `SocketStandInLoader`);
 - a module in `LEFT_OUT` (it would reach the OS: processes, sockets, files through C code) is
   refused with a `ModuleNotFoundError` saying why;
 - an extension module compiled into the interpreter is loaded as usual (`BuiltinImporter`);
 - a module of the archive is decompressed and unmarshalled (tens of microseconds for a small
-  module; nothing is compiled at grading time);
+  module; nothing is compiled at grading time): the standard library, the bundled packages and
+  the stand-ins of `standins/` (`socket`, `subprocess`, `sqlite3`, `regex`), which shadow the
+  modules of the same name and import but raise a PermissionError when called;
+- a finder a package added to `sys.meta_path` at grading time (six's `six.moves`) is asked;
 - anything else is refused with a `ModuleNotFoundError` that names the module and, for a
   package of OpenAI's grader image that is not bundled, says why and points at the docs' table.
 
 Data files of the bundled packages (jsonschema's metaschemas) are kept too and served through
-`importlib.resources.files()` and `loader.get_data()`.
+`importlib.resources.files()` and `loader.get_data()`. A few lines of package source are
+rewritten while compiling (`PATCHES`: rouge-score's numpy import, sympy's ctypes import),
+each checked to still match.
 
 This module owns that archive and the finder; `app.py` owns grading.
 """
@@ -29,12 +33,27 @@ import zlib
 from importlib.machinery import BuiltinImporter, ModuleSpec
 from importlib.resources.abc import Traversable
 
+#: Source rewrites applied while compiling the bundled packages: file -> [(old, new)]. Each
+#: `old` must occur in the file, so a version change that moves it fails the build instead of
+#: silently dropping the rewrite.
+PATCHES = {
+    # rouge-score imports numpy at module level but needs only `np.argmax` for scoring; the rest
+    # (BootstrapAggregator) fails when called, naming numpy. Only rouge-score sees the subset.
+    "rouge_score/rouge_scorer.py": [("import numpy as np", "import _flywheel_rouge_numpy as np")],
+    "rouge_score/scoring.py": [("import numpy as np", "import _flywheel_rouge_numpy as np")],
+    # sympy reads the size of a C long from ctypes (left out: it calls native code) for one
+    # constant; a C long is 4 bytes on wasm32.
+    "sympy/external/gmpy.py": [(
+        "from ctypes import c_long, sizeof",
+        "c_long = None\ndef sizeof(_): return 4  # a C long on wasm32 (ctypes is left out)",
+    )],
+}
+
 #: Standard-library modules refused on purpose, with the reason the error gives. Modules that
-#: import one of them (asyncio imports subprocess…) fail with the same error, naming the dependency.
+#: import one of them (asyncio imports selectors…) fail with the same error, naming the dependency.
 LEFT_OUT = {
-    "subprocess": "it starts processes",
     "multiprocessing": "it starts processes",
-    "_posixsubprocess": "it starts processes",
+    "_posixsubprocess": "it starts processes (`subprocess` is a stand-in whose calls raise NoProcesses)",
     "pty": "it starts processes",
     "_socket": "it opens network connections (`socket` is a stand-in whose calls raise NoNetwork)",
     "ssl": "it opens network connections",
@@ -42,8 +61,7 @@ LEFT_OUT = {
     "select": "it waits on OS file descriptors",
     "selectors": "it waits on OS file descriptors",
     "mmap": "it maps OS files",
-    "sqlite3": "it opens database files through the OS",
-    "_sqlite3": "it opens database files through the OS",
+    "_sqlite3": "it opens database files through the OS (`sqlite3` is a stand-in whose `connect` raises)",
     "dbm": "it keeps databases in OS files",
     "shelve": "it keeps databases in OS files",
     "webbrowser": "it starts a browser",
@@ -69,11 +87,6 @@ NOT_BUNDLED = {
     "rdkit": "native code with no WASI build",
     "skbio": "scikit-bio is native code with no WASI build",
     "ast_grep_py": "native (Rust) code with no WASI build",
-    "nltk": "its package imports subprocess and needs the `regex` C extension",
-    "rouge_score": "it needs numpy and nltk",
-    "sympy": "too large for the grader's 64 MiB memory (about 40 MB with mpmath)",
-    "mpmath": "bundled only with sympy, which is too large",
-    "regex": "native code with no WASI build",
 }
 
 #: Standard-library extension modules of other platforms.
@@ -91,7 +104,8 @@ _DATA = {}
 
 #: Directories of the standard library that are never read (tests, GUI, installers).
 _SKIPPED_DIRS = {"site-packages", "test", "tests", "idle_test", "__pycache__", "turtledemo",
-                 "idlelib", "tkinter", "ensurepip", "venv", "config-3.14-wasm32-wasi"}
+                 "idlelib", "tkinter", "ensurepip", "venv", "config-3.14-wasm32-wasi",
+                 "benchmarks"}
 
 
 def _module_name(relative):
@@ -116,6 +130,8 @@ def _add_tree(root, prefix, keep_data):
                     continue
                 with open(path, "rb") as f:
                     source = f.read()
+                if prefix == "<packages>/":
+                    source = _patched(relative, source)
                 origin = prefix + relative
                 try:
                     code = compile(source, origin, "exec", dont_inherit=True)
@@ -127,9 +143,20 @@ def _add_tree(root, prefix, keep_data):
                     _DATA[relative] = f.read()
 
 
-def build(stdlib_dir, package_dirs):
+def _patched(relative, source):
+    for old, new in PATCHES.get(relative, ()):
+        if old.encode() not in source:
+            raise RuntimeError("library.PATCHES: %r no longer contains %r" % (relative, old))
+        source = source.replace(old.encode(), new.encode())
+    return source
+
+
+def build(standins_dir, stdlib_dir, package_dirs):
     """Fills the archive; called once, while componentize-py pre-initialises the interpreter."""
-    # Packages first: a bundled `typing_extensions` must not be shadowed by a stdlib name.
+    # The stand-ins first, so they shadow the standard library's `socket`, `subprocess` and
+    # `sqlite3`; then the packages: a bundled `typing_extensions` must not be shadowed by a
+    # stdlib name.
+    _add_tree(standins_dir, "<sandbox>/", keep_data=False)
     for directory in package_dirs:
         _add_tree(directory, "<packages>/", keep_data=True)
     _add_tree(stdlib_dir, "<stdlib>/", keep_data=False)
@@ -251,55 +278,6 @@ def refusal(name):
     return None
 
 
-class NoNetwork(PermissionError):
-    """Raised by every call of the stand-in `socket` module: the sandbox has no network."""
-
-
-def _no_network(*args, **kwargs):
-    raise NoNetwork("the grader sandbox has no network")
-
-
-class _NoSocket:
-    """`socket.socket` of the stand-in: constructing one raises NoNetwork."""
-
-    def __init__(self, *args, **kwargs):
-        _no_network()
-
-
-def _socket_getattr(name):
-    if name.startswith("__"):
-        raise AttributeError(name)
-    if name.isupper():
-        return 0  # AF_INET, SOCK_STREAM…: only ever passed to calls that raise
-    return _no_network
-
-
-class SocketStandInLoader:
-    """`socket` for the sandbox. Much of the standard library imports `socket` at module level
-    but uses it only in functions (`email.utils`, `http.client`, `urllib.request`, which
-    jsonschema imports); the stand-in lets those import, and every call raises NoNetwork."""
-
-    @staticmethod
-    def create_module(spec):
-        return None
-
-    @staticmethod
-    def exec_module(module):
-        herror = type("herror", (OSError,), {"__module__": "socket"})
-        module.__dict__.update(
-            error=OSError,
-            herror=herror,
-            gaierror=type("gaierror", (OSError,), {"__module__": "socket"}),
-            timeout=TimeoutError,
-            NoNetwork=NoNetwork,
-            socket=_NoSocket,
-            SocketType=_NoSocket,
-            _GLOBAL_DEFAULT_TIMEOUT=object(),
-            has_ipv6=False,
-            __getattr__=_socket_getattr,
-        )
-
-
 class SandboxFinder:
     """The only entry of `sys.meta_path` once sealed: see the module docs."""
 
@@ -308,8 +286,6 @@ class SandboxFinder:
         error = refusal(name)
         if error is not None:
             raise error
-        if name == "socket":
-            return ModuleSpec(name, SocketStandInLoader, origin="<sandbox>")
         if name in sys.builtin_module_names:
             return BuiltinImporter.find_spec(name)
         entry = _MODULES.get(name)
@@ -319,6 +295,14 @@ class SandboxFinder:
             # Sets `__file__` (some packages derive names from it); reading it fails like any file.
             spec.has_location = True
             return spec
+        for finder in sys.meta_path:
+            # Finders a package added at grading time (six's importer of `six.moves`).
+            if finder is SandboxFinder:
+                continue
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None:
+                return spec
         top = name.split(".", 1)[0]
         if top in OTHER_PLATFORMS:
             why = "it exists on %s only" % OTHER_PLATFORMS[top]
