@@ -5,7 +5,7 @@
 mod common;
 
 use common::{fails, flywheel, ok};
-use flywheel::store::{RunFilter, RunOrigin, open_store};
+use flywheel::store::{JobKind, JobListFilter, RunFilter, RunOrigin, open_store};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_runs_the_whole_loop_and_leaves_its_data() {
@@ -54,7 +54,7 @@ async fn the_demo_runs_the_whole_loop_and_leaves_its_data() {
 
     // The evaluation of v1 against v2 completed on the dataset's validation rows.
     let evals = store
-        .list_evaluations(Some("planner"), 10)
+        .list_evaluations(&planner_jobs(None), 10)
         .await
         .expect("evaluations");
     assert_eq!(evals.len(), 1);
@@ -110,13 +110,22 @@ async fn the_demo_runs_the_whole_loop_and_leaves_its_data() {
         .count();
     assert!(coded > 0, "no run coded wrong_files by the reviewer");
     let jobs = store
-        .list_grading_jobs(Some("planner"), 10)
+        .list_grading_jobs(&planner_jobs(Some(JobKind::Grading)), 10)
         .await
         .expect("jobs");
     assert!(
         jobs.iter().any(|j| j.status.as_str() == "completed"),
         "{jobs:?}"
     );
+}
+
+/// The planner's jobs of `kind` (all kinds when `None`).
+fn planner_jobs(kind: Option<JobKind>) -> JobListFilter {
+    JobListFilter {
+        prompt_id: Some("planner".into()),
+        kind,
+        ..JobListFilter::default()
+    }
 }
 
 #[test]

@@ -336,6 +336,7 @@ pub(crate) async fn score_candidate(
             model: engine.model.map(str::to_owned),
             repeat: 1,
             call_budget: None,
+            sampling: Sampling::default(),
         },
         templates: vec![template],
         rows,
