@@ -52,6 +52,7 @@ pub struct ListQuery {
     pub prompt_id: Option<String>,
     /// Only grading runs (`grading`) or only evaluations (`evaluation`) [default: both].
     #[serde(default)]
+    #[param(inline)]
     pub kind: Option<JobKind>,
     /// How many, 1 to 500 [default: 50].
     #[serde(default)]

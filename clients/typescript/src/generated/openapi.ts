@@ -88,7 +88,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * The evaluations, newest first, a page at a time (keyset by id: evaluations started meanwhile
+         *     never shift a page still to come), of one prompt or of all, in one status or in any.
+         */
+        get: operations["listEvaluations"];
         put?: never;
         /**
          * Start an evaluation: every version asked for is rendered for every row of the dataset
@@ -243,7 +247,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The newest grading runs, of one prompt or of all. */
+        /**
+         * The newest jobs of the grading-run queue, of one prompt or of all; `kind` keeps grading runs
+         *     or evaluations only (evaluations are listed with their results by `GET /api/evals`).
+         */
         get: operations["list"];
         put?: never;
         /**
@@ -1498,6 +1505,7 @@ export interface components {
              * @description Answers sampled per row and version (1 to 20) [default: 1].
              */
             repeat?: number | null;
+            sampling?: null | components["schemas"]["Sampling"];
             split?: null | components["schemas"]["Split"];
             /**
              * Format: int64
@@ -1514,6 +1522,79 @@ export interface components {
             pairs: components["schemas"]["PairFigures"][];
             /** @description Per version, in the order asked. */
             versions: components["schemas"]["VersionFigures"][];
+        };
+        /**
+         * @description An evaluation in a list (`GET /api/evals`): the request, progress and counters, without
+         *     the results (read them with `GET /api/evals/{id}`).
+         */
+        EvaluationSummary: {
+            /**
+             * Format: int64
+             * @description Answers taken from the cache (no model call).
+             */
+            cachedAnswers: number;
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            createdAt: string;
+            /** @description Who created it. */
+            createdBy?: string | null;
+            /** @description The dataset. */
+            dataset: string;
+            /**
+             * Format: int64
+             * @description The dataset version.
+             */
+            datasetVersion: number;
+            /** @description Why it failed, when it did. */
+            error?: string | null;
+            /**
+             * Format: date-time
+             * @description When it reached a final status.
+             */
+            finishedAt?: string | null;
+            /**
+             * Format: uuid
+             * @description Its id.
+             */
+            id: string;
+            /** @description The task model asked for (the endpoint's default when absent). */
+            model?: string | null;
+            /**
+             * Format: int64
+             * @description Task-model calls made.
+             */
+            modelCalls: number;
+            /**
+             * Format: int64
+             * @description Positions committed.
+             */
+            processed: number;
+            /** @description The prompt. */
+            promptId: string;
+            /**
+             * Format: int64
+             * @description Answers per row and version.
+             */
+            repeat: number;
+            /** @description The task model's sampling parameters (empty: the model's defaults). */
+            sampling: components["schemas"]["Sampling"];
+            split?: null | components["schemas"]["Split"];
+            /** @description Where it is. */
+            status: components["schemas"]["JobStatus"];
+            /**
+             * Format: int64
+             * @description Model tokens spent (task model and model graders).
+             */
+            tokensUsed: number;
+            /**
+             * Format: int64
+             * @description Positions in all (versions × rows × repeat).
+             */
+            total: number;
+            /** @description The versions compared. */
+            versions: number[];
         };
         /** @description An evaluation as the API shows it. */
         EvaluationView: {
@@ -1583,6 +1664,8 @@ export interface components {
              * @description Dataset rows per version.
              */
             rows: number;
+            /** @description The task model's sampling parameters (empty: the model's defaults). */
+            sampling: components["schemas"]["Sampling"];
             split?: null | components["schemas"]["Split"];
             /**
              * Format: date-time
@@ -1608,6 +1691,13 @@ export interface components {
             total: number;
             /** @description The versions compared. */
             versions: number[];
+        };
+        /** @description A page of evaluations, newest first. */
+        EvaluationsPage: {
+            /** @description The evaluations (without their results). */
+            items: components["schemas"]["EvaluationSummary"][];
+            /** @description Pass as `cursor` for the next page; null on the last page. */
+            nextCursor?: string | null;
         };
         /**
          * @description The formats an export writes.
@@ -2099,10 +2189,24 @@ export interface components {
             eval: Record<string, unknown>;
             /** @description The text of the items JSONL file. */
             items: string;
+            /**
+             * @description Create the prompt (it must not exist yet): id `promptId`, else from the eval's name;
+             *     its description names the eval; its first version, active, is `promptContent`.
+             */
+            newPrompt?: boolean;
             /** @description The text of the output items JSONL file of one eval run. */
             outputItems?: string | null;
-            /** @description The prompt the graders, dataset and runs belong to (it must exist). */
-            promptId: string;
+            /**
+             * @description With `newPrompt`, the first version's template [default: a line `name: {{name}}` per
+             *     property of the eval's `item_schema`, to replace by an import once the real prompt is
+             *     at hand].
+             */
+            promptContent?: string | null;
+            /**
+             * @description The prompt the graders, dataset and runs belong to: an existing one, or with `newPrompt`
+             *     the id of the prompt to create [default with `newPrompt`: from the eval's name].
+             */
+            promptId?: string;
         };
         /** @description What a migration wrote. */
         Migrated: {
@@ -2960,6 +3064,32 @@ export interface components {
             nextCursor?: string | null;
         };
         /**
+         * @description The sampling parameters of a task-model call, set per evaluation (part of the key: another
+         *     temperature is another answer). Absent ones are not sent: the model's defaults apply.
+         */
+        Sampling: {
+            /**
+             * Format: int32
+             * @description The most tokens the answer may use, 1 to 1,000,000 (`maxTokens` is read as well).
+             */
+            maxCompletionTokens?: number | null;
+            /**
+             * Format: int64
+             * @description A seed for reproducible sampling.
+             */
+            seed?: number | null;
+            /**
+             * Format: double
+             * @description Sampling temperature, 0 to 2.
+             */
+            temperature?: number | null;
+            /**
+             * Format: double
+             * @description Nucleus sampling: above 0, at most 1.
+             */
+            topP?: number | null;
+        };
+        /**
          * @description Which recorded runs a snapshot copies: the filter of `GET /api/runs`, within the dataset's
          *     prompt.
          */
@@ -3424,6 +3554,44 @@ export interface operations {
             };
         };
     };
+    listEvaluations: {
+        parameters: {
+            query?: {
+                /** @description Only this prompt's evaluations. */
+                promptId?: string;
+                /** @description Only evaluations in this status. */
+                status?: components["schemas"]["JobStatus"];
+                /** @description Evaluations per page, 1 to 500 [default: 50]. */
+                limit?: number;
+                /** @description The `nextCursor` of the page before. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of evaluations, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvaluationsPage"];
+                };
+            };
+            /** @description A parameter does not parse or is out of range (invalid_query), or a foreign cursor (invalid_cursor) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     startEvaluation: {
         parameters: {
             query?: never;
@@ -3835,6 +4003,8 @@ export interface operations {
             query?: {
                 /** @description Only this prompt's grading runs. */
                 promptId?: string;
+                /** @description Only grading runs (`grading`) or only evaluations (`evaluation`) [default: both]. */
+                kind?: "grading" | "evaluation";
                 /** @description How many, 1 to 500 [default: 50]. */
                 limit?: number;
             };
@@ -3853,7 +4023,7 @@ export interface operations {
                     "application/json": components["schemas"]["GradingJob"][];
                 };
             };
-            /** @description Limit out of range or unknown parameter */
+            /** @description Limit out of range, unknown kind or unknown parameter */
             400: {
                 headers: {
                     [name: string]: unknown;
