@@ -705,18 +705,12 @@ fn summary_of_dataset(made: &Value) -> String {
 /// The improved planner prompt: v1 with the rule the wrong_files critiques call for, added to
 /// the first step of "How to plan".
 pub fn improve(v1: &str) -> anyhow::Result<String> {
-    let marker = "\n2. Choose the smallest change";
-    let Some(at) = v1.find(marker) else {
+    if !v1.contains(model::SECOND_STEP) {
         bail!(
             "the planner's version 1 is not the seeded prompt; the demo needs a fresh data directory"
         );
-    };
-    Ok(format!(
-        "{}\n   {}{}",
-        &v1[..at],
-        model::CAREFUL_INSTRUCTION,
-        &v1[at..]
-    ))
+    }
+    Ok(model::with_careful_rule(v1))
 }
 
 #[cfg(test)]
