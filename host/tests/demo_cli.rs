@@ -43,8 +43,20 @@ async fn the_demo_runs_the_whole_loop_and_leaves_its_data() {
     assert_eq!(last.to_version, 2);
     assert_eq!(last.actor, format!("ab-test:{}", test.id));
 
-    // v2 is the improved prompt, imported (not created) with the careful rule.
+    // v2 is the optimizer's: the stored optimization completed and created it, with the
+    // careful rule the critiques point to, its source `optimizer`, parent v1.
+    let runs = store
+        .list_optimizations(Some("planner"), 10)
+        .await
+        .expect("optimizations");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run = &runs[0];
+    assert_eq!(run.status.as_str(), "completed", "{run:?}");
+    assert_eq!(run.created_version, Some(2), "{run:?}");
+    assert!(run.report.is_some(), "{run:?}");
     let v2 = store.get_version("planner", 2).await.expect("v2");
+    assert_eq!(v2.source.as_str(), "optimizer", "{v2:?}");
+    assert_eq!(v2.parent_version, Some(1), "{v2:?}");
     assert!(
         v2.content
             .contains(flywheel::demo::model::CAREFUL_INSTRUCTION),

@@ -6,8 +6,9 @@
 //! as AutoDev and the people using Flywheel would: AutoDev records planner runs and their
 //! outcomes; the automatic graders and rules annotate; a reviewer works the annotation queue
 //! (open coding, then axial coding into failure modes); a grading job applies every grader; a
-//! dataset is snapshotted and exported; an improved prompt is imported and evaluated against the
-//! active one; an A/B test with `autoDeploy` gets simulated traffic until it decides, and deploys
+//! dataset is snapshotted and exported; the optimizer proposes an improved prompt from the
+//! annotated failures (the demo model, as reflection model, proposes the rule the critiques point
+//! to) and creates it as version 2, which is evaluated against the active one; an A/B test with `autoDeploy` gets simulated traffic until it decides, and deploys
 //! the new version when it says `ship_b`. Each step prints what happened and the web page that
 //! shows it; the data stays in the directory, to be browsed with `flywheel serve --data-dir`.
 //! Steps are the numbered functions of [`Demo`], in the order [`run`] calls them.
@@ -39,6 +40,8 @@ const REVIEWED: usize = 60;
 const AB_ROUND: usize = 300;
 /// Rounds of A/B traffic at most.
 const AB_ROUNDS: usize = 4;
+/// Task-model calls the optimizer may make.
+const OPTIMIZER_BUDGET: i64 = 400;
 /// The dataset the demo snapshots.
 pub const DATASET: &str = "planner-demo";
 /// Where the pages are once `flywheel serve --data-dir DIR` runs with its default address.
@@ -131,6 +134,7 @@ fn check_fresh(settings: &Settings) -> anyhow::Result<()> {
 #[derive(Default)]
 struct Made {
     grading_run: String,
+    optimization: String,
     evaluation: String,
     ab_test: String,
 }
@@ -144,6 +148,10 @@ impl Made {
             ("Failure modes", "/prompts/planner/failure-modes".to_owned()),
             ("Runs", "/runs?prompt=planner".to_owned()),
             ("Grading run", format!("/grading-runs/{}", self.grading_run)),
+            (
+                "Optimization",
+                format!("/optimizations/{}", self.optimization),
+            ),
             ("Evaluation", format!("/evaluations/{}", self.evaluation)),
             ("A/B test", format!("/ab-tests/{}", self.ab_test)),
         ]
@@ -177,7 +185,7 @@ impl Demo {
         made.grading_run = self.step4_grading_job().await?;
         self.step5_dataset().await?;
         self.step6_export().await?;
-        self.step7_import().await?;
+        made.optimization = self.step7_optimize().await?;
         made.evaluation = self.step8_evaluate().await?;
         made.ab_test = self.step9_ab_test().await?;
         Ok(made)
@@ -466,40 +474,76 @@ impl Demo {
         Ok(())
     }
 
-    async fn step7_import(&self) -> anyhow::Result<()> {
+    async fn step7_optimize(&self) -> anyhow::Result<String> {
         self.header(
             7,
-            "Import an improved prompt (as an optimizer or a person would write it): version 2, inactive",
+            "Optimize: the optimizer proposes revised prompts from the annotated failures and keeps one only if it wins on validation rows",
         );
-        let v1 = self
-            .get(&["api", "prompts", "planner", "versions", "1"], &[])
-            .await?;
-        let content = v1["content"]
-            .as_str()
-            .context("version 1 without content")?;
-        let improved = improve(content)?;
-        let imported: Value = self
+        let started: Value = self
             .admin
             .call(
                 Method::POST,
-                &["api", "prompts", "planner", "import"],
-                Some(json!({
-                    "content": improved,
-                    "notes": "demo: plan only the files the task names (from the wrong_files failure mode)"
-                })),
+                &["api", "prompts", "planner", "optimize"],
+                Some(json!({ "dataset": DATASET, "budget": OPTIMIZER_BUDGET })),
             )
             .await?;
+        let id = started["id"]
+            .as_str()
+            .context("optimization without id")?
+            .to_owned();
+        println!("      optimization {id} queued (POST /api/prompts/planner/optimize)");
+        let done = self
+            .wait_for(&["api", "optimizations", &id], "optimization", |o| {
+                !matches!(o["status"].as_str(), Some("queued" | "running"))
+            })
+            .await?;
+        let report = &done["report"];
         println!(
-            "      version {} imported (POST /api/prompts/planner/import); the diff against v1:",
-            imported["version"]["version"]
+            "      {}: {} ({} rounds)",
+            done["status"].as_str().unwrap_or_default(),
+            report["stopDetail"].as_str().unwrap_or_default(),
+            report["rounds"]
         );
-        for line in imported["diff"].as_str().unwrap_or_default().lines() {
-            if line.starts_with("+ ") || line.starts_with("- ") {
-                println!("        {line}");
+        println!(
+            "      {}",
+            report["outcome"]["reason"].as_str().unwrap_or_default()
+        );
+        if let Some(validation) = report["validation"].as_object() {
+            println!(
+                "      validation ({} rows): score {:.3} → {:.3}",
+                validation["rows"],
+                validation["scoreBefore"].as_f64().unwrap_or(0.0),
+                validation["scoreAfter"].as_f64().unwrap_or(0.0)
+            );
+        }
+        let spent = &report["spent"];
+        println!(
+            "      spent {} task-model calls ({} validating) and {} reflection calls of a budget of {OPTIMIZER_BUDGET}",
+            spent["taskCalls"], spent["validationCalls"], spent["reflectionCalls"]
+        );
+        self.look(&format!("/optimizations/{id}"));
+        if done["createdVersion"].as_i64() != Some(2) {
+            bail!(
+                "the optimizer created no version 2 (status {}): {}; the demo stops before the evaluation",
+                done["status"],
+                report["outcome"]["reason"]
+            );
+        }
+        let v2 = self
+            .get(&["api", "prompts", "planner", "versions", "2"], &[])
+            .await?;
+        println!("      version 2 created, inactive; what it adds to v1:");
+        let v1 = self
+            .get(&["api", "prompts", "planner", "versions", "1"], &[])
+            .await?;
+        let before: Vec<&str> = v1["content"].as_str().unwrap_or_default().lines().collect();
+        for line in v2["content"].as_str().unwrap_or_default().lines() {
+            if !before.contains(&line) {
+                println!("        + {}", line.trim());
             }
         }
         self.look("/prompts/planner");
-        Ok(())
+        Ok(id)
     }
 
     async fn step8_evaluate(&self) -> anyhow::Result<String> {
@@ -702,35 +746,19 @@ fn summary_of_dataset(made: &Value) -> String {
     )
 }
 
-/// The improved planner prompt: v1 with the rule the wrong_files critiques call for, added to
-/// the first step of "How to plan".
-pub fn improve(v1: &str) -> anyhow::Result<String> {
-    let marker = "\n2. Choose the smallest change";
-    let Some(at) = v1.find(marker) else {
-        bail!(
-            "the planner's version 1 is not the seeded prompt; the demo needs a fresh data directory"
-        );
-    };
-    Ok(format!(
-        "{}\n   {}{}",
-        &v1[..at],
-        model::CAREFUL_INSTRUCTION,
-        &v1[at..]
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_improved_prompt_adds_the_careful_rule_to_the_seeded_planner_and_keeps_its_variables() {
+    fn the_reflection_s_rule_goes_into_the_seeded_planner_s_first_step_and_keeps_its_variables() {
         let seeds = crate::prompts::seeds::default_seeds();
         let planner = seeds
             .iter()
             .find(|s| s.prompt.id == "planner")
             .expect("the planner is seeded");
-        let improved = improve(&planner.content).expect("the seed has the step");
+        assert!(planner.content.contains(model::SECOND_STEP));
+        let improved = model::with_careful_rule(&planner.content);
         assert!(improved.contains(model::CAREFUL_INSTRUCTION));
         assert_eq!(
             improved.len(),
@@ -743,6 +771,9 @@ mod tests {
                 .to_vec()
         };
         assert_eq!(variables(&improved), variables(&planner.content));
-        assert!(improve("a prompt of someone else").is_err());
+        assert!(
+            model::with_careful_rule("a prompt of someone else")
+                .starts_with(model::CAREFUL_INSTRUCTION)
+        );
     }
 }

@@ -8,6 +8,12 @@
 //!   [`CAREFUL_INSTRUCTION`] (the improved prompt's new rule), it wanders far less often.
 //! - **the judge** of the seeded `plan_completeness` model grader (a request with a structured
 //!   output schema): 5 when the plan names exactly the task's files, else 2.
+//! - **the reflection model** of `flywheel optimize` (a request that shows the current template
+//!   between `Current template:` fences, as [`crate::optimizer::reflection::request`] writes
+//!   it): when the failing examples' critiques or failure modes point at plans that add shared
+//!   files ([`DISTRACTORS`], `wrong_files`), it proposes the template with
+//!   [`CAREFUL_INSTRUCTION`]; otherwise it proposes a rewording that changes nothing the
+//!   planner's model cares about, as a reflection model guessing without evidence would.
 //!
 //! Why not `tests/fake-model`: that is a scriptable test server (queued answers, errors, stalls,
 //! recorded requests) in a test-only crate the binary must not depend on; the demo needs none of
@@ -78,6 +84,8 @@ async fn chat(Json(body): Json<Value>) -> Json<Value> {
     let user = user.map(text).unwrap_or_default();
     let answer = if judging {
         judge(&user)
+    } else if let Some(current) = reflection_template(&user) {
+        reflect(current, &user)
     } else {
         plan(&user).to_string()
     };
@@ -137,6 +145,50 @@ pub fn plan(prompt: &str) -> Value {
         "risks": []
     })
 }
+
+/// The opening of a reflection request's template (see
+/// [`crate::optimizer::reflection::request`]) and what follows its closing fence.
+const REFLECTION_OPEN: &str = "Current template:\n```\n";
+const REFLECTION_CLOSE: &str = "\n```\n\nTemplate variables it must keep";
+
+/// The current template of a reflection request; `None` for any other request.
+fn reflection_template(user: &str) -> Option<&str> {
+    let rest = user.strip_prefix(REFLECTION_OPEN)?;
+    rest.find(REFLECTION_CLOSE).map(|end| &rest[..end])
+}
+
+/// The reflection model's answer: the revised template in one ``` block.
+fn reflect(current: &str, request: &str) -> String {
+    let examples = request.split_once("Failing examples:").map_or("", |s| s.1);
+    let points_to_shared_files = examples.contains("Failure mode: wrong_files")
+        || examples
+            .lines()
+            .filter(|l| l.starts_with("Critique: "))
+            .any(|l| DISTRACTORS.iter().any(|f| l.contains(f)));
+    let revised = if points_to_shared_files && !current.contains(CAREFUL_INSTRUCTION) {
+        with_careful_rule(current)
+    } else {
+        // No evidence for the rule: a guess that leaves the planner's behaviour as it was.
+        format!("{current}\nRead the task twice before you plan.")
+    };
+    format!("The failures share one cause; the revised template:\n```\n{revised}\n```")
+}
+
+/// `template` with [`CAREFUL_INSTRUCTION`] added: to the first step of the seeded planner's
+/// "How to plan" when it has it, else as the template's first line.
+pub fn with_careful_rule(template: &str) -> String {
+    match template.find(SECOND_STEP) {
+        Some(at) => format!(
+            "{}\n   {CAREFUL_INSTRUCTION}{}",
+            &template[..at],
+            &template[at..]
+        ),
+        None => format!("{CAREFUL_INSTRUCTION}\n\n{template}"),
+    }
+}
+
+/// Where the seeded planner's "How to plan" begins its second step.
+pub const SECOND_STEP: &str = "\n2. Choose the smallest change";
 
 /// The judge's answer for `plan_completeness`: `{"steps", "result"}`.
 fn judge(user: &str) -> String {
@@ -245,5 +297,30 @@ mod tests {
         assert_eq!(score(judge(&user(&["a/b.rs", "t/b.rs"]))), 5);
         assert_eq!(score(judge(&user(&["a/b.rs", "t/b.rs", "src/lib.rs"]))), 2);
         assert_eq!(score(judge("not a plan")), 2);
+    }
+
+    #[test]
+    fn the_reflection_proposes_the_careful_rule_only_when_the_failures_point_to_it() {
+        let request = |examples: &str| {
+            format!(
+                "{REFLECTION_OPEN}Plan {{{{task}}}}.{SECOND_STEP} of it.{REFLECTION_CLOSE}: {{{{task}}}}\n\nFailing examples:\n{examples}"
+            )
+        };
+        let proposed = |user: &str| {
+            let current = reflection_template(user).expect("a reflection request");
+            crate::optimizer::reflection::parse_answer(&reflect(current, user)).expect("a block")
+        };
+        let pointed = request("### Example 1\nCritique: Also plans src/lib.rs for nothing.\n");
+        assert_eq!(
+            proposed(&pointed),
+            format!("Plan {{{{task}}}}.\n   {CAREFUL_INSTRUCTION}{SECOND_STEP} of it.")
+        );
+        let coded = request("### Example 1\nFailure mode: wrong_files\n");
+        assert!(proposed(&coded).contains(CAREFUL_INSTRUCTION));
+        let elsewhere = request("### Example 1\nCritique: Too long.\nFailure mode: verbose\n");
+        assert!(!proposed(&elsewhere).contains(CAREFUL_INSTRUCTION));
+        assert!(proposed(&elsewhere).starts_with("Plan {{task}}."));
+        // A task prompt is not a reflection request.
+        assert_eq!(reflection_template("## Task\nTitle: x"), None);
     }
 }

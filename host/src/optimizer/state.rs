@@ -35,8 +35,9 @@ pub struct GraderScore {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RowScore {
-    /// The row's score: the mean of its graders' scores, a grader that could not grade counting
-    /// 0, and 0 when the model gave no answer.
+    /// The row's score, 0 to 1: the mean of its graders' scores, each put on 0–1 by its range
+    /// (a `score_model` grader's `[1, 5]`, say), a grader that could not grade counting 0, and
+    /// 0 when the model gave no answer.
     pub score: f64,
     /// Whether it passed: no grader failed it or could not grade it, and one decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,11 +53,13 @@ pub struct RowScore {
 }
 
 impl RowScore {
-    /// The row's score from the engine's answer and verdicts.
+    /// The row's score from the engine's answer and verdicts; `scales` holds the range of each
+    /// grader whose scores are not on 0–1.
     pub fn from_verdicts(
         output: Option<String>,
         error: Option<String>,
         verdicts: &[GraderVerdict],
+        scales: &BTreeMap<String, (f64, f64)>,
     ) -> RowScore {
         let graders: BTreeMap<String, GraderScore> = verdicts
             .iter()
@@ -76,13 +79,15 @@ impl RowScore {
             0.0
         } else {
             graders
-                .values()
-                .map(|g| {
-                    if g.error.is_some() {
-                        0.0
-                    } else {
-                        g.score.unwrap_or(0.0)
-                    }
+                .iter()
+                .map(|(name, g)| match (&g.error, g.score) {
+                    (Some(_), _) | (None, None) => 0.0,
+                    // A target of 1 and the interval of a gain mean the same on every grader
+                    // only when each grader's scores are on 0–1.
+                    (None, Some(score)) => match scales.get(name) {
+                        Some((low, high)) => ((score - low) / (high - low)).clamp(0.0, 1.0),
+                        None => score,
+                    },
                 })
                 .sum::<f64>()
                 / graders.len() as f64
@@ -239,4 +244,42 @@ pub struct LoopState {
     /// The validation, once done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation: Option<ValidationScores>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(grader: &str, score: f64, passed: bool) -> GraderVerdict {
+        GraderVerdict {
+            grader: grader.to_owned(),
+            grader_id: None,
+            score: Some(score),
+            passed: Some(passed),
+            label: None,
+            reasoning: None,
+            error: None,
+            error_message: None,
+            prompt_tokens: None,
+            completion_tokens: None,
+            duration_us: None,
+        }
+    }
+
+    #[test]
+    fn a_row_score_puts_each_grader_on_zero_to_one_by_its_range() {
+        // files_match 0.5 on 0–1, a 1–5 judge's 2: (0.5 + 0.25) / 2, not (0.5 + 2) / 2.
+        let verdicts = [verdict("files", 0.5, false), verdict("judge", 2.0, false)];
+        let scales = BTreeMap::from([("judge".to_owned(), (1.0, 5.0))]);
+        let row = RowScore::from_verdicts(Some("a".into()), None, &verdicts, &scales);
+        assert!((row.score - 0.375).abs() < 1e-9, "{}", row.score);
+        // The per-grader figures stay as the grader gave them.
+        assert_eq!(row.graders["judge"].score, Some(2.0));
+        let top = [verdict("judge", 5.0, true)];
+        let row = RowScore::from_verdicts(Some("a".into()), None, &top, &scales);
+        assert_eq!(row.score, 1.0);
+        // Without a range the score is taken as it is.
+        let row = RowScore::from_verdicts(Some("a".into()), None, &verdicts, &BTreeMap::new());
+        assert!((row.score - 1.25).abs() < 1e-9);
+    }
 }

@@ -87,12 +87,28 @@ pub struct OptimizerWorker {
     options: OptimizerOptions,
 }
 
+/// The graders of a run and their score ranges, or why they cannot run.
+type ResolvedGraders = Result<(Vec<NamedGrader>, BTreeMap<String, (f64, f64)>), String>;
+
+/// The score range of a definition whose scores are not on 0–1: a `score_model` grader's
+/// `range` (such as `[1, 5]`). `None` for the rest, whose scores are taken as 0–1.
+fn score_scale(definition: &serde_json::Value) -> Option<(f64, f64)> {
+    if definition["type"] != "score_model" {
+        return None;
+    }
+    let range = definition["range"].as_array()?;
+    let (low, high) = (range.first()?.as_f64()?, range.get(1)?.as_f64()?);
+    (high > low && (low, high) != (0.0, 1.0)).then_some((low, high))
+}
+
 /// What a running loop shares.
 struct Run<'a> {
     optimization: &'a Optimization,
     spec: OptimizationSpec,
     client: LlmClient,
     graders: Vec<NamedGrader>,
+    /// Each grader's score range, to put its scores on 0–1 in a row's score.
+    scales: BTreeMap<String, (f64, f64)>,
     variables: Vec<String>,
     taxonomy: Vec<FailureMode>,
     front: Vec<DatasetRow>,
@@ -238,8 +254,8 @@ impl OptimizerWorker {
         let Some(client) = self.registry.runtime().llm_client().cloned() else {
             return Ok(Err("no model endpoint is configured".into()));
         };
-        let graders = match self.resolve_graders(optimization).await? {
-            Ok(graders) => graders,
+        let (graders, scales) = match self.resolve_graders(optimization).await? {
+            Ok(resolved) => resolved,
             Err(why) => return Ok(Err(why)),
         };
         let start = match self
@@ -292,6 +308,7 @@ impl OptimizerWorker {
             spec,
             client,
             graders,
+            scales,
             variables,
             taxonomy,
             front,
@@ -303,11 +320,12 @@ impl OptimizerWorker {
     async fn resolve_graders(
         &self,
         optimization: &Optimization,
-    ) -> Result<Result<Vec<NamedGrader>, String>, StoreError> {
+    ) -> Result<ResolvedGraders, StoreError> {
         if !crate::grading::stored::builtins_loaded(&self.registry) {
             crate::grading::jobs::wait_for_builtins(&self.registry).await;
         }
         let mut graders = Vec::with_capacity(optimization.graders.len());
+        let mut scales = BTreeMap::new();
         for name in &optimization.graders {
             let stored = match self.store.get_grader(&optimization.prompt_id, name).await {
                 Ok(stored) => stored,
@@ -320,8 +338,11 @@ impl OptimizerWorker {
                 Ok(grader) => graders.push(grader),
                 Err(why) => return Ok(Err(why)),
             }
+            if let Some(scale) = score_scale(&stored.definition) {
+                scales.insert(name.clone(), scale);
+            }
         }
-        Ok(Ok(graders))
+        Ok(Ok((graders, scales)))
     }
 
     /// Scores candidate `id` on `rows` and records the cost; the scores by row and whether a
@@ -374,7 +395,7 @@ impl OptimizerWorker {
             }
             by_row.insert(
                 row.row,
-                RowScore::from_verdicts(row.output, row.error, &row.verdicts),
+                RowScore::from_verdicts(row.output, row.error, &row.verdicts, &run.scales),
             );
         }
         Ok((by_row, scores.budget_hit))
@@ -864,5 +885,26 @@ impl OptimizerWorker {
                 tracing::warn!(optimization = %optimization.id, %error, "the A/B test of the winner was not started")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod scale_tests {
+    use super::score_scale;
+    use serde_json::json;
+
+    #[test]
+    fn only_score_model_ranges_other_than_zero_to_one_are_scales() {
+        let judge = json!({"type": "score_model", "range": [1, 5]});
+        assert_eq!(score_scale(&judge), Some((1.0, 5.0)));
+        assert_eq!(
+            score_scale(&json!({"type": "score_model", "range": [0, 1]})),
+            None
+        );
+        assert_eq!(score_scale(&json!({"type": "score_model"})), None);
+        assert_eq!(
+            score_scale(&json!({"type": "string_check", "range": [1, 5]})),
+            None
+        );
     }
 }
