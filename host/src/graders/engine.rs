@@ -303,16 +303,20 @@ impl GraderRuntime {
         let Some(permit) = self.permit().await else {
             return Outcome::refused("the grader runtime is shutting down");
         };
-        let (mut store, log) = self.new_store(RowLlm::new(self.llm.as_ref(), run, endpoint));
+        let (store, log) = self.new_store(RowLlm::new(self.llm.as_ref(), run, endpoint));
         let (pre, timeout) = (pre.clone(), self.limits.timeout);
         let (config, sample, item) = (config.to_owned(), sample.to_owned(), item.to_owned());
+        let mut held = Held {
+            store,
+            _permit: permit,
+        };
         let ran = guest_threads::run(async move {
-            let _permit = permit;
+            let store = &mut held.store;
             let call = async {
-                let grader = pre.instantiate_async(&mut store).await?;
+                let grader = pre.instantiate_async(&mut *store).await?;
                 grader
                     .flywheel_grader_grading()
-                    .call_grade(&mut store, &config, &sample, &item)
+                    .call_grade(&mut *store, &config, &sample, &item)
                     .await
             };
             let result = tokio::time::timeout(timeout, call).await;
@@ -381,13 +385,17 @@ impl GraderRuntime {
             let (mut store, _log) = self.new_store(llm);
             store.set_hostcall_fuel(batch_hostcall_fuel(&self.limits, sent.len()));
             let (pre, timeout, config) = (pre.clone(), self.limits.timeout, config.to_owned());
+            let mut held = Held {
+                store,
+                _permit: permit,
+            };
             guest_threads::run(async move {
-                let _permit = permit;
+                let store = &mut held.store;
                 let call = async {
-                    let grader = pre.instantiate_async(&mut store).await?;
+                    let grader = pre.instantiate_async(&mut *store).await?;
                     grader
                         .flywheel_grader_grading()
-                        .call_grade_batch(&mut store, &config, &sent)
+                        .call_grade_batch(&mut *store, &config, &sent)
                         .await
                 };
                 tokio::time::timeout(timeout, call).await
@@ -450,15 +458,19 @@ impl GraderRuntime {
         let Some(permit) = self.permit().await else {
             return Err(Outcome::refused("the grader runtime is shutting down"));
         };
-        let (mut store, log) = self.new_store(RowLlm::new(None, &LlmRun::unlimited(), None));
+        let (store, log) = self.new_store(RowLlm::new(None, &LlmRun::unlimited(), None));
         let (pre, timeout, config) = (pre.clone(), self.limits.timeout, config.to_owned());
+        let mut held = Held {
+            store,
+            _permit: permit,
+        };
         let ran = guest_threads::run(async move {
-            let _permit = permit;
+            let store = &mut held.store;
             let call = async {
-                let grader = pre.instantiate_async(&mut store).await?;
+                let grader = pre.instantiate_async(&mut *store).await?;
                 grader
                     .flywheel_grader_grading()
-                    .call_validate_config(&mut store, &config)
+                    .call_validate_config(&mut *store, &config)
                     .await
             };
             tokio::time::timeout(timeout, call).await
@@ -487,13 +499,20 @@ impl GraderRuntime {
         let Some(permit) = self.permit().await else {
             return Err(Outcome::refused("the grader runtime is shutting down"));
         };
-        let (mut store, log) = self.new_store(RowLlm::new(None, &LlmRun::unlimited(), None));
+        let (store, log) = self.new_store(RowLlm::new(None, &LlmRun::unlimited(), None));
         let (pre, timeout) = (pre.clone(), self.limits.timeout);
+        let mut held = Held {
+            store,
+            _permit: permit,
+        };
         let ran = guest_threads::run(async move {
-            let _permit = permit;
+            let store = &mut held.store;
             let call = async {
-                let grader: ModelGrader = pre.instantiate_async(&mut store).await?;
-                grader.flywheel_grader_grading().call_info(&mut store).await
+                let grader: ModelGrader = pre.instantiate_async(&mut *store).await?;
+                grader
+                    .flywheel_grader_grading()
+                    .call_info(&mut *store)
+                    .await
             };
             tokio::time::timeout(timeout, call).await
         })
@@ -520,6 +539,17 @@ impl GraderRuntime {
             }),
         }
     }
+}
+
+/// A call's store and the concurrency permit it was made under, moved together onto the guest
+/// threads. Fields drop in declaration order, so the store, and with it the instance's slot in
+/// the pooling allocator (sized to the permits), is freed before the permit: a call that takes
+/// the permit always finds a free slot. (A permit held as a local of the guest task was released
+/// when the task's body returned, before the task dropped the captured store: a call that got
+/// the permit in between failed with "maximum concurrent limit … reached".)
+struct Held {
+    store: Store<HostState>,
+    _permit: OwnedSemaphorePermit,
 }
 
 /// The outcome of a call whose guest task ended without an answer (it panicked, or the guest
