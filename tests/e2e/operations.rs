@@ -93,3 +93,67 @@ async fn healthz_fails_with_503_when_the_postgres_database_is_gone() {
     );
     assert_eq!(health.error_code(), Some("unavailable"));
 }
+
+/// `/readyz` answers 503 `starting` while a built-in grader is still loading (here one whose
+/// `info()` spins until the 2 s limit) and 200 `ready` once every built-in has loaded or failed;
+/// `/healthz` is 200 all along (the database answers).
+#[tokio::test]
+async fn readyz_is_503_until_the_builtin_graders_are_loaded() {
+    use crate::graders_support::{bytes, components, runtime};
+    use flywheel::graders::{Registry, RegistryOptions};
+
+    let db = TestDb::new(Backend::Sqlite).await;
+    let app = TestApp::start(&db).await;
+    let mut state = app.server.state.clone();
+    let graders_dir = tempfile::tempdir().expect("graders dir");
+    let cache = tempfile::tempdir().expect("cache dir");
+    state.graders = Registry::spawn(
+        runtime(),
+        RegistryOptions {
+            graders_dir: Some(graders_dir.path().into()),
+            cache_dir: Some(cache.path().into()),
+            builtins: vec![("slow".to_owned(), bytes(components::SLOW_INFO))],
+            watch: false,
+        },
+    );
+    let router = flywheel::api::router(state).expect("router");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let http = reqwest::Client::new();
+    let get = |path: &'static str| {
+        let (http, url) = (http.clone(), format!("{base}{path}"));
+        async move {
+            let answer = http.get(url).send().await.expect("request");
+            let status = answer.status();
+            let body: serde_json::Value = answer.json().await.expect("json body");
+            (status, body)
+        }
+    };
+
+    let (status, body) = get("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], "starting", "{body}");
+    assert_eq!(body["database"], true, "{body}");
+    assert_eq!(body["builtinsLoaded"], false, "{body}");
+    assert_eq!(get("/healthz").await.0, StatusCode::OK);
+
+    // The slow built-in gives up after its 2 s limit; bounded wait, generous for a loaded CI.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let ready = loop {
+        let (status, body) = get("/readyz").await;
+        if status == StatusCode::OK {
+            break body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still not ready after 60 s: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["builtinsLoaded"], true, "{ready}");
+    server.abort();
+}

@@ -154,6 +154,7 @@ pub const ROUTES: &[RouteSpec] = &[
     optimization(route(Method::POST, "/api/prompts/{id}/export/openai-eval", ANNOTATOR, |m| on(m, export::openai_eval))),
     optimization(route(Method::POST, "/api/migrate/openai-eval", ADMIN, |m| extract::with_body_limit(on(m, migrate::openai_eval), crate::datasets::MAX_DATASET_BODY_BYTES))),
     route(Method::GET, "/healthz", PUBLIC, |m| on(m, health::healthz)),
+    route(Method::GET, "/readyz", PUBLIC, |m| on(m, health::readyz)),
     route(Method::GET, "/metrics", PUBLIC, |m| on(m, metrics::metrics)),
     route(Method::GET, "/openapi.json", PUBLIC, |m| on(m, openapi::openapi)),
 ];

@@ -69,6 +69,7 @@ use super::{
         export::openai_eval,
         migrate::openai_eval,
         health::healthz,
+        health::readyz,
         metrics::metrics,
         openapi,
     ),
