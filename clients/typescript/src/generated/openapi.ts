@@ -903,6 +903,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/readyz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** 200 when the database answers and the built-in graders are loaded, 503 until then. */
+        get: operations["readyz"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2760,6 +2777,18 @@ export interface components {
          * @enum {string}
          */
         Rating: "good" | "bad";
+        /**
+         * @description The readiness answer, the same body for 200 and 503 so a waiting script can say what it
+         *     waits for.
+         */
+        Readiness: {
+            /** @description Whether every built-in grader component has been loaded (or has failed to). */
+            builtinsLoaded: boolean;
+            /** @description Whether a query reached the database. */
+            database: boolean;
+            /** @description `ready` (200) or `starting` (503). */
+            status: string;
+        };
         /** @description Everything a results page shows, and the decision. */
         Readout: {
             /** @description Arm A. */
@@ -5738,6 +5767,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": Record<string, unknown>;
+                };
+            };
+        };
+    };
+    readyz: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ready: the database answers, the built-ins are loaded */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            /** @description Still starting, or the database does not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
                 };
             };
         };
