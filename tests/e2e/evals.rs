@@ -407,6 +407,7 @@ async fn a_restart_resumes_without_asking_again_for_committed_answers(backend: B
     drop(first);
 
     let second = app_with_model(&db, &fake, 2, lease).await;
+    second.wait_ready().await;
     let done = eval_when(&second, &id, is_final).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["processed"], 120);
@@ -421,7 +422,8 @@ async fn a_restart_resumes_without_asking_again_for_committed_answers(backend: B
     );
 
     // Committed positions (rows 0..32 of each version) were asked for exactly once; only the
-    // chunk in flight when the instance died may have been asked twice.
+    // chunk being committed when the instance died, the chunk read ahead of it and the two
+    // calls in flight (concurrency 2) may have been asked twice.
     let mut asked: HashMap<String, usize> = HashMap::new();
     for request in fake.requests() {
         if let Some(text) = request.json.as_ref().and_then(last_user_message) {
@@ -439,7 +441,10 @@ async fn a_restart_resumes_without_asking_again_for_committed_answers(backend: B
         }
     }
     let again = asked.values().filter(|n| **n > 1).count();
-    assert!(again <= CHUNK as usize, "{again} positions asked twice");
+    assert!(
+        again <= 2 * CHUNK as usize + 2,
+        "{again} positions asked twice"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -338,6 +338,7 @@ async fn a_restart_resumes_from_the_last_round(backend: Backend) {
     drop(first);
 
     let second = app_with_model(&db, &fake, 2, lease).await;
+    second.wait_ready().await;
     let done = when(&second, &id, is_final).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["report"]["stopReason"], "no_improvement");

@@ -6,18 +6,22 @@
 //! host's client (its endpoint, retries, concurrency limit; the job's token and call budgets),
 //! then grade the answers with the job's graders. The chunk is committed in one transaction
 //! (outputs, verdicts, new cache entries, counters), so a restart resumes at the first position
-//! not committed and asks the model nothing for the committed ones.
+//! not committed and asks the model nothing for the committed ones. The calls do not wait for
+//! the commits: while a chunk is graded and committed, the next chunk's calls are in flight (a
+//! chunk is read ahead at most, and asked again after a restart since it was not committed).
 //!
 //! When a budget runs out, positions from the first one refused are left out of the chunk (the
 //! answers got for later ones are still cached) and the job ends `budget_exhausted` with what
 //! was committed. A cancel is seen between chunks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Instant;
 
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -38,6 +42,8 @@ const DATASET_PAGE: u32 = 1000;
 
 /// What every position of one evaluation shares.
 struct Context {
+    /// The evaluation (nil when scoring an optimizer's candidate).
+    job_id: Uuid,
     prompt_id: String,
     spec: EvaluationSpec,
     templates: Vec<Template>,
@@ -94,9 +100,17 @@ pub(crate) async fn evaluate(
     };
     let store = worker.store();
     let runtime = worker.registry().runtime().clone();
-    let chunk_rows = i64::try_from(worker.options().eval_chunk_rows.max(1)).unwrap_or(64);
+    let chunk_rows = worker.options().eval_chunk_rows.max(1);
     let total = context.spec.total();
     let mut from = job.processed;
+    // Answers arrive in position order from one stream that keeps the client's calls in flight
+    // across chunk boundaries; while a chunk is graded and committed, the stream is still
+    // polled and up to `READ_AHEAD_CHUNKS` chunks of answers wait here. Everything lives in this
+    // future: when the worker is aborted or returns, the calls in flight are dropped with it.
+    let mut answers = answer_stream(store.as_ref(), &context, from, chunk_rows);
+    let mut ahead: VecDeque<(Prepared, Answered)> = VecDeque::new();
+    let read_ahead = chunk_rows.saturating_mul(READ_AHEAD_CHUNKS);
+    let mut drained = false;
     loop {
         if lost.load(Ordering::Relaxed) {
             return Ok(JobStatus::Running);
@@ -107,82 +121,209 @@ pub(crate) async fn evaluate(
         if from >= total {
             return worker.finish(job.id, JobStatus::Completed, None).await;
         }
-        let end = (from + chunk_rows).min(total);
-        let prepared: Vec<Prepared> = (from..end).map(|p| prepare(&context, p)).collect();
-        let answered = answer_all(store.as_ref(), &context, &prepared).await?;
-
-        // Everything up to the first position a budget refused; later answers are only cached.
-        let kept = answered
-            .iter()
-            .position(|a| matches!(a, Answered::Failed { kind, .. } if kind == "budget_exhausted"))
-            .unwrap_or(answered.len());
-        let budget_hit = kept < answered.len();
-        let mut new_answers = Vec::new();
-        let (mut model_calls, mut cached) = (0, 0);
-        let mut task_tokens = 0;
-        for (index, answer) in answered.iter().enumerate() {
-            match answer {
-                Answered::Fresh { answer, .. } => {
-                    model_calls += 1;
-                    new_answers.push(answer.clone());
-                    if index < kept {
-                        task_tokens += answer.prompt_tokens + answer.completion_tokens;
-                    }
-                }
-                Answered::Cached(_) if index < kept => cached += 1,
-                Answered::Failed { called: true, .. } => model_calls += 1,
-                _ => {}
+        while ahead.len() < chunk_rows && !drained {
+            match answers.next().await {
+                Some(answered) => ahead.push_back(answered?),
+                None => drained = true,
             }
         }
-        let outputs: Vec<EvaluationOutput> = prepared
-            .iter()
-            .zip(&answered)
-            .take(kept)
-            .map(|(position, answer)| output(&context, position, answer))
-            .collect();
-        let gradable: Vec<GradableRun> = outputs
-            .iter()
-            .filter(|output| output.output.is_some())
-            .map(|output| gradable(&context.prompt_id, job.id, output))
-            .collect();
-        let (graded, mut totals) = if gradable.is_empty() {
-            (Vec::new(), totals_of(&[]))
-        } else {
-            grade_runs(&graders, &runtime, &context.llm_run, &gradable).await
-        };
-        for output in &outputs {
-            if let Some(kind) = &output.error {
-                totals.errored += 1;
-                *totals.errors.entry(kind.clone()).or_default() += 1;
-            }
+        let chunk: Vec<(Prepared, Answered)> = ahead.drain(..chunk_rows.min(ahead.len())).collect();
+        if chunk.is_empty() {
+            return worker.finish(job.id, JobStatus::Completed, None).await;
         }
-        totals.tokens += task_tokens;
-        let committed = store
-            .record_evaluation_chunk(
-                job.id,
-                &worker.options().instance,
-                EvaluationChunk {
-                    from,
-                    outputs: &outputs,
-                    graded: &graded,
-                    totals: &totals,
-                    new_answers: &new_answers,
-                    model_calls,
-                    cached_answers: cached,
+        let commit = commit_chunk(worker, &context, &graders, &runtime, from, chunk);
+        tokio::pin!(commit);
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                outcome = &mut commit => break outcome?,
+                next = answers.next(), if ahead.len() < read_ahead && !drained => match next {
+                    Some(answered) => ahead.push_back(answered?),
+                    None => drained = true,
                 },
-            )
-            .await?;
-        if !committed {
+            }
+        };
+        match outcome {
             // Taken over, or cancelled and finished meanwhile: the chunk is not ours to keep.
-            return Ok(JobStatus::Running);
-        }
-        from += i64::try_from(outputs.len()).unwrap_or(i64::MAX);
-        if budget_hit || totals.errors.contains_key("budget_exhausted") {
-            return worker
-                .finish(job.id, JobStatus::BudgetExhausted, None)
-                .await;
+            ChunkOutcome::NotOurs => return Ok(JobStatus::Running),
+            ChunkOutcome::BudgetHit => {
+                return worker
+                    .finish(job.id, JobStatus::BudgetExhausted, None)
+                    .await;
+            }
+            ChunkOutcome::Committed(count) => from += count,
         }
     }
+}
+
+/// Chunks of answers read ahead of the one being committed. One is enough to keep the calls
+/// in flight while a chunk is graded and committed; each is asked again after a restart, since
+/// answers are kept (cached) only with their chunk.
+const READ_AHEAD_CHUNKS: usize = 1;
+
+/// What committing a chunk came to.
+enum ChunkOutcome {
+    /// This many positions were committed.
+    Committed(i64),
+    /// A budget refused a position: what came before it was committed, the job ends.
+    BudgetHit,
+    /// The job is no longer this worker's (taken over, or cancelled and finished).
+    NotOurs,
+}
+
+/// Grades a chunk of answered positions and commits it in one transaction, up to the first
+/// position a budget refused (the later answers of the chunk are only cached).
+async fn commit_chunk(
+    worker: &JobWorker,
+    context: &Context,
+    graders: &[NamedGrader],
+    runtime: &GraderRuntime,
+    from: i64,
+    chunk: Vec<(Prepared, Answered)>,
+) -> Result<ChunkOutcome, StoreError> {
+    let job_id = context.job_id;
+    let kept = chunk
+        .iter()
+        .position(|(_, a)| matches!(a, Answered::Failed { kind, .. } if kind == "budget_exhausted"))
+        .unwrap_or(chunk.len());
+    let budget_hit = kept < chunk.len();
+    let mut new_answers = Vec::new();
+    let (mut model_calls, mut cached) = (0, 0);
+    let mut task_tokens = 0;
+    for (index, (_, answer)) in chunk.iter().enumerate() {
+        match answer {
+            Answered::Fresh { answer, .. } => {
+                model_calls += 1;
+                new_answers.push(answer.clone());
+                if index < kept {
+                    task_tokens += answer.prompt_tokens + answer.completion_tokens;
+                }
+            }
+            Answered::Cached(_) if index < kept => cached += 1,
+            Answered::Failed { called: true, .. } => model_calls += 1,
+            _ => {}
+        }
+    }
+    let outputs: Vec<EvaluationOutput> = chunk
+        .iter()
+        .take(kept)
+        .map(|(position, answer)| output(context, position, answer))
+        .collect();
+    let gradable: Vec<GradableRun> = outputs
+        .iter()
+        .filter(|output| output.output.is_some())
+        .map(|output| gradable(&context.prompt_id, job_id, output))
+        .collect();
+    let (graded, mut totals) = if gradable.is_empty() {
+        (Vec::new(), totals_of(&[]))
+    } else {
+        grade_runs(graders, runtime, &context.llm_run, &gradable).await
+    };
+    for output in &outputs {
+        if let Some(kind) = &output.error {
+            totals.errored += 1;
+            *totals.errors.entry(kind.clone()).or_default() += 1;
+        }
+    }
+    totals.tokens += task_tokens;
+    let committed = worker
+        .store()
+        .record_evaluation_chunk(
+            job_id,
+            &worker.options().instance,
+            EvaluationChunk {
+                from,
+                outputs: &outputs,
+                graded: &graded,
+                totals: &totals,
+                new_answers: &new_answers,
+                model_calls,
+                cached_answers: cached,
+            },
+        )
+        .await?;
+    Ok(if !committed {
+        ChunkOutcome::NotOurs
+    } else if budget_hit || totals.errors.contains_key("budget_exhausted") {
+        ChunkOutcome::BudgetHit
+    } else {
+        ChunkOutcome::Committed(i64::try_from(outputs.len()).unwrap_or(i64::MAX))
+    })
+}
+
+/// Every position from `from` to the end with its answer, in position order: a chunk's cached
+/// answers are read in one query when the stream reaches it, and as many calls are in flight
+/// as the client's concurrency limit lets through, across chunk boundaries.
+fn answer_stream<'a>(
+    store: &'a dyn Store,
+    context: &Arc<Context>,
+    from: i64,
+    chunk_rows: usize,
+) -> BoxStream<'a, Result<(Prepared, Answered), StoreError>> {
+    let total = context.spec.total();
+    let step = i64::try_from(chunk_rows).unwrap_or(64);
+    let concurrency = context.client.settings().max_concurrency.max(1);
+    let context = context.clone();
+    let starts = futures::stream::iter((from..total).step_by(chunk_rows));
+    starts
+        .then(move |start| {
+            let context = context.clone();
+            async move {
+                let end = (start + step).min(total);
+                let prepared: Vec<Prepared> = (start..end).map(|p| prepare(&context, p)).collect();
+                let futures: Vec<BoxFuture<'a, Result<(Prepared, Answered), StoreError>>> =
+                    match cached_for(store, &prepared).await {
+                        Ok(mut cached) => prepared
+                            .into_iter()
+                            .map(|p| {
+                                let hit = cached.remove(&p.key);
+                                answer_one(context.clone(), p, hit).map(Ok).boxed()
+                            })
+                            .collect(),
+                        Err(error) => vec![futures::future::ready(Err(error)).boxed()],
+                    };
+                futures::stream::iter(futures)
+            }
+        })
+        .flatten()
+        .buffered(concurrency)
+        .boxed()
+}
+
+/// The cached answers of the positions that can be sent, by key.
+async fn cached_for(
+    store: &dyn Store,
+    prepared: &[Prepared],
+) -> Result<HashMap<String, CachedAnswer>, StoreError> {
+    let keys: Vec<String> = prepared
+        .iter()
+        .filter(|p| p.messages.is_ok())
+        .map(|p| p.key.clone())
+        .collect();
+    Ok(store
+        .cached_answers(&keys)
+        .await?
+        .into_iter()
+        .map(|answer| (answer.key.clone(), answer))
+        .collect())
+}
+
+/// A position's answer: its rendering error, its cached answer, or the model's.
+async fn answer_one(
+    context: Arc<Context>,
+    prepared: Prepared,
+    hit: Option<CachedAnswer>,
+) -> (Prepared, Answered) {
+    let answered = match (&prepared.messages, hit) {
+        (Err(message), _) => Answered::Failed {
+            kind: "missing_variable".into(),
+            message: message.clone(),
+            called: false,
+        },
+        (Ok(_), Some(answer)) => Answered::Cached(answer),
+        (Ok(messages), None) => ask(&context, messages.clone(), &prepared.key).await,
+    };
+    (prepared, answered)
 }
 
 /// Everything the positions share, or why the evaluation cannot run (it then fails).
@@ -234,6 +375,7 @@ async fn context(
         .call_budget
         .map_or(i64::MAX, |b| b.saturating_sub(evaluation.model_calls));
     Ok(Ok(Context {
+        job_id: job.id,
         prompt_id: job.prompt_id.clone(),
         templates,
         rows,
@@ -326,6 +468,7 @@ pub(crate) async fn score_candidate(
     };
     let count = rows.len();
     let context = Arc::new(Context {
+        job_id: Uuid::nil(),
         prompt_id: engine.prompt_id.to_owned(),
         spec: EvaluationSpec {
             versions: vec![0],
@@ -350,9 +493,9 @@ pub(crate) async fn score_candidate(
     let prepared: Vec<Prepared> = (0..context.spec.total())
         .map(|p| prepare(&context, p))
         .collect();
-    let answered = answer_all(store, &context, &prepared).await?;
+    let answered = answer_all(store, &context, prepared).await?;
     let mut scores = CandidateScores::default();
-    for answer in &answered {
+    for (_, answer) in &answered {
         match answer {
             Answered::Fresh { answer, .. } => {
                 scores.model_calls += 1;
@@ -366,9 +509,8 @@ pub(crate) async fn score_candidate(
             }
         }
     }
-    let outputs: Vec<EvaluationOutput> = prepared
+    let outputs: Vec<EvaluationOutput> = answered
         .iter()
-        .zip(&answered)
         .map(|(position, answer)| output(&context, position, answer))
         .collect();
     let gradable: Vec<GradableRun> = outputs
@@ -491,45 +633,21 @@ fn prepare(context: &Context, position: i64) -> Prepared {
 async fn answer_all(
     store: &dyn Store,
     context: &Arc<Context>,
-    prepared: &[Prepared],
-) -> Result<Vec<Answered>, StoreError> {
-    let keys: Vec<String> = prepared
-        .iter()
-        .filter(|p| p.messages.is_ok())
-        .map(|p| p.key.clone())
-        .collect();
-    let mut cached: HashMap<String, CachedAnswer> = store
-        .cached_answers(&keys)
-        .await?
-        .into_iter()
-        .map(|answer| (answer.key.clone(), answer))
-        .collect();
+    prepared: Vec<Prepared>,
+) -> Result<Vec<(Prepared, Answered)>, StoreError> {
+    let mut cached = cached_for(store, &prepared).await?;
     let concurrency = context.client.settings().max_concurrency.max(1);
-    // Each future owns what it uses (the context by `Arc`), so the stream is `Send` for any
-    // lifetime, as a spawned worker needs.
     let futures: Vec<_> = prepared
-        .iter()
+        .into_iter()
         .map(|p| {
             let hit = cached.remove(&p.key);
-            let (messages, key, context) = (p.messages.clone(), p.key.clone(), context.clone());
-            async move {
-                match (messages, hit) {
-                    (Err(message), _) => Answered::Failed {
-                        kind: "missing_variable".into(),
-                        message,
-                        called: false,
-                    },
-                    (Ok(_), Some(answer)) => Answered::Cached(answer),
-                    (Ok(messages), None) => ask(&context, messages, &key).await,
-                }
-            }
+            answer_one(context.clone(), p, hit)
         })
         .collect();
-    let answers = futures::stream::iter(futures)
+    Ok(futures::stream::iter(futures)
         .buffered(concurrency)
-        .collect::<Vec<_>>()
-        .await;
-    Ok(answers)
+        .collect()
+        .await)
 }
 
 /// One task-model call, within the job's budgets.
