@@ -45,6 +45,8 @@
 //! ([`Export::redacted_values`]), for the caller to report once the body is done. A promptfoo
 //! config's prompt template and test values are redacted the same way.
 
+#[cfg(test)]
+mod golden;
 pub mod openai_eval;
 pub mod promptfoo;
 
