@@ -15,7 +15,9 @@
 //! - otherwise: the prompt's recorded production runs matching `version` (the prompt version),
 //!   `from`, `to` and `rating`, newest first; a run becomes a row as a dataset snapshot makes it
 //!   ([`crate::datasets::snapshot_row`]): `item` holds the input variables and the outcome, plus
-//!   the annotation unless `includeAnnotations` is `false`.
+//!   the annotation unless `includeAnnotations` is `false`. The runs are read with
+//!   [`crate::store::RunStore::export_runs`], which reads only the columns such a row holds
+//!   (and the grader results only for CSV).
 //!
 //! # `minRows`
 //!
@@ -45,6 +47,8 @@
 //! ([`Export::redacted_values`]), for the caller to report once the body is done. A promptfoo
 //! config's prompt template and test values are redacted the same way.
 
+#[cfg(test)]
+mod golden;
 pub mod openai_eval;
 pub mod promptfoo;
 
@@ -62,7 +66,9 @@ use uuid::Uuid;
 
 use crate::datasets::snapshot_row_from;
 use crate::redact::Redactor;
-use crate::store::{Missing, Rating, RowQuery, RunFilter, RunOrigin, Store, StoreError};
+use crate::store::{
+    ExportFields, Missing, Rating, RowQuery, RunFilter, RunOrigin, Store, StoreError,
+};
 
 /// Rows read per store call: large enough that paging costs little, small enough that a page
 /// in memory stays a few megabytes.
@@ -613,12 +619,13 @@ fn csv_record(row: &Row, variables: &[String], graders: &[String]) -> Vec<String
     cells
 }
 
-/// The next page of rows, `None` after the last.
+/// The next page of rows, `None` after the last. `for_csv`: the rows are written as CSV, which
+/// needs each row's variables and grader results apart.
 async fn read_page(
     store: &Arc<dyn Store>,
     source: &Source,
     include_annotations: bool,
-    want_variables: bool,
+    for_csv: bool,
     cursor: &mut Cursor,
 ) -> Result<Option<Vec<Row>>, StoreError> {
     if cursor.done {
@@ -630,7 +637,13 @@ async fn read_page(
                 before: cursor.before,
                 ..filter.clone()
             };
-            let runs = store.list_runs(&filter, PAGE_ROWS).await?;
+            // Only what the rows are made of: the annotation when asked, the grader results
+            // for CSV (its grader columns).
+            let fields = ExportFields {
+                annotations: include_annotations,
+                grader_results: for_csv,
+            };
+            let runs = store.export_runs(&filter, fields, PAGE_ROWS).await?;
             cursor.done = runs.len() < PAGE_ROWS as usize;
             cursor.before = runs.last().map(|r| r.id);
             runs.into_iter()
@@ -645,28 +658,22 @@ async fn read_page(
                             ]
                         },
                     );
-                    if !include_annotations {
-                        run.annotation = None;
-                    }
                     // The input becomes the item; only CSV needs a copy of it as its columns.
-                    let input = std::mem::take(&mut run.input);
-                    let variables = if want_variables {
-                        input.clone()
+                    let variables = if for_csv {
+                        run.input.clone()
                     } else {
                         Map::new()
                     };
-                    let (item, sample) = snapshot_row_from(input, &run);
+                    let run_id = run.id;
+                    let grader_results = run.grader_results.take();
+                    let (item, sample) = snapshot_row_from(run);
                     Row {
-                        run_id: Some(run.id),
+                        run_id: Some(run_id),
                         item,
                         sample,
                         variables,
-                        annotation: if include_annotations {
-                            annotation
-                        } else {
-                            [Value::Null, Value::Null, Value::Null]
-                        },
-                        grader_results: run.grader_results.take(),
+                        annotation,
+                        grader_results,
                     }
                 })
                 .collect()

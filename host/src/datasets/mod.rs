@@ -34,8 +34,8 @@ use uuid::Uuid;
 pub use rows::{ParsedRow, RowError, parse_jsonl, parse_rows, snapshot_row, snapshot_row_from};
 
 use crate::store::{
-    DatasetSource, DatasetVersion, NewDatasetRow, NewDatasetVersion, Rating, RunFilter, RunOrigin,
-    Split, Store, StoreError,
+    DatasetSource, DatasetVersion, ExportFields, NewDatasetRow, NewDatasetVersion, Rating,
+    RunFilter, RunOrigin, Split, Store, StoreError,
 };
 
 /// The share of rows put in the validation split unless a request says otherwise: the
@@ -341,8 +341,15 @@ async fn snapshot(
         // Evaluation outputs never count as production data.
         origin: Some(RunOrigin::Production),
     };
-    // One more than the limit says whether the filter matches too many.
-    let runs = store.list_runs(&runs_filter, MAX_ROWS as u32 + 1).await?;
+    // One more than the limit says whether the filter matches too many. A row keeps the
+    // annotation; grader results are no part of it.
+    let fields = ExportFields {
+        annotations: true,
+        grader_results: false,
+    };
+    let runs = store
+        .export_runs(&runs_filter, fields, MAX_ROWS as u32 + 1)
+        .await?;
     if runs.len() > MAX_ROWS {
         return Err(DatasetError::Invalid(format!(
             "the filter matches more than {MAX_ROWS} runs; narrow it (version, from, to, \
@@ -350,10 +357,11 @@ async fn snapshot(
         )));
     }
     Ok(runs
-        .iter()
+        .into_iter()
         .map(|run| {
-            let (item, sample) = snapshot_row(run);
-            (run.id, item, sample, Some(run.id))
+            let id = run.id;
+            let (item, sample) = snapshot_row_from(run);
+            (id, item, sample, Some(id))
         })
         .collect())
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::store::Run;
+use crate::store::{ExportFields, ExportRun, Run};
 
 /// A refused row: `field` is `jsonl:7` (a line, from 1), `rows[3].item` and the like.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -102,44 +102,43 @@ fn has_nul(value: &Value) -> bool {
 /// (`rating`, `output_feedback`, `failure_mode`) where known — an input variable of the same name
 /// is kept, never overwritten; `sample` is `{"output_text": …}` when the run has an output.
 pub fn snapshot_row(run: &Run) -> ParsedRow {
-    snapshot_row_from(run.input.clone(), run)
+    let fields = ExportFields {
+        annotations: true,
+        grader_results: false,
+    };
+    snapshot_row_from(ExportRun::from_run(run.clone(), fields))
 }
 
-/// [`snapshot_row`] with the input variables already taken out of the run (`input`), so a
-/// caller that owns the run need not copy them.
-pub fn snapshot_row_from(input: Map<String, Value>, run: &Run) -> ParsedRow {
-    let mut item = input;
+/// [`snapshot_row`] of a run as [`crate::store::RunStore::export_runs`] reads it (the
+/// annotation is put in when the run holds one), taken apart rather than copied: exports and
+/// snapshots make rows of many runs.
+pub fn snapshot_row_from(run: ExportRun) -> ParsedRow {
+    let mut item = run.input;
     let mut add = |key: &str, value: Value| {
         if !value.is_null() {
             item.entry(key.to_owned()).or_insert(value);
         }
     };
-    if let Some(outcome) = &run.outcome {
+    if let Some(outcome) = run.outcome {
         add("tests_passed", outcome.tests_passed.into());
         add("pr_merged", outcome.pr_merged.into());
         add(
             "expected_files",
-            outcome
-                .expected_files
-                .as_ref()
-                .map_or(Value::Null, |f| f.clone().into()),
+            outcome.expected_files.map_or(Value::Null, Value::from),
         );
-        add(
-            "failure_signature",
-            outcome.failure_signature.clone().into(),
-        );
+        add("failure_signature", outcome.failure_signature.into());
     }
-    if let Some(annotation) = &run.annotation {
+    if let Some(annotation) = run.annotation {
         add(
             "rating",
             annotation.rating.map_or(Value::Null, |r| r.as_str().into()),
         );
-        add("output_feedback", annotation.output_feedback.clone().into());
-        add("failure_mode", annotation.failure_mode.clone().into());
+        add("output_feedback", annotation.output_feedback.into());
+        add("failure_mode", annotation.failure_mode.into());
     }
-    let sample = run.output.as_ref().map(|output| {
+    let sample = run.output.map(|output| {
         let mut sample = Map::new();
-        sample.insert("output_text".to_owned(), Value::String(output.clone()));
+        sample.insert("output_text".to_owned(), Value::String(output));
         sample
     });
     (item, sample)

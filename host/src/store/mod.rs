@@ -121,8 +121,9 @@ pub use prompts::{
     PromptVersion, PromptWithVersions, SEED_ACTOR, VersionSource,
 };
 pub use runs::{
-    AnnotationSource, NewOutcome, NewRun, Rating, RecordedRun, Run, RunAnnotation, RunFilter,
-    RunOrigin, RunOutcome, RunStore, run_success,
+    AnnotationSource, ExportAnnotation, ExportFields, ExportOutcome, ExportRun, NewOutcome, NewRun,
+    Rating, RecordedRun, Run, RunAnnotation, RunFilter, RunOrigin, RunOutcome, RunStore,
+    run_success,
 };
 pub use sessions::{SessionStore, WebSession};
 pub use sqlite::SqliteStore;

@@ -298,6 +298,85 @@ pub struct RunFilter {
     pub origin: Option<RunOrigin>,
 }
 
+/// What an export read ([`RunStore::export_runs`]) reads besides a run's input, output and
+/// outcome: the parts an export may leave out, so a large export reads no column it drops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportFields {
+    /// The annotation's rating, feedback and failure mode.
+    pub annotations: bool,
+    /// The grader results (CSV writes a column per grader).
+    pub grader_results: bool,
+}
+
+/// The outcome fields a run's export row holds (see [`RunOutcome`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportOutcome {
+    /// Whether the task's tests passed.
+    pub tests_passed: Option<bool>,
+    /// Whether the task's pull request was merged.
+    pub pr_merged: Option<bool>,
+    /// The files the task should have changed.
+    pub expected_files: Option<Vec<String>>,
+    /// The failure's signature.
+    pub failure_signature: Option<String>,
+}
+
+/// The annotation fields a run's export row holds (see [`RunAnnotation`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportAnnotation {
+    /// Good or bad.
+    pub rating: Option<Rating>,
+    /// A critique of the output.
+    pub output_feedback: Option<String>,
+    /// A code of the prompt's failure-mode taxonomy.
+    pub failure_mode: Option<String>,
+}
+
+/// A recorded run as an export or a dataset snapshot reads it: only what their rows hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportRun {
+    /// The run's id (the keyset cursor, and a snapshot row's id).
+    pub id: Uuid,
+    /// The template variables.
+    pub input: serde_json::Map<String, serde_json::Value>,
+    /// The model's answer.
+    pub output: Option<String>,
+    /// The outcome of its task, once reported.
+    pub outcome: Option<ExportOutcome>,
+    /// The current annotation, if any; always `None` unless [`ExportFields::annotations`].
+    pub annotation: Option<ExportAnnotation>,
+    /// Grader results keyed by grader definition name; always `None` unless
+    /// [`ExportFields::grader_results`].
+    pub grader_results: Option<serde_json::Value>,
+}
+
+impl ExportRun {
+    /// The export view of a run as [`RunStore::list_runs`] reads it, with only `fields`: what
+    /// [`RunStore::export_runs`] answers for the same run.
+    pub fn from_run(run: Run, fields: ExportFields) -> Self {
+        ExportRun {
+            id: run.id,
+            input: run.input,
+            output: run.output,
+            outcome: run.outcome.map(|o| ExportOutcome {
+                tests_passed: o.tests_passed,
+                pr_merged: o.pr_merged,
+                expected_files: o.expected_files,
+                failure_signature: o.failure_signature,
+            }),
+            annotation: run
+                .annotation
+                .filter(|_| fields.annotations)
+                .map(|a| ExportAnnotation {
+                    rating: a.rating,
+                    output_feedback: a.output_feedback,
+                    failure_mode: a.failure_mode,
+                }),
+            grader_results: run.grader_results.filter(|_| fields.grader_results),
+        }
+    }
+}
+
 /// Refuses an outcome batch's or run batch's item, naming its position: what the store says
 /// when one item of a batch names something that does not exist.
 pub(crate) fn in_batch(index: usize, error: StoreError) -> StoreError {
@@ -324,4 +403,13 @@ pub trait RunStore: Send + Sync {
     async fn get_run(&self, id: Uuid) -> Result<Run>;
     /// Up to `limit` runs matching `filter`, newest (highest id) first.
     async fn list_runs(&self, filter: &RunFilter, limit: u32) -> Result<Vec<Run>>;
+    /// The runs [`list_runs`](Self::list_runs) answers for the same `filter` and `limit`, in
+    /// the same order, reading only what an export row holds (and of that only `fields`):
+    /// exports and dataset snapshots read many runs, and most of a run's columns they drop.
+    async fn export_runs(
+        &self,
+        filter: &RunFilter,
+        fields: ExportFields,
+        limit: u32,
+    ) -> Result<Vec<ExportRun>>;
 }

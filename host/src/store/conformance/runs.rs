@@ -1,6 +1,7 @@
 //! Conformance of the runs domain: idempotent and all-or-nothing recording, the default version,
 //! outcomes before and after their runs, per-version figures (also under concurrent writers),
-//! keyset pagination under inserts, and the list filters.
+//! keyset pagination under inserts, the list filters, and the export read (`export_runs`)
+//! answering what the list answers.
 
 use std::collections::HashSet;
 
@@ -10,7 +11,8 @@ use serde_json::json;
 use super::{Backend, assert_not_found};
 use crate::store::testing::execute_raw;
 use crate::store::{
-    NewOutcome, NewRun, NewVersion, Rating, RunFilter, StoreError, VersionSource, now,
+    ExportFields, ExportRun, NewOutcome, NewRun, NewVersion, Rating, RunFilter, StoreError,
+    VersionSource, now,
 };
 
 conformance!(
@@ -24,6 +26,7 @@ conformance!(
     keyset_pages_are_stable_under_inserts,
     list_filters_select_runs,
     a_run_reads_back_as_recorded,
+    export_reads_the_runs_and_fields_list_reads,
 );
 
 fn run(prompt: &str, task: &str, attempt: i64) -> NewRun {
@@ -564,4 +567,132 @@ async fn a_run_reads_back_as_recorded(b: &Backend) {
     assert!(stored.outcome.is_none() && stored.annotation.is_none());
     assert!(stored.grader_results.is_none());
     assert_not_found(store.get_run(uuid::Uuid::now_v7()).await, "run ");
+}
+
+/// `export_runs` answers, page by page, the runs `list_runs` answers for the same filter and
+/// cursor, each with the fields it was asked for and nothing else.
+async fn export_reads_the_runs_and_fields_list_reads(b: &Backend) {
+    let store = b.store.as_ref();
+    let mut batch: Vec<NewRun> = (0..7)
+        .map(|i| run("planner", &format!("x{i}"), 1))
+        .collect();
+    batch.push(run("coder", "x-coder", 1));
+    batch[2].input = json!({ "task": "x2", "rating": "an input", "nested": { "n": [1, 2.5] } })
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    store.record_runs(&batch).await.unwrap();
+    store
+        .report_outcomes(&[
+            NewOutcome {
+                task_id: "x1".to_owned(),
+                tests_passed: Some(false),
+                pr_merged: Some(true),
+                expected_files: Some(vec!["a.rs".to_owned()]),
+                failure_signature: Some("E1".to_owned()),
+            },
+            outcome("x3", None),
+            outcome("x-coder", Some(true)),
+        ])
+        .await
+        .unwrap();
+    for sql in [
+        "UPDATE prompt_optimization_data SET rating = 'bad', failure_mode = 'wrong_files', \
+         output_feedback = 'no', annotation_source = 'person', annotated_by = 'alice' \
+         WHERE task_id IN ('x1', 'x4')",
+        "UPDATE prompt_optimization_data SET output_feedback = 'only feedback', \
+         annotation_source = 'rule', annotated_by = 'r' WHERE task_id = 'x2'",
+        "UPDATE prompt_optimization_data SET grader_results = '{\"exact\": {\"score\": 0.5}}', \
+         graders_passed = (1 = 0) WHERE task_id IN ('x1', 'x5')",
+        "UPDATE prompt_optimization_data SET origin = 'evaluation' WHERE task_id = 'x6'",
+    ] {
+        execute_raw(&b.url, sql).await.unwrap();
+    }
+    let planner = RunFilter {
+        prompt_id: Some("planner".to_owned()),
+        ..RunFilter::default()
+    };
+    let filters = [
+        RunFilter::default(),
+        planner.clone(),
+        RunFilter {
+            origin: Some(crate::store::RunOrigin::Production),
+            ..planner.clone()
+        },
+        RunFilter {
+            annotated: Some(true),
+            ..planner.clone()
+        },
+        RunFilter {
+            rating: Some(Rating::Bad),
+            version: Some(1),
+            ..planner.clone()
+        },
+        RunFilter {
+            graders_passed: Some(false),
+            ..RunFilter::default()
+        },
+    ];
+    let all_fields = [false, true].into_iter().flat_map(|annotations| {
+        [false, true].map(|grader_results| ExportFields {
+            annotations,
+            grader_results,
+        })
+    });
+    for fields in all_fields {
+        for filter in &filters {
+            let mut filter = filter.clone();
+            let mut pages = 0;
+            let mut exported = 0;
+            loop {
+                let listed = store.list_runs(&filter, 2).await.unwrap();
+                let read = store.export_runs(&filter, fields, 2).await.unwrap();
+                let expected: Vec<ExportRun> = listed
+                    .into_iter()
+                    .map(|run| ExportRun::from_run(run, fields))
+                    .collect();
+                assert_eq!(read, expected, "{filter:?} {fields:?}, page {pages}");
+                exported += read.len();
+                let Some(last) = read.last() else { break };
+                filter.before = Some(last.id);
+                pages += 1;
+            }
+            assert!(pages > 0 && exported > 0, "{filter:?} selects runs");
+        }
+    }
+    // The fields read are the stored ones, not only equal to the list's.
+    let exported = store
+        .export_runs(
+            &RunFilter {
+                rating: Some(Rating::Bad),
+                graders_passed: Some(false),
+                ..RunFilter::default()
+            },
+            ExportFields {
+                annotations: true,
+                grader_results: true,
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(exported.len(), 1);
+    let x1 = &exported[0];
+    let outcome = x1.outcome.as_ref().expect("x1's outcome");
+    assert_eq!(
+        (outcome.tests_passed, outcome.pr_merged),
+        (Some(false), Some(true))
+    );
+    assert_eq!(
+        outcome.expected_files.as_deref(),
+        Some(&["a.rs".to_owned()][..])
+    );
+    assert_eq!(outcome.failure_signature.as_deref(), Some("E1"));
+    let annotation = x1.annotation.as_ref().expect("x1's annotation");
+    assert_eq!(annotation.rating, Some(Rating::Bad));
+    assert_eq!(annotation.failure_mode.as_deref(), Some("wrong_files"));
+    assert_eq!(annotation.output_feedback.as_deref(), Some("no"));
+    assert_eq!(x1.grader_results, Some(json!({"exact": {"score": 0.5}})));
+    assert_eq!(x1.output.as_deref(), Some("output of x1#1"));
+    assert_eq!(x1.input, batch[1].input);
 }

@@ -1,6 +1,7 @@
 //! The runs domain's SQL, once for both backends: recording runs (`record.rs`), reporting
-//! outcomes (`outcomes.rs`) and reading runs back (here), as [`RunStore`] for every
-//! [`Backend`]; the row structs are in `rows.rs`.
+//! outcomes (`outcomes.rs`) and reading runs back (here; the lean read of exports in
+//! `export.rs`, the filter both share in `filter.rs`), as [`RunStore`] for every [`Backend`];
+//! the row structs are in `rows.rs`.
 //!
 //! # Locks
 //!
@@ -12,6 +13,8 @@
 //! was granted). Prompts are a handful, so locking them all costs little. On SQLite
 //! `begin_write` already holds the whole database.
 
+mod export;
+mod filter;
 mod outcomes;
 mod record;
 mod rows;
@@ -22,10 +25,15 @@ use sqlx::types::Json;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
 use uuid::Uuid;
 
+use self::export::ExportRow;
+use self::filter::{bind_filter, filter_clause};
 use self::rows::{OutcomeRow, RUN_COLUMNS, RunRow};
 use super::ab_totals::{ExposureStateRow, UnitOutcomeRow, UnitRunsRow};
 use super::{Backend, DbId};
-use crate::store::{Missing, NewOutcome, NewRun, RecordedRun, Result, Run, RunFilter, RunStore};
+use crate::store::{
+    ExportFields, ExportRun, Missing, NewOutcome, NewRun, RecordedRun, Result, Run, RunFilter,
+    RunStore,
+};
 
 #[async_trait]
 impl<B> RunStore for B
@@ -51,6 +59,7 @@ where
     for<'r> (DbId, String, String): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (String, f64, i64, i64): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> RunRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> ExportRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> OutcomeRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'q> f64: Encode<'q, B::Db> + Type<B::Db>,
     for<'r> outcomes::RunBeforeOutcome: FromRow<'r, <B::Db as Database>::Row>,
@@ -77,88 +86,25 @@ where
     }
 
     async fn list_runs(&self, filter: &RunFilter, limit: u32) -> Result<Vec<Run>> {
-        // Each condition present adds its placeholder; the binds below follow the same order.
-        let mut conditions = Vec::new();
-        let mut next = 0;
-        let mut placeholder = || {
-            next += 1;
-            format!("${next}")
-        };
-        if filter.prompt_id.is_some() {
-            conditions.push(format!("prompt_id = {}", placeholder()));
-        }
-        if filter.version.is_some() {
-            conditions.push(format!("version = {}", placeholder()));
-        }
-        if filter.rating.is_some() {
-            conditions.push(format!("rating = {}", placeholder()));
-        }
-        if filter.failure_mode.is_some() {
-            conditions.push(format!("failure_mode = {}", placeholder()));
-        }
-        match filter.annotated {
-            Some(true) => conditions.push(ANNOTATED.to_owned()),
-            Some(false) => conditions.push(format!("NOT {ANNOTATED}")),
-            None => {}
-        }
-        if filter.graders_passed.is_some() {
-            conditions.push(format!("graders_passed = {}", placeholder()));
-        }
-        if filter.from.is_some() {
-            conditions.push(format!("created_at >= {}", placeholder()));
-        }
-        if filter.to.is_some() {
-            conditions.push(format!("created_at < {}", placeholder()));
-        }
-        if filter.before.is_some() {
-            conditions.push(format!("id < {}", placeholder()));
-        }
-        if filter.origin.is_some() {
-            conditions.push(format!("origin = {}", placeholder()));
-        }
-        let limit_placeholder = placeholder();
-        let filter_sql = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
+        let (filter_sql, limit_placeholder) = filter_clause(filter);
         let sql = format!(
             "SELECT {RUN_COLUMNS} FROM prompt_optimization_data {filter_sql} \
-             ORDER BY id DESC LIMIT {limit_placeholder}"
+             ORDER BY id DESC LIMIT ${limit_placeholder}"
         );
-        let mut query = sqlx::query_as::<_, RunRow>(&sql);
-        if let Some(prompt_id) = &filter.prompt_id {
-            query = query.bind(prompt_id.as_str());
-        }
-        if let Some(version) = filter.version {
-            query = query.bind(version);
-        }
-        if let Some(rating) = filter.rating {
-            query = query.bind(rating.as_str());
-        }
-        if let Some(failure_mode) = &filter.failure_mode {
-            query = query.bind(failure_mode.as_str());
-        }
-        if let Some(passed) = filter.graders_passed {
-            query = query.bind(passed);
-        }
-        if let Some(from) = filter.from {
-            query = query.bind(from);
-        }
-        if let Some(to) = filter.to {
-            query = query.bind(to);
-        }
-        if let Some(before) = filter.before {
-            query = query.bind(DbId(before));
-        }
-        if let Some(origin) = filter.origin {
-            query = query.bind(origin.as_str());
-        }
+        let query = bind_filter(sqlx::query_as::<_, RunRow>(&sql), filter);
         let rows = query.bind(i64::from(limit)).fetch_all(self.pool()).await?;
         rows.into_iter().map(Run::try_from).collect()
     }
-}
 
-/// A run has a current annotation (the same test as `Run::annotation`).
-const ANNOTATED: &str =
-    "(rating IS NOT NULL OR failure_mode IS NOT NULL OR output_feedback IS NOT NULL)";
+    async fn export_runs(
+        &self,
+        filter: &RunFilter,
+        fields: ExportFields,
+        limit: u32,
+    ) -> Result<Vec<ExportRun>> {
+        let sql = export::export_sql(filter, fields);
+        let query = bind_filter(sqlx::query_as::<_, ExportRow>(&sql), filter);
+        let rows = query.bind(i64::from(limit)).fetch_all(self.pool()).await?;
+        rows.into_iter().map(ExportRun::try_from).collect()
+    }
+}
