@@ -14,7 +14,7 @@
 //!   stored; `from`, `to` and `rating` do not apply and are refused.
 //! - otherwise: the prompt's recorded production runs matching `version` (the prompt version),
 //!   `from`, `to` and `rating`, newest first; a run becomes a row as a dataset snapshot makes it
-//!   ([`crate::datasets::snapshot_row`]): `item` holds the input variables and the outcome, plus
+//!   ([`crate::datasets::snapshot_row_from`]): `item` holds the input variables and the outcome, plus
 //!   the annotation unless `includeAnnotations` is `false`. The runs are read with
 //!   [`crate::store::RunStore::export_runs`], which reads only the columns such a row holds
 //!   (and the grader results only for CSV).

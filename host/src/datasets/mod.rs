@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-pub use rows::{ParsedRow, RowError, parse_jsonl, parse_rows, snapshot_row, snapshot_row_from};
+pub use rows::{ParsedRow, RowError, parse_jsonl, parse_rows, snapshot_row_from};
 
 use crate::store::{
     DatasetSource, DatasetVersion, ExportFields, NewDatasetRow, NewDatasetVersion, Rating,

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::store::{ExportFields, ExportRun, Run};
+use crate::store::ExportRun;
 
 /// A refused row: `field` is `jsonl:7` (a line, from 1), `rows[3].item` and the like.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -97,21 +97,12 @@ fn has_nul(value: &Value) -> bool {
     }
 }
 
-/// The row a recorded run becomes: `item` holds the input variables, then the outcome
-/// (`tests_passed`, `pr_merged`, `expected_files`, `failure_signature`) and the annotation
-/// (`rating`, `output_feedback`, `failure_mode`) where known — an input variable of the same name
-/// is kept, never overwritten; `sample` is `{"output_text": …}` when the run has an output.
-pub fn snapshot_row(run: &Run) -> ParsedRow {
-    let fields = ExportFields {
-        annotations: true,
-        grader_results: false,
-    };
-    snapshot_row_from(ExportRun::from_run(run.clone(), fields))
-}
-
-/// [`snapshot_row`] of a run as [`crate::store::RunStore::export_runs`] reads it (the
-/// annotation is put in when the run holds one), taken apart rather than copied: exports and
-/// snapshots make rows of many runs.
+/// The row a recorded run becomes, from the run as [`crate::store::RunStore::export_runs`]
+/// reads it (taken apart rather than copied: exports and snapshots make rows of many runs):
+/// `item` holds the input variables, then the outcome (`tests_passed`, `pr_merged`,
+/// `expected_files`, `failure_signature`) and the annotation (`rating`, `output_feedback`,
+/// `failure_mode`) where known — an input variable of the same name is kept, never
+/// overwritten; `sample` is `{"output_text": …}` when the run has an output.
 pub fn snapshot_row_from(run: ExportRun) -> ParsedRow {
     let mut item = run.input;
     let mut add = |key: &str, value: Value| {
