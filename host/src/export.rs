@@ -4,8 +4,9 @@
 //! export ([`openai_eval`], [`eval_definition`]).
 //! This module owns the request (`ExportRequest`), the checks made before the first byte is sent
 //! (the prompt, the dataset and its version, the `minRows` floor) and the writer: rows are read a
-//! page at a time with the store's keyset paging and written as they are read, so memory holds
-//! one page whatever the number of rows. Nothing here knows about HTTP; the API maps an
+//! page at a time with the store's keyset paging and written as they are read (the next page is
+//! read while the last one is written), so memory holds three pages at most whatever the number
+//! of rows. Nothing here knows about HTTP; the API maps an
 //! [`ExportError`] to its codes and sends the stream as the body.
 //!
 //! # Where rows come from
@@ -73,6 +74,8 @@ use crate::store::{
 /// Rows read per store call: large enough that paging costs little, small enough that a page
 /// in memory stays a few megabytes.
 pub const PAGE_ROWS: u32 = 2000;
+/// Pages read ahead of the writer at most (each up to [`PAGE_ROWS`] rows).
+const PAGES_AHEAD: usize = 1;
 
 /// Keys of a row's `item` that hold its annotation (as a snapshot writes them).
 const ANNOTATION_KEYS: [&str; 3] = ["rating", "output_feedback", "failure_mode"];
@@ -446,31 +449,50 @@ impl Export {
             write_csv_line(&mut line, fields.iter().map(String::as_str));
             Bytes::from(line)
         });
-        let state = (self, Cursor::default(), header);
+        let pages = self.pages();
+        let state = (self, pages, header);
         let stream =
-            futures::stream::try_unfold(state, |(mut export, mut cursor, header)| async move {
+            futures::stream::try_unfold(state, |(mut export, mut pages, header)| async move {
                 if let Some(header) = header {
-                    return Ok(Some((header, (export, cursor, None))));
+                    return Ok(Some((header, (export, pages, None))));
                 }
-                loop {
-                    let Some(page) = read_page(
-                        &export.store,
-                        &export.source,
-                        export.include_annotations,
-                        export.columns.is_some(),
-                        &mut cursor,
-                    )
-                    .await?
-                    else {
-                        return Ok(None);
-                    };
-                    let chunk = export.write_page(page);
+                while let Some(page) = pages.next().await {
+                    let chunk = export.write_page(page?);
                     if !chunk.is_empty() {
-                        return Ok(Some((Bytes::from(chunk), (export, cursor, None))));
+                        return Ok(Some((Bytes::from(chunk), (export, pages, None))));
                     }
                 }
+                Ok(None)
             });
         stream.boxed()
+    }
+
+    /// The rows, a page at a time, read one page ahead of the writer: a task of its own reads
+    /// (and decodes) page n + 1 while page n is redacted and written, so the database's work and
+    /// the encoding overlap instead of taking turns. At most [`PAGES_AHEAD`] pages wait between
+    /// the two; when the body's reader goes away, the task ends at its next page.
+    fn pages(&self) -> BoxStream<'static, Result<Vec<Row>, StoreError>> {
+        let (sender, receiver) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+        let store = Arc::clone(&self.store);
+        let source = self.source.clone();
+        let include_annotations = self.include_annotations;
+        let for_csv = self.columns.is_some();
+        tokio::spawn(async move {
+            let mut cursor = Cursor::default();
+            loop {
+                let page =
+                    read_page(&store, &source, include_annotations, for_csv, &mut cursor).await;
+                let last = !matches!(page, Ok(Some(_)));
+                let Some(page) = page.transpose() else { break };
+                if sender.send(page).await.is_err() || last {
+                    break;
+                }
+            }
+        });
+        futures::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|page| (page, receiver))
+        })
+        .boxed()
     }
 
     /// The promptfoo config: its head up to `"tests":[`, the tests a page at a time, `]}`.
@@ -486,40 +508,31 @@ impl Export {
         text.pop();
         text.push_str(",\"tests\":[");
         let head = Bytes::from(text);
-        // (export, cursor, head not yet sent, tests written so far, footer sent)
-        let state = (self, Cursor::default(), Some(head), 0u64, false);
+        // (export, pages, head not yet sent, tests written so far, footer sent)
+        let pages = self.pages();
+        let state = (self, pages, Some(head), 0u64, false);
         let stream = futures::stream::try_unfold(
             state,
-            |(mut export, mut cursor, head, mut written, ended)| async move {
+            |(mut export, mut pages, head, mut written, ended)| async move {
                 if let Some(head) = head {
-                    return Ok(Some((head, (export, cursor, None, written, ended))));
+                    return Ok(Some((head, (export, pages, None, written, ended))));
                 }
                 if ended {
                     return Ok(None);
                 }
-                loop {
-                    let Some(page) = read_page(
-                        &export.store,
-                        &export.source,
-                        export.include_annotations,
-                        export.columns.is_some(),
-                        &mut cursor,
-                    )
-                    .await?
-                    else {
-                        return Ok(Some((
-                            Bytes::from_static(b"]}\n"),
-                            (export, cursor, None, written, true),
-                        )));
-                    };
-                    let chunk = export.write_tests(&page, &mut written);
+                while let Some(page) = pages.next().await {
+                    let chunk = export.write_tests(&page?, &mut written);
                     if !chunk.is_empty() {
                         return Ok(Some((
                             Bytes::from(chunk),
-                            (export, cursor, None, written, false),
+                            (export, pages, None, written, false),
                         )));
                     }
                 }
+                Ok(Some((
+                    Bytes::from_static(b"]}\n"),
+                    (export, pages, None, written, true),
+                )))
             },
         );
         stream.boxed()

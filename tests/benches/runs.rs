@@ -504,6 +504,8 @@ async fn bench(backend: Backend) {
     println!("{backend:?}");
     let test_db = TestDb::new(backend).await;
     let app = TestApp::start(&test_db).await;
+    // The built-in graders compile at a first start; not during the measured rounds.
+    app.wait_ready().await;
     let db = Db::open(backend, &test_db.url).await;
     let stored = ingestion(&app, &db, prefill, rounds).await;
     grading_job(&app, &db, stored).await;
