@@ -83,25 +83,6 @@ async fn load(client: &reqwest::Client, url: &str, token: Option<&str>, total: u
     }
 }
 
-/// Waits (bounded, 300 s) until the app answers `/readyz`: a fresh data directory compiles the
-/// built-in graders first (the Python interpreter takes seconds of both cores), which must not
-/// overlap the measured rounds.
-async fn wait_ready(client: &reqwest::Client, addr: std::net::SocketAddr) {
-    let url = format!("http://{addr}/readyz");
-    for _ in 0..3000 {
-        if client
-            .get(&url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("the app is not ready after 300 s");
-}
-
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -143,7 +124,13 @@ async fn bench() {
         .pool_max_idle_per_host(CONNECTIONS)
         .build()
         .expect("client");
-    wait_ready(&client, app.addr).await;
+    // A fresh data directory compiles the built-in graders (the Python interpreter takes
+    // seconds of both cores): not during the measured rounds.
+    assert!(
+        app.wait_for_builtins(std::time::Duration::from_secs(300))
+            .await,
+        "the built-in graders are not loaded after 300 s"
+    );
     // Warm up both: connections, caches, allocator.
     load(&client, &trivial_url, None, 2_000).await;
     load(&client, &resolve_url, Some(AGENT_SECRET), 2_000).await;

@@ -195,6 +195,20 @@ impl Drop for Workers {
 }
 
 impl RunningServer {
+    /// Waits until the built-in graders are loaded (what `GET /readyz` reports besides the
+    /// database), or `limit` has passed; says which. A first start in a fresh data directory
+    /// compiles them for seconds of every core: benchmarks wait here before they measure.
+    pub async fn wait_for_builtins(&self, limit: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.state.graders.builtins_loaded() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        true
+    }
+
     /// Stops accepting, lets requests in flight finish, and waits for the server to end.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         if let Some(tx) = self.shutdown.take() {
