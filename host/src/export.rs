@@ -479,12 +479,14 @@ impl Export {
         let for_csv = self.columns.is_some();
         tokio::spawn(async move {
             let mut cursor = Cursor::default();
-            loop {
-                let page =
-                    read_page(&store, &source, include_annotations, for_csv, &mut cursor).await;
-                let last = !matches!(page, Ok(Some(_)));
-                let Some(page) = page.transpose() else { break };
-                if sender.send(page).await.is_err() || last {
+            // Ends after the last page, after an error (passed on), or when nobody reads.
+            while let Some(page) =
+                read_page(&store, &source, include_annotations, for_csv, &mut cursor)
+                    .await
+                    .transpose()
+            {
+                let failed = page.is_err();
+                if sender.send(page).await.is_err() || failed {
                     break;
                 }
             }
