@@ -259,9 +259,13 @@ async fn scripted_writes_keep_the_aggregates_equal_to_a_recomputation(b: &Backen
         "u2's early outcome: {shown:?}"
     );
 
-    // An exposure after its unit's runs, and evaluation runs, graded and annotated below.
+    // An exposure after its unit's runs (beside one of a unit exposed already, which changes
+    // nothing), and evaluation runs, graded and annotated below.
     store
-        .record_exposures(&[exposure(test.id, "free", Arm::B)])
+        .record_exposures(&[
+            exposure(test.id, "u1", Arm::B),
+            exposure(test.id, "free", Arm::B),
+        ])
         .await
         .unwrap();
     let eval = evaluation_run(b, "u1", 1).await;

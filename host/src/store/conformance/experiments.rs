@@ -268,6 +268,15 @@ async fn exposures_are_recorded_once_per_task(b: &Backend) {
     let totals = store.ab_test_totals(test.id).await.unwrap();
     // The first assignment of t1 (arm a) is the one kept.
     assert_eq!((totals[0].exposures, totals[1].exposures), (1, 1));
+    // A batch of a task already exposed (in the other arm) and a new one: only the new one is
+    // recorded and counted, in its own arm.
+    let mixed = [
+        exposure(test.id, "t2", Arm::A),
+        exposure(test.id, "t4", Arm::A),
+    ];
+    assert_eq!(store.record_exposures(&mixed).await.unwrap(), 1);
+    let totals = store.ab_test_totals(test.id).await.unwrap();
+    assert_eq!((totals[0].exposures, totals[1].exposures), (2, 1));
     match store
         .record_exposures(&[exposure(Uuid::now_v7(), "t3", Arm::A)])
         .await

@@ -102,6 +102,10 @@ impl Backend for PgStore {
     const SKIP_LOCKED: &'static str = "FOR UPDATE SKIP LOCKED";
     const NUMBERED_PARAMETERS: bool = true;
 
+    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
     fn migrator(&self) -> &'static Migrator {
         &MIGRATOR
     }

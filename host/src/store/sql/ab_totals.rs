@@ -46,6 +46,19 @@ pub(crate) struct ExposureStateRow {
 }
 
 impl ExposureStateRow {
+    /// An exposure just inserted: its unit contributes nothing yet (the columns' defaults).
+    pub(crate) fn inserted(id: Uuid, ab_test_id: Uuid, arm: &str, task_id: &str) -> Self {
+        ExposureStateRow {
+            id: DbId(id),
+            ab_test_id: DbId(ab_test_id),
+            arm: arm.to_owned(),
+            task_id: task_id.to_owned(),
+            unit_succeeded: 0,
+            unit_tokens: None,
+            unit_latency: None,
+        }
+    }
+
     /// The exposure's test.
     pub(crate) fn ab_test_id(&self) -> Uuid {
         self.ab_test_id.0
@@ -502,7 +515,7 @@ where
 }
 
 /// `p, p+1, …` for `count` parameters from `first` ([`placeholder`]).
-fn in_list(numbered: bool, first: usize, count: usize) -> String {
+pub(crate) fn in_list(numbered: bool, first: usize, count: usize) -> String {
     (first..first + count)
         .map(|n| placeholder(numbered, n))
         .collect::<Vec<_>>()

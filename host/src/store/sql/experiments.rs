@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use super::ab_totals::{
     ArmTotalsRow, ExposureStateRow, UnitOutcomeRow, UnitRunsRow, create_arms, exposures_added,
-    read_totals, refresh_exposures,
+    in_list, read_totals, refresh_exposures,
 };
 use super::prompts::{active_number, switch_active};
 use super::{Backend, DbId, ensure_prompt, values_list};
@@ -300,30 +300,45 @@ where
         let mut added: Vec<ExposureStateRow> = Vec::with_capacity(unique.len());
         let at = now();
         for chunk in unique.chunks(EXPOSURE_CHUNK_ROWS) {
+            let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
             // `?` on SQLite: `$N` costs O(n²) to bind (see `Backend::NUMBERED_PARAMETERS`).
             let values = values_list(B::NUMBERED_PARAMETERS, 1, chunk.len(), 6);
-            // RETURNING yields a row per exposure inserted, none for a task that had one.
+            // No RETURNING: a returned row per exposure crossed the driver's row channel one by
+            // one, waking the writer and the reader each time, which cost more than the insert
+            // (BENCHMARKS.md, "A/B tests"). The count of rows inserted says whether every
+            // exposure of the chunk was new, as it nearly always is.
             let sql = format!(
                 "INSERT INTO ab_exposures (id, ab_test_id, task_id, arm, version, created_at) \
-                 VALUES {values} ON CONFLICT (ab_test_id, task_id) DO NOTHING \
-                 RETURNING id, ab_test_id, arm, task_id, unit_succeeded, unit_tokens, \
-                 unit_latency"
+                 VALUES {values} ON CONFLICT (ab_test_id, task_id) DO NOTHING"
             );
-            let mut query = sqlx::query_as::<_, ExposureStateRow>(&sql);
-            for exposure in chunk {
+            let mut query = sqlx::query(&sql);
+            for (exposure, id) in chunk.iter().zip(&ids) {
                 query = query
-                    .bind(DbId(Uuid::now_v7()))
+                    .bind(DbId(*id))
                     .bind(DbId(exposure.ab_test_id))
                     .bind(exposure.task_id.as_str())
                     .bind(exposure.arm.as_str())
                     .bind(exposure.version)
                     .bind(at);
             }
-            let inserted = query
-                .fetch_all(&mut *tx)
+            let result = query
+                .execute(&mut *tx)
                 .await
                 .map_err(|e| B::conflict("ab_exposures_ab_test_id_fkey", e))?;
-            added.extend(inserted);
+            if B::rows_affected(&result) == chunk.len() as u64 {
+                added.extend(chunk.iter().zip(&ids).map(|(exposure, id)| {
+                    ExposureStateRow::inserted(
+                        *id,
+                        exposure.ab_test_id,
+                        exposure.arm.as_str(),
+                        &exposure.task_id,
+                    )
+                }));
+            } else {
+                // Some tasks had an exposure already: the rows inserted are those with our ids
+                // (the prompts' locks keep every other writer of these tests out meanwhile).
+                added.extend(exposures_with_ids::<B>(&mut tx, &ids).await?);
+            }
         }
         // Count them in their arms, then what their units already hold (runs may have been
         // recorded before the exposure, which is written in the background).
@@ -353,4 +368,28 @@ where
             None => Err(Missing::ab_test(id).into()),
         }
     }
+}
+
+/// The exposures among `ids`, as they stand.
+async fn exposures_with_ids<B>(
+    tx: &mut sqlx::Transaction<'static, B::Db>,
+    ids: &[Uuid],
+) -> Result<Vec<ExposureStateRow>>
+where
+    B: Backend,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
+    for<'q> DbId: Encode<'q, B::Db> + Type<B::Db>,
+    for<'r> ExposureStateRow: FromRow<'r, <B::Db as Database>::Row>,
+{
+    let sql = format!(
+        "SELECT id, ab_test_id, arm, task_id, unit_succeeded, unit_tokens, unit_latency \
+         FROM ab_exposures WHERE id IN ({})",
+        in_list(B::NUMBERED_PARAMETERS, 1, ids.len())
+    );
+    let mut query = sqlx::query_as::<_, ExposureStateRow>(&sql);
+    for id in ids {
+        query = query.bind(DbId(*id));
+    }
+    Ok(query.fetch_all(&mut **tx).await?)
 }

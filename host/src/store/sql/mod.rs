@@ -69,6 +69,9 @@ pub trait Backend: Send + Sync + 'static {
     /// See [`placeholder`].
     const NUMBERED_PARAMETERS: bool;
 
+    /// The rows a statement inserted, updated or deleted.
+    fn rows_affected(result: &<Self::Db as Database>::QueryResult) -> u64;
+
     /// The backend's migrations (`migrations/sqlite` or `migrations/postgres`).
     fn migrator(&self) -> &'static Migrator;
 

@@ -132,6 +132,10 @@ impl Backend for SqliteStore {
     const SKIP_LOCKED: &'static str = "";
     const NUMBERED_PARAMETERS: bool = false;
 
+    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
     fn migrator(&self) -> &'static Migrator {
         &MIGRATOR
     }
