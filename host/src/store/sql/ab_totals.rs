@@ -24,7 +24,7 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Transaction, Type
 use uuid::Uuid;
 
 use super::figures::{PRODUCTION, SUCCEEDED};
-use super::{Backend, DbId, placeholder, values_list};
+use super::{Backend, DbId, in_list, placeholder, values_list};
 use crate::experiments::Arm;
 use crate::store::{ArmTotals, Result, StoreError};
 
@@ -512,14 +512,6 @@ where
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-/// `p, p+1, …` for `count` parameters from `first` ([`placeholder`]).
-pub(crate) fn in_list(numbered: bool, first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| placeholder(numbered, n))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]

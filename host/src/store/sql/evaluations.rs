@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::grading_jobs::{
     JOB_COLUMNS, JobRow, all_passed, insert_results, job_list_sql, merged_results,
 };
-use super::{Backend, DbId, ensure_prompt, placeholder, values_list};
+use super::{Backend, DbId, ensure_prompt, in_list, values_list};
 use crate::store::evaluations::{
     CachedAnswer, EvaluationChunk, EvaluationJob, EvaluationSpec, EvaluationStore, NewEvaluation,
     StoredOutput, StoredVerdict,
@@ -198,13 +198,10 @@ where
     async fn cached_answers(&self, keys: &[String]) -> Result<Vec<CachedAnswer>> {
         let mut found = Vec::new();
         for chunk in keys.chunks(CACHE_LOOKUP_KEYS) {
-            let list: Vec<String> = (1..=chunk.len())
-                .map(|n| placeholder(B::NUMBERED_PARAMETERS, n))
-                .collect();
             let sql = format!(
                 "SELECT key, model, answer, prompt_tokens, completion_tokens \
                  FROM model_answer_cache WHERE key IN ({})",
-                list.join(", ")
+                in_list(B::NUMBERED_PARAMETERS, 1, chunk.len())
             );
             let mut query = sqlx::query_as::<_, CacheRow>(&sql);
             for key in chunk {

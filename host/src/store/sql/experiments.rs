@@ -27,10 +27,10 @@ use uuid::Uuid;
 
 use super::ab_totals::{
     ArmTotalsRow, ExposureStateRow, UnitOutcomeRow, UnitRunsRow, create_arms, exposures_added,
-    in_list, read_totals, refresh_exposures,
+    read_totals, refresh_exposures,
 };
 use super::prompts::{active_number, switch_active};
-use super::{Backend, DbId, ensure_prompt, values_list};
+use super::{Backend, DbId, ensure_prompt, in_list, values_list};
 use crate::store::experiments::STATUS_RUNNING;
 use crate::store::{
     AbTest, AbTestEnd, ArmTotals, DeployAction, ExperimentStore, Exposure, Missing, NewAbTest,

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::ab_totals::{ExposureStateRow, UnitOutcomeRow, UnitRunsRow, refresh_units};
 use super::figures::{FigureDeltas, PRODUCTION, success_of};
-use super::{Backend, DbId, ensure_prompt, placeholder, values_list};
+use super::{Backend, DbId, ensure_prompt, in_list, placeholder, values_list};
 use crate::store::grading_jobs::{
     ChunkTotals, GradableRun, GradedRun, GradingJob, GradingJobStore, JobKind, JobListFilter,
     JobStatus, NewGradingJob, RunSelection,
@@ -712,14 +712,11 @@ where
     }
     let mut current: HashMap<Uuid, StoredVerdictsRow> = HashMap::with_capacity(graded.len());
     for chunk in graded.chunks(VERDICT_STATEMENT_ROWS) {
-        let list: Vec<String> = (1..=chunk.len())
-            .map(|n| placeholder(B::NUMBERED_PARAMETERS, n))
-            .collect();
         let sql = format!(
             "SELECT id, prompt_id, version, grader_results, graders_passed, tests_passed, \
              rating, origin, COALESCE(root_task_id, task_id) AS unit \
              FROM prompt_optimization_data WHERE id IN ({})",
-            list.join(", ")
+            in_list(B::NUMBERED_PARAMETERS, 1, chunk.len())
         );
         let mut query = sqlx::query_as::<_, StoredVerdictsRow>(&sql);
         for run in chunk {

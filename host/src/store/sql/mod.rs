@@ -92,6 +92,15 @@ pub(crate) fn placeholder(numbered: bool, n: usize) -> String {
     }
 }
 
+/// `p, p+1, …`: `count` parameters numbered from `first`, for an `IN (…)` list (see
+/// [`placeholder`]).
+pub(crate) fn in_list(numbered: bool, first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| placeholder(numbered, n))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `(…), (…)`: `rows` tuples of `columns` parameters, numbered from `first` (see
 /// [`placeholder`]).
 pub(crate) fn values_list(numbered: bool, first: usize, rows: usize, columns: usize) -> String {

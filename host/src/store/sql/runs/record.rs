@@ -18,7 +18,7 @@ use crate::store::runs::in_batch;
 use crate::store::runs::run_success;
 use crate::store::sql::ab_totals::{ExposureStateRow, UnitOutcomeRow, UnitRunsRow, refresh_units};
 use crate::store::sql::figures::{FigureDeltas, PRODUCTION};
-use crate::store::sql::{Backend, DbId, ensure_prompt, placeholder, values_list};
+use crate::store::sql::{Backend, DbId, ensure_prompt, in_list, placeholder, values_list};
 use crate::store::{Missing, NewRun, RecordedRun, Result, StoreError, now};
 
 /// Runs per `INSERT` statement: 21 parameters each keeps a statement well below SQLite's
@@ -313,16 +313,13 @@ where
     let mut added = 0;
     for chunk in tasks.chunks(LOOKUP_CHUNK) {
         // Through the figures index of migration 0006 (prompt, version, origin, task).
-        let list: Vec<String> = (0..chunk.len())
-            .map(|n| placeholder(numbered, n + 3))
-            .collect();
         let sql = format!(
             "SELECT task_id, COUNT(*) FROM prompt_optimization_data \
              WHERE prompt_id = {} AND version = {} AND origin = '{PRODUCTION}' \
              AND task_id IN ({}) GROUP BY task_id",
             placeholder(numbered, 1),
             placeholder(numbered, 2),
-            list.join(", ")
+            in_list(numbered, 3, chunk.len())
         );
         let mut query = sqlx::query_as::<_, (String, i64)>(&sql)
             .bind(prompt_id)
